@@ -1,0 +1,309 @@
+"""Plotly figure builders for the dashboard: arrays in, figures out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+
+NORMAL_COLOR = "#1f77b4"
+# warm, mutually distinct colours so abnormal classes stand apart from the blue normal class
+ABNORMAL_COLORS = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#7f7f7f")
+THRESHOLD_COLOR = "#111111"
+_MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+# curves are drawn with at most this many points: enough for a smooth line, small enough to resend on every slider step
+MAX_CURVE_POINTS = 400
+
+
+@dataclass(frozen=True)
+class HistogramBins:
+    """Error counts per group over shared bin edges, computed once so a threshold step only redraws bars."""
+
+    edges: np.ndarray  # (k + 1,)
+    counts: Mapping[str, np.ndarray]  # group name -> (k,) int64
+    colors: Mapping[str, str]
+
+    @property
+    def centers(self) -> np.ndarray:
+        """Middle of each bin."""
+        return (self.edges[:-1] + self.edges[1:]) / 2
+
+
+def class_colors(labels: Sequence[str], normal_labels: Sequence[str] = ()) -> dict[str, str]:
+    """One stable colour per label: normal labels blue, the others from a warm palette in label order."""
+    colors: dict[str, str] = {}
+    k = 0
+    for label in labels:
+        if label in normal_labels:
+            colors[label] = NORMAL_COLOR
+        else:
+            colors[label] = ABNORMAL_COLORS[k % len(ABNORMAL_COLORS)]
+            k += 1
+    return colors
+
+
+def histogram_bins(
+    errors: np.ndarray,
+    groups: Mapping[str, np.ndarray],
+    colors: Mapping[str, str] | None = None,
+    n_bins: int = 80,
+) -> HistogramBins:
+    """Bin every group's errors over one common range; groups map a name to a boolean mask or index array."""
+    errors = np.asarray(errors, dtype=np.float64)
+    finite = errors[np.isfinite(errors)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if hi <= lo:  # a single distinct value still needs a visible bar
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, n_bins + 1)
+    counts = {name: np.histogram(errors[np.asarray(sel)], bins=edges)[0] for name, sel in groups.items()}
+    palette = dict(colors or {})
+    for i, name in enumerate(groups):
+        palette.setdefault(name, ABNORMAL_COLORS[i % len(ABNORMAL_COLORS)])
+    return HistogramBins(edges=edges, counts=counts, colors=palette)
+
+
+def _threshold_shape(x: float) -> dict:
+    # a layout shape is far cheaper to build than fig.add_vline, which matters on every slider step
+    return {
+        "type": "line",
+        "x0": x,
+        "x1": x,
+        "y0": 0,
+        "y1": 1,
+        "yref": "paper",
+        "line": {"color": THRESHOLD_COLOR, "width": 2, "dash": "dash"},
+    }
+
+
+def _threshold_label(x: float) -> dict:
+    return {
+        "x": x,
+        "y": 1,
+        "yref": "paper",
+        "text": f"threshold {x:.3g}",
+        "showarrow": False,
+        "xanchor": "left",
+        "yanchor": "bottom",
+        "font": {"size": 11},
+    }
+
+
+def error_histogram(bins: HistogramBins, threshold: float | None, *, log_y: bool = False, title: str = "") -> go.Figure:
+    """Overlaid per-group error histograms (pre-binned bars) with the threshold as a dashed line."""
+    width = np.diff(bins.edges)
+    traces = [
+        go.Bar(
+            x=bins.centers,
+            y=counts,
+            width=width,
+            name=name,
+            marker={"color": bins.colors[name], "line": {"width": 0}},
+            opacity=0.6,
+            hovertemplate="error %{x:.3g}<br>%{y} beats<extra>" + name + "</extra>",
+        )
+        for name, counts in bins.counts.items()
+    ]
+    layout = {
+        "title": {"text": title},
+        "barmode": "overlay",
+        "bargap": 0,
+        "xaxis": {"title": {"text": "reconstruction error"}},
+        "yaxis": {"title": {"text": "beats"}, "type": "log" if log_y else "linear"},
+        "legend": {"orientation": "h", "y": -0.2},
+        "margin": _MARGIN,
+        "height": 380,
+    }
+    if threshold is not None:
+        layout["shapes"] = [_threshold_shape(threshold)]
+        layout["annotations"] = [_threshold_label(threshold)]
+    return go.Figure(data=traces, layout=layout)
+
+
+def thin(*arrays: np.ndarray, max_points: int = MAX_CURVE_POINTS) -> tuple[np.ndarray, ...]:
+    """Keep about max_points evenly spaced points (always the first and last) of equally long arrays."""
+    n = len(arrays[0])
+    if n <= max_points:
+        return tuple(np.asarray(a) for a in arrays)
+    idx = np.unique(np.linspace(0, n - 1, max_points).round().astype(np.int64))
+    return tuple(np.asarray(a)[idx] for a in arrays)
+
+
+def recall_curves(
+    thresholds: np.ndarray,
+    curves: Mapping[str, np.ndarray],
+    colors: Mapping[str, str],
+    threshold: float | None,
+    current: Mapping[str, float] | None = None,
+) -> go.Figure:
+    """Recall of each group versus threshold; the current threshold is a dashed line with a marker per group."""
+    traces = []
+    for name, values in curves.items():
+        x, y = thin(np.asarray(thresholds, dtype=np.float64), np.asarray(values, dtype=np.float64))
+        traces.append(
+            go.Scatter(x=x, y=y, name=name, mode="lines", line={"color": colors.get(name), "width": 2},
+                       hovertemplate="threshold %{x:.3g}<br>recall %{y:.1%}<extra>" + name + "</extra>")
+        )
+    if threshold is not None and current:
+        names = list(current)
+        traces.append(
+            go.Scatter(
+                x=np.full(len(names), threshold), y=np.array([current[n] for n in names], dtype=np.float64),
+                mode="markers", marker={"size": 10, "color": [colors.get(n) for n in names],
+                                        "line": {"color": "white", "width": 1}},
+                text=names, showlegend=False, hovertemplate="%{text}: %{y:.1%}<extra></extra>",
+            )
+        )
+    layout = {
+        "title": {"text": "Recall versus threshold"},
+        "xaxis": {"title": {"text": "threshold"}},
+        "yaxis": {"title": {"text": "fraction recognised"}, "range": [-0.02, 1.02], "tickformat": ".0%"},
+        "legend": {"orientation": "h", "y": -0.2},
+        "margin": _MARGIN,
+        "height": 380,
+    }
+    if threshold is not None:
+        layout["shapes"] = [_threshold_shape(threshold)]
+    return go.Figure(data=traces, layout=layout)
+
+
+def _curve_figure(x, y, point, *, title, x_title, y_title, name, diagonal: bool) -> go.Figure:
+    x, y = thin(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+    traces = []
+    if diagonal:
+        traces.append(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"color": "#bbbbbb", "dash": "dot"},
+                                 showlegend=False, hoverinfo="skip"))
+    traces.append(go.Scatter(x=x, y=y, mode="lines", name=name, line={"color": NORMAL_COLOR, "width": 2},
+                             showlegend=False))
+    if point is not None:
+        traces.append(go.Scatter(x=[point[0]], y=[point[1]], mode="markers", name="operating point",
+                                 marker={"size": 12, "color": ABNORMAL_COLORS[0], "line": {"color": "white", "width": 1}},
+                                 showlegend=False, hovertemplate="current threshold<br>(%{x:.3f}, %{y:.3f})<extra></extra>"))
+    layout = {
+        "title": {"text": title},
+        "xaxis": {"title": {"text": x_title}, "range": [-0.02, 1.02]},
+        "yaxis": {"title": {"text": y_title}, "range": [-0.02, 1.02]},
+        "margin": _MARGIN,
+        "height": 340,
+    }
+    return go.Figure(data=traces, layout=layout)
+
+
+def roc_figure(fpr: np.ndarray, tpr: np.ndarray, auc: float | None, point: tuple[float, float] | None) -> go.Figure:
+    """ROC curve with the operating point (false positive rate, true positive rate) of the current threshold."""
+    title = "ROC" if auc is None else f"ROC (AUC {auc:.3f})"
+    return _curve_figure(fpr, tpr, point, title=title, x_title="normal beats flagged (FPR)",
+                         y_title="anomalies caught (TPR)", name="ROC", diagonal=True)
+
+
+def pr_figure(precision: np.ndarray, recall: np.ndarray, ap: float | None,
+              point: tuple[float, float] | None) -> go.Figure:
+    """Precision-recall curve with the operating point (recall, precision) of the current threshold."""
+    title = "Precision-recall" if ap is None else f"Precision-recall (AP {ap:.3f})"
+    return _curve_figure(recall, precision, point, title=title, x_title="recall (anomalies caught)",
+                         y_title="precision", name="PR", diagonal=False)
+
+
+def confusion_figure(confusion: np.ndarray) -> go.Figure:
+    """2x2 confusion matrix [[tn, fp], [fn, tp]] as an annotated heatmap, true class on rows."""
+    cm = np.asarray(confusion, dtype=np.int64)
+    x = ["passed as normal", "flagged"]
+    y = ["normal", "anomaly"]
+    total = max(int(cm.sum()), 1)
+    text = [[f"{cm[i, j]:,}<br>({cm[i, j] / total:.1%})" for j in range(2)] for i in range(2)]
+    trace = go.Heatmap(z=cm, x=x, y=y, text=text, texttemplate="%{text}", colorscale="Blues", showscale=False,
+                       hovertemplate="true %{y}, %{x}: %{z}<extra></extra>")
+    layout = {
+        "title": {"text": "Confusion matrix"},
+        "xaxis": {"title": {"text": "verdict"}, "side": "bottom"},
+        "yaxis": {"title": {"text": "true class"}, "autorange": "reversed"},
+        "margin": _MARGIN,
+        "height": 340,
+    }
+    return go.Figure(data=[trace], layout=layout)
+
+
+def beat_figure(original: np.ndarray, reconstruction: np.ndarray, *, title: str = "",
+                color: str = NORMAL_COLOR) -> go.Figure:
+    """A beat and its reconstruction overlaid, the gap between them shaded."""
+    original = np.asarray(original, dtype=np.float64)
+    reconstruction = np.asarray(reconstruction, dtype=np.float64)
+    t = np.arange(original.size)
+    traces = [
+        go.Scatter(x=t, y=original, name="original", mode="lines", line={"color": color, "width": 2}),
+        # fill to the previous trace shades the difference wherever the two curves part
+        go.Scatter(x=t, y=reconstruction, name="reconstruction", mode="lines",
+                   line={"color": "#2ca02c", "width": 2, "dash": "dash"},
+                   fill="tonexty", fillcolor="rgba(214, 39, 40, 0.25)"),
+    ]
+    layout = {
+        "title": {"text": title},
+        "xaxis": {"title": {"text": "sample"}},
+        "yaxis": {"title": {"text": "amplitude"}},
+        "legend": {"orientation": "h", "y": -0.2},
+        "margin": _MARGIN,
+        "height": 360,
+    }
+    return go.Figure(data=traces, layout=layout)
+
+
+def class_preview(beats: np.ndarray, *, title: str = "", color: str = NORMAL_COLOR, n_examples: int = 5,
+                  seed: int = 0) -> go.Figure:
+    """Mean beat with a +/-1 standard deviation band and a few individual beats of one class."""
+    beats = np.asarray(beats, dtype=np.float64)
+    t = np.arange(beats.shape[1]) if beats.ndim == 2 else np.arange(0)
+    traces = []
+    if beats.shape[0]:
+        mean, std = beats.mean(axis=0), beats.std(axis=0)
+        rng = np.random.default_rng(seed)
+        picks = np.sort(rng.choice(beats.shape[0], size=min(n_examples, beats.shape[0]), replace=False))
+        for k, i in enumerate(picks):
+            traces.append(go.Scatter(x=t, y=beats[i], mode="lines", line={"color": "#999999", "width": 1},
+                                     opacity=0.6, name="examples", legendgroup="examples", showlegend=k == 0,
+                                     hoverinfo="skip"))
+        # the band is the area between mean+std and mean-std: draw the upper edge, then fill the lower one to it
+        traces.append(go.Scatter(x=t, y=mean + std, mode="lines", line={"width": 0}, showlegend=False,
+                                 hoverinfo="skip"))
+        traces.append(go.Scatter(x=t, y=mean - std, mode="lines", line={"width": 0}, fill="tonexty",
+                                 fillcolor=_rgba(color, 0.25), name="±1 std"))
+        traces.append(go.Scatter(x=t, y=mean, mode="lines", line={"color": color, "width": 3}, name="mean"))
+    layout = {
+        "title": {"text": title},
+        "xaxis": {"title": {"text": "sample"}},
+        "yaxis": {"title": {"text": "amplitude"}},
+        "legend": {"orientation": "h", "y": -0.25},
+        "margin": _MARGIN,
+        "height": 300,
+    }
+    return go.Figure(data=traces, layout=layout)
+
+
+def loss_curves(history: Sequence[Mapping[str, float]], best_epoch: int | None = None) -> go.Figure:
+    """Train and validation loss per epoch; the best epoch is marked when known."""
+    epochs = np.array([h["epoch"] for h in history], dtype=np.int64)
+    traces = []
+    for key, name, color in (("train_loss", "train", NORMAL_COLOR), ("val_loss", "validation", ABNORMAL_COLORS[1])):
+        values = np.array([_as_float(h.get(key)) for h in history], dtype=np.float64)
+        traces.append(go.Scatter(x=epochs, y=values, name=name, mode="lines+markers", line={"color": color}))
+    layout = {
+        "title": {"text": "Loss per epoch"},
+        "xaxis": {"title": {"text": "epoch"}, "rangemode": "tozero"},
+        "yaxis": {"title": {"text": "loss"}},
+        "legend": {"orientation": "h", "y": -0.25},
+        "margin": _MARGIN,
+        "height": 320,
+    }
+    if best_epoch is not None:
+        layout["shapes"] = [{**_threshold_shape(best_epoch), "line": {"color": "#2ca02c", "dash": "dot", "width": 1}}]
+    return go.Figure(data=traces, layout=layout)
+
+
+def _as_float(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r}, {g}, {b}, {alpha})"

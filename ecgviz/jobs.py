@@ -1,0 +1,177 @@
+"""Background training: a thread runs the training loop and records progress a UI can poll."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+PENDING, RUNNING, FINISHING, DONE, ERROR, CANCELLED = "pending", "running", "finishing", "done", "error", "cancelled"
+# RunFn receives the per-epoch callback and the stop event and returns the training result
+RunFn = Callable[[Callable[[Any], bool | None], threading.Event], Any]
+
+
+@dataclass(frozen=True)
+class JobState:
+    """A consistent snapshot of a job, safe to read from any thread."""
+
+    status: str
+    epoch: int
+    epochs: int
+    history: tuple[dict, ...]
+    best_epoch: int | None
+    elapsed_s: float
+    eta_s: float | None  # None until one epoch has finished; an upper bound because early stopping may end sooner
+    message: str  # the error message when status is "error"
+
+    @property
+    def finished(self) -> bool:
+        """True once the thread has nothing left to do."""
+        return self.status in (DONE, ERROR, CANCELLED)
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the planned epochs completed, 0..1."""
+        return 1.0 if self.status == DONE else min(self.epoch / self.epochs, 1.0) if self.epochs else 0.0
+
+
+class TrainingJob(Generic[T]):
+    """Runs `run(on_epoch, stop)` in a daemon thread, then `finish(train_result)` unless cancelled.
+
+    The thread only ever writes through the lock and readers only take snapshots, so a page can poll
+    `state()` every second while training goes on, and the job survives page changes.
+    """
+
+    def __init__(self, run: RunFn, epochs: int, *, finish: Callable[[Any], T] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self._run = run
+        self._finish = finish
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._status = PENDING
+        self._epochs = int(epochs)
+        self._epoch = 0
+        self._history: list[dict] = []
+        self._best_epoch: int | None = None
+        self._message = ""
+        self._started = 0.0
+        self._ended: float | None = None
+        self._last_epoch_at = 0.0
+        self._result: T | None = None
+
+    def start(self) -> TrainingJob[T]:
+        """Start the thread (once)."""
+        with self._lock:
+            if self._thread is not None:
+                raise RuntimeError("job already started")
+            self._status = RUNNING
+            self._started = self._last_epoch_at = self._clock()
+            self._thread = threading.Thread(target=self._work, name="ecgviz-training", daemon=True)
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        """Ask the training loop to stop after the current batch; the result is discarded."""
+        self._stop.set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once cancel() was called."""
+        return self._stop.is_set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread; True when it has ended."""
+        if self._thread is None:
+            return False
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def result(self) -> T | None:
+        """What finish() returned (or the training result without finish); None unless done."""
+        with self._lock:
+            return self._result if self._status == DONE else None
+
+    def state(self) -> JobState:
+        """Snapshot of progress; elapsed time and ETA are computed at call time so they move between epochs."""
+        with self._lock:
+            now = self._ended if self._ended is not None else self._clock()
+            elapsed = max(now - self._started, 0.0) if self._status != PENDING else 0.0
+            eta = None
+            if self._status == RUNNING and self._epoch > 0:
+                per_epoch = (self._last_epoch_at - self._started) / self._epoch
+                since_last = now - self._last_epoch_at
+                eta = max(per_epoch * (self._epochs - self._epoch) - since_last, 0.0)
+            elif self._status in (FINISHING, DONE):
+                eta = 0.0
+            return JobState(status=self._status, epoch=self._epoch, epochs=self._epochs,
+                            history=tuple(dict(h) for h in self._history), best_epoch=self._best_epoch,
+                            elapsed_s=elapsed, eta_s=eta, message=self._message)
+
+    def _on_epoch(self, info: Any) -> bool:
+        # info is an ecgviz.train.EpochInfo; read by attribute so tests can pass any look-alike
+        with self._lock:
+            self._epoch = int(info.epoch)
+            self._epochs = int(getattr(info, "epochs", self._epochs))
+            self._best_epoch = getattr(info, "best_epoch", None)
+            self._last_epoch_at = self._clock()
+            self._history.append({"epoch": int(info.epoch), "train_loss": float(info.train_loss),
+                                  "val_loss": _maybe_float(getattr(info, "val_loss", None)),
+                                  "elapsed_s": float(getattr(info, "elapsed_s", 0.0))})
+        return self._stop.is_set()
+
+    def _work(self) -> None:
+        try:
+            trained = self._run(self._on_epoch, self._stop)
+            if self._stop.is_set():
+                self._end(CANCELLED)
+                return
+            with self._lock:
+                self._status = FINISHING
+            result = self._finish(trained) if self._finish is not None else trained
+            with self._lock:
+                self._result = result
+            self._end(DONE)
+        except Exception as exc:  # noqa: BLE001 - the UI shows the message; the thread must never die silently
+            self._end(ERROR, str(exc) or type(exc).__name__)
+
+    def _end(self, status: str, message: str = "") -> None:
+        with self._lock:
+            self._status = status
+            self._message = message
+            self._ended = self._clock()
+
+
+def train_job(X_train, X_val, model_config, train_config, *, finish: Callable[[Any], T] | None = None,
+              train_fn: Callable[..., Any] | None = None) -> TrainingJob[T]:
+    """A not-yet-started job that runs ecgviz.train.train (or train_fn) on the given arrays."""
+    if train_fn is None:
+        # deferred: importing torch is slow and callers that inject train_fn never need it
+        from ecgviz.train import train as train_fn
+
+    def run(on_epoch, stop):
+        return train_fn(X_train, X_val, model_config, train_config, on_epoch=on_epoch, stop=stop)
+
+    return TrainingJob(run, epochs=int(getattr(train_config, "epochs", 0)), finish=finish)
+
+
+def _maybe_float(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def format_seconds(seconds: float | None) -> str:
+    """Human-readable duration: '42 s', '3 min 05 s', '1 h 02 min'; an em dash when unknown."""
+    if seconds is None:
+        return "—"
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
