@@ -1,0 +1,225 @@
+"""View model for the dashboard: what to evaluate, which beat to show, slider ranges; no UI code."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ecgviz import figures, metrics
+
+PICK_MODES = ("most anomalous", "nearest the threshold", "random", "by row")
+ALL_BEATS = "All beats"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything the threshold explorer derives once per (model, data, normal labels); a slider step reads it."""
+
+    errors: np.ndarray  # (n,) every beat
+    eval_idx: np.ndarray  # beats the metrics are computed on (the model's training beats are left out)
+    is_anomaly: np.ndarray | None  # (len(eval_idx),) None when the data has no labels
+    eval_labels: np.ndarray | None
+    reference_errors: np.ndarray  # normal beats the percentile suggestion is taken from
+    normal_labels: tuple[str, ...]
+    abnormal_labels: tuple[str, ...]
+    class_names: Mapping[str, str]
+    colors: Mapping[str, str]  # label -> colour; ALL_BEATS when unlabelled
+    bins: figures.HistogramBins
+    sorted_errors: metrics.SortedErrors | None
+    sweep: metrics.Sweep | None
+    roc: tuple[np.ndarray, np.ndarray] | None  # (fpr, tpr)
+    pr: tuple[np.ndarray, np.ndarray] | None  # (precision, recall)
+    roc_auc: float | None
+    average_precision: float | None
+    suggestions: Mapping[str, float]
+    n_excluded: int  # beats left out because the model trained or early-stopped on them
+
+    @property
+    def labelled(self) -> bool:
+        """True when metrics can be computed (labels present, both classes evaluated)."""
+        return self.sorted_errors is not None
+
+    def name(self, label: str) -> str:
+        """Display name of a label."""
+        return self.class_names.get(label, f"Class {label}")
+
+    def metrics_at(self, threshold: float) -> metrics.Metrics | None:
+        """Metrics at one threshold (O(log n)); None for unlabelled data."""
+        return None if self.sorted_errors is None else self.sorted_errors.at(threshold)
+
+    def n_flagged(self, threshold: float) -> int:
+        """Beats of the whole data set above the threshold."""
+        return int(np.count_nonzero(self.errors > threshold))
+
+    def current_recalls(self, m: metrics.Metrics) -> dict[str, float]:
+        """Per-curve values at the current threshold, keyed like the recall curves."""
+        out = {} if m.normal_recall is None else {"Normal": m.normal_recall}
+        out.update({self.name(k): v for k, v in m.class_recall.items()})
+        return out
+
+    def recall_curves(self) -> dict[str, np.ndarray]:
+        """Normal recall and each abnormal class's recall across the sweep's thresholds."""
+        if self.sweep is None:
+            return {}
+        curves = {"Normal": self.sweep.normal_recall}
+        curves.update({self.name(k): v for k, v in self.sweep.class_recall.items()})
+        return curves
+
+    def curve_colors(self) -> dict[str, str]:
+        """Colours for recall_curves keys."""
+        colors = {"Normal": figures.NORMAL_COLOR}
+        colors.update({self.name(k): self.colors[k] for k in self.abnormal_labels})
+        return colors
+
+
+def evaluation_beats(n_beats: int, labels: np.ndarray | None, normal_labels: Sequence[str], split,
+                     same_data: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(indices to evaluate, indices of reference normals) for a model on a data set.
+
+    When the model was trained on this very data its training and validation beats would flatter it,
+    so they are left out of evaluation and the training beats become the percentile reference.
+    """
+    everything = np.arange(n_beats)
+    if same_data and split is not None and split.n_beats == n_beats:
+        seen = np.union1d(split.train, split.val)
+        return np.setdiff1d(everything, seen), np.asarray(split.train, dtype=np.int64)
+    if labels is None:
+        return everything, everything
+    return everything, np.flatnonzero(np.isin(labels, list(normal_labels)))
+
+
+def evaluate(errors: np.ndarray, labels: np.ndarray | None, class_names: Mapping[str, str],
+             normal_labels: Sequence[str], *, split=None, same_data: bool = False, n_bins: int = 80,
+             percentile: float = 99.0) -> Evaluation:
+    """Build the Evaluation: held-out beats, sorted errors, sweep, curves, suggestions, histogram bins."""
+    errors = np.asarray(errors, dtype=np.float64)
+    idx, ref = evaluation_beats(len(errors), labels, normal_labels, split, same_data)
+    e = errors[idx]
+    if labels is None:
+        return _unlabelled(errors, idx, e, errors[ref], n_bins, len(errors) - len(idx))
+    labels = np.asarray(labels).astype(str)
+    lab = labels[idx]
+    normal_labels = tuple(str(k) for k in normal_labels)
+    present = label_order(labels)
+    is_anomaly = ~np.isin(lab, normal_labels)
+    abnormal = tuple(k for k in present if k not in normal_labels and np.any(lab == k))
+    colors = figures.class_colors(present, normal_labels)
+    groups = {class_names.get(k, f"Class {k}"): lab == k for k in present if np.any(lab == k)}
+    bins = figures.histogram_bins(e, groups, {class_names.get(k, f"Class {k}"): colors[k] for k in present},
+                                  n_bins=n_bins)
+    both = bool(is_anomaly.any()) and bool((~is_anomaly).any())
+    sorted_errors = metrics.SortedErrors(e, is_anomaly, lab) if both else None
+    reference = errors[ref]
+    roc = pr = None
+    auc_value = ap = None
+    sweep = None
+    if both:
+        sweep = sorted_errors.sweep(n_thresholds=300)
+        fpr, tpr, _ = metrics.roc_curve(e, is_anomaly)
+        precision, recall, _ = metrics.pr_curve(e, is_anomaly)
+        roc, pr = (fpr, tpr), (precision, recall)
+        auc_value, ap = metrics.roc_auc(e, is_anomaly), metrics.average_precision(e, is_anomaly)
+    suggestions = metrics.suggest_thresholds(e, is_anomaly, reference, percentile) if e.size else {}
+    return Evaluation(
+        errors=errors, eval_idx=idx, is_anomaly=is_anomaly, eval_labels=lab, reference_errors=reference,
+        normal_labels=normal_labels, abnormal_labels=abnormal, class_names=dict(class_names), colors=colors,
+        bins=bins, sorted_errors=sorted_errors, sweep=sweep, roc=roc, pr=pr, roc_auc=auc_value,
+        average_precision=ap, suggestions=suggestions, n_excluded=len(errors) - len(idx),
+    )
+
+
+def _unlabelled(errors, idx, e, reference, n_bins, n_excluded) -> Evaluation:
+    colors = {ALL_BEATS: figures.NORMAL_COLOR}
+    bins = figures.histogram_bins(e, {ALL_BEATS: np.ones(e.size, bool)}, colors, n_bins=n_bins)
+    suggestions = metrics.suggest_thresholds(e, np.zeros(e.size, bool), reference) if reference.size else {}
+    return Evaluation(
+        errors=errors, eval_idx=idx, is_anomaly=None, eval_labels=None, reference_errors=reference,
+        normal_labels=(), abnormal_labels=(), class_names={}, colors=colors, bins=bins, sorted_errors=None,
+        sweep=None, roc=None, pr=None, roc_auc=None, average_precision=None, suggestions=suggestions,
+        n_excluded=n_excluded,
+    )
+
+
+def label_order(labels: np.ndarray) -> list[str]:
+    """Distinct labels, numbers first in numeric order ("2" < "10"), then text."""
+    def key(label: str) -> tuple[int, float, str]:
+        try:
+            value = float(label)
+        except ValueError:
+            return (1, 0.0, label)
+        return (0, value, label) if math.isfinite(value) else (1, 0.0, label)
+
+    return sorted(map(str, np.unique(np.asarray(labels).astype(str))), key=key)
+
+
+@dataclass(frozen=True)
+class SliderRange:
+    """Bounds and step for the threshold slider."""
+
+    lo: float
+    hi: float
+    step: float
+
+    def clamp(self, value: float) -> float:
+        """Value forced into [lo, hi]."""
+        return float(min(max(value, self.lo), self.hi))
+
+
+def _nice_step(span: float, target_steps: int = 1000) -> float:
+    # 1, 2 or 5 times a power of ten keeps slider labels short
+    raw = span / target_steps
+    power = 10.0 ** math.floor(math.log10(raw))
+    for m in (1.0, 2.0, 5.0, 10.0):
+        if raw <= m * power:
+            return m * power
+    return 10.0 * power
+
+
+def slider_range(errors: np.ndarray, extra: Sequence[float] = ()) -> SliderRange:
+    """Range covering every error (and any extra values, e.g. a checkpoint's threshold), on a round grid."""
+    values = np.concatenate([np.asarray(errors, dtype=np.float64).ravel(), np.asarray(extra, dtype=np.float64)])
+    values = values[np.isfinite(values)]
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+    if hi <= lo:
+        lo, hi = lo - 1.0, hi + 1.0
+    step = _nice_step(hi - lo)
+    return SliderRange(lo=math.floor(lo / step) * step, hi=math.ceil(hi / step) * step, step=step)
+
+
+def pick_beat(errors: np.ndarray, labels: np.ndarray | None, label: str | None, mode: str, *,
+              threshold: float, seed: int = 0, row: int = 1) -> int | None:
+    """Index of the beat to show: among `label`'s beats (all when None) by mode; 'by row' uses 1-based `row`."""
+    errors = np.asarray(errors, dtype=np.float64)
+    if mode == "by row":
+        return int(min(max(row, 1), len(errors)) - 1) if len(errors) else None
+    candidates = np.arange(len(errors)) if labels is None or label is None else np.flatnonzero(labels == label)
+    if candidates.size == 0:
+        return None
+    if mode == "most anomalous":
+        return int(candidates[np.argmax(errors[candidates])])
+    if mode == "nearest the threshold":
+        return int(candidates[np.argmin(np.abs(errors[candidates] - threshold))])
+    if mode == "random":
+        return int(np.random.default_rng(seed).choice(candidates))
+    raise ValueError(f"unknown beat choice {mode!r}: use one of {PICK_MODES}")
+
+
+def verdict(error: float, threshold: float) -> str:
+    """'flagged' when the error is above the threshold, else 'passed'."""
+    return "flagged" if error > threshold else "passed"
+
+
+def length_mismatch(model_seq_len: int | None, data_length: int) -> str | None:
+    """A message when a model trained on beats of one length meets data of another, else None."""
+    if model_seq_len is None or int(model_seq_len) == int(data_length):
+        return None
+    return (f"The model was trained on beats of {int(model_seq_len)} samples but the data has "
+            f"{int(data_length)} samples per beat. Load matching data or train a model on this data.")
+
+
+def percent(x: float | None) -> str:
+    """'97.3%' or an em dash when undefined."""
+    return "—" if x is None else f"{100 * x:.1f}%"
