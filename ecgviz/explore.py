@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ecgviz import figures, metrics
+from ecgviz import export, figures, metrics
 
 PICK_MODES = ("most anomalous", "nearest the threshold", "random", "by row")
 ALL_BEATS = "All beats"
@@ -36,6 +37,7 @@ class Evaluation:
     average_precision: float | None
     suggestions: Mapping[str, float]
     n_excluded: int  # beats left out because the model trained or early-stopped on them
+    percentile: float  # of reference_errors, for the "percentile" suggestion
 
     @property
     def labelled(self) -> bool:
@@ -80,12 +82,13 @@ def evaluation_beats(n_beats: int, labels: np.ndarray | None, normal_labels: Seq
     """(indices to evaluate, indices of reference normals) for a model on a data set.
 
     When the model was trained on this very data its training and validation beats would flatter it,
-    so they are left out of evaluation and the training beats become the percentile reference.
+    so they are left out of evaluation; the validation normals, which it never fitted, are the percentile
+    reference, as for the threshold stored in a checkpoint.
     """
     everything = np.arange(n_beats)
     if same_data and split is not None and split.n_beats == n_beats:
         seen = np.union1d(split.train, split.val)
-        return np.setdiff1d(everything, seen), np.asarray(split.train, dtype=np.int64)
+        return np.setdiff1d(everything, seen), np.asarray(split.val, dtype=np.int64)
     if labels is None:
         return everything, everything
     return everything, np.flatnonzero(np.isin(labels, list(normal_labels)))
@@ -93,13 +96,13 @@ def evaluation_beats(n_beats: int, labels: np.ndarray | None, normal_labels: Seq
 
 def evaluate(errors: np.ndarray, labels: np.ndarray | None, class_names: Mapping[str, str],
              normal_labels: Sequence[str], *, split=None, same_data: bool = False, n_bins: int = 80,
-             percentile: float = 99.0) -> Evaluation:
+             percentile: float = 95.0) -> Evaluation:
     """Build the Evaluation: held-out beats, sorted errors, sweep, curves, suggestions, histogram bins."""
     errors = np.asarray(errors, dtype=np.float64)
     idx, ref = evaluation_beats(len(errors), labels, normal_labels, split, same_data)
     e = errors[idx]
     if labels is None:
-        return _unlabelled(errors, idx, e, errors[ref], n_bins, len(errors) - len(idx))
+        return _unlabelled(errors, idx, e, errors[ref], n_bins, len(errors) - len(idx), percentile)
     labels = np.asarray(labels).astype(str)
     lab = labels[idx]
     normal_labels = tuple(str(k) for k in normal_labels)
@@ -127,19 +130,19 @@ def evaluate(errors: np.ndarray, labels: np.ndarray | None, class_names: Mapping
         errors=errors, eval_idx=idx, is_anomaly=is_anomaly, eval_labels=lab, reference_errors=reference,
         normal_labels=normal_labels, abnormal_labels=abnormal, class_names=dict(class_names), colors=colors,
         bins=bins, sorted_errors=sorted_errors, sweep=sweep, roc=roc, pr=pr, roc_auc=auc_value,
-        average_precision=ap, suggestions=suggestions, n_excluded=len(errors) - len(idx),
+        average_precision=ap, suggestions=suggestions, n_excluded=len(errors) - len(idx), percentile=percentile,
     )
 
 
-def _unlabelled(errors, idx, e, reference, n_bins, n_excluded) -> Evaluation:
+def _unlabelled(errors, idx, e, reference, n_bins, n_excluded, percentile) -> Evaluation:
     colors = {ALL_BEATS: figures.NORMAL_COLOR}
     bins = figures.histogram_bins(e, {ALL_BEATS: np.ones(e.size, bool)}, colors, n_bins=n_bins)
-    suggestions = metrics.suggest_thresholds(e, np.zeros(e.size, bool), reference) if reference.size else {}
+    suggestions = metrics.suggest_thresholds(e, np.zeros(e.size, bool), reference, percentile) if reference.size else {}
     return Evaluation(
         errors=errors, eval_idx=idx, is_anomaly=None, eval_labels=None, reference_errors=reference,
         normal_labels=(), abnormal_labels=(), class_names={}, colors=colors, bins=bins, sorted_errors=None,
         sweep=None, roc=None, pr=None, roc_auc=None, average_precision=None, suggestions=suggestions,
-        n_excluded=n_excluded,
+        n_excluded=n_excluded, percentile=percentile,
     )
 
 
@@ -212,14 +215,26 @@ def verdict(error: float, threshold: float) -> str:
     return "flagged" if error > threshold else "passed"
 
 
-def length_mismatch(model_seq_len: int | None, data_length: int) -> str | None:
-    """A message when a model trained on beats of one length meets data of another, else None."""
-    if model_seq_len is None or int(model_seq_len) == int(data_length):
-        return None
-    return (f"The model was trained on beats of {int(model_seq_len)} samples but the data has "
-            f"{int(data_length)} samples per beat. Load matching data or train a model on this data.")
-
-
 def percent(x: float | None) -> str:
     """'97.3%' or an em dash when undefined."""
     return "—" if x is None else f"{100 * x:.1f}%"
+
+
+def metrics_payload(ev: Evaluation, threshold: float, extra: Mapping | None = None) -> bytes:
+    """JSON bytes: the metrics at `threshold` (None for unlabelled data), flag counts, suggestions and `extra`."""
+    info = {
+        "threshold": float(threshold),
+        "n_beats": len(ev.errors),
+        "n_flagged": ev.n_flagged(threshold),
+        "n_evaluated": len(ev.eval_idx),
+        "n_left_out_as_training_beats": int(ev.n_excluded),
+        "normal_labels": list(ev.normal_labels),
+        "roc_auc": ev.roc_auc,
+        "average_precision": ev.average_precision,
+        "suggested_thresholds": {k: float(v) for k, v in ev.suggestions.items()},
+        **dict(extra or {}),
+    }
+    m = ev.metrics_at(threshold)
+    if m is not None:
+        return export.metrics_json(m, info)
+    return json.dumps({"metrics": None, **info}, indent=2, allow_nan=False).encode("utf-8")

@@ -177,9 +177,10 @@ def _curve_figure(x, y, point, *, title, x_title, y_title, name, diagonal: bool)
     traces.append(go.Scatter(x=x, y=y, mode="lines", name=name, line={"color": NORMAL_COLOR, "width": 2},
                              showlegend=False))
     if point is not None:
-        traces.append(go.Scatter(x=[point[0]], y=[point[1]], mode="markers", name="operating point",
-                                 marker={"size": 12, "color": ABNORMAL_COLORS[0], "line": {"color": "white", "width": 1}},
-                                 showlegend=False, hovertemplate="current threshold<br>(%{x:.3f}, %{y:.3f})<extra></extra>"))
+        marker = {"size": 12, "color": ABNORMAL_COLORS[0], "line": {"color": "white", "width": 1}}
+        traces.append(go.Scatter(x=[point[0]], y=[point[1]], mode="markers", name="operating point", marker=marker,
+                                 showlegend=False,
+                                 hovertemplate="current threshold<br>(%{x:.3f}, %{y:.3f})<extra></extra>"))
     layout = {
         "title": {"text": title},
         "xaxis": {"title": {"text": x_title}, "range": [-0.02, 1.02]},

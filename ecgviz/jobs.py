@@ -138,7 +138,7 @@ class TrainingJob(Generic[T]):
             with self._lock:
                 self._result = result
             self._end(DONE)
-        except Exception as exc:  # noqa: BLE001 - the UI shows the message; the thread must never die silently
+        except Exception as exc:  # the UI shows the message; the thread must never die silently
             self._end(ERROR, str(exc) or type(exc).__name__)
 
     def _end(self, status: str, message: str = "") -> None:

@@ -32,7 +32,7 @@ def test_foreign_data_is_evaluated_in_full(beats):
                                      "SVE": expected.class_recall["3"]}
     assert ev.roc_auc == pytest.approx(metrics.roc_auc(errors, labels != "1"))
     # percentile reference = all normal beats when the model never saw this data
-    assert ev.suggestions["percentile"] == pytest.approx(np.percentile(errors[labels == "1"], 99))
+    assert ev.suggestions["percentile"] == pytest.approx(np.percentile(errors[labels == "1"], 95))
     assert set(ev.suggestions) == {"max_f1", "youden", "percentile"}
     assert sum(c.sum() for c in ev.bins.counts.values()) == 100
     assert set(ev.bins.counts) == {"Normal", "PVC", "SVE"}
@@ -46,7 +46,7 @@ def test_the_models_own_training_beats_are_left_out(beats):
     assert ev.n_excluded == len(seen)
     assert not seen & set(ev.eval_idx.tolist())
     assert ev.metrics_at(0.0).n_normal == len(split.test)
-    assert ev.suggestions["percentile"] == pytest.approx(np.percentile(errors[split.train], 99))
+    assert ev.suggestions["percentile"] == pytest.approx(np.percentile(errors[split.val], 95))
     # the split of other data is ignored
     other = explore.evaluate(errors, labels, NAMES, ["1"], split=split, same_data=False)
     assert other.n_excluded == 0
@@ -118,8 +118,20 @@ def test_slider_range_is_round_and_covers_everything():
     assert flat.lo < 5.0 < flat.hi
 
 
-def test_verdict_length_mismatch_and_percent():
+def test_verdict_and_percent():
     assert explore.verdict(2.0, 1.0) == "flagged" and explore.verdict(1.0, 1.0) == "passed"
-    assert explore.length_mismatch(140, 140) is None and explore.length_mismatch(None, 5) is None
-    assert "140 samples" in explore.length_mismatch(140, 96) and "96 samples" in explore.length_mismatch(140, 96)
     assert explore.percent(0.9734) == "97.3%" and explore.percent(None) == "—"
+
+
+def test_metrics_payload_matches_the_metrics_at_the_threshold(beats):
+    import json
+
+    errors, labels = beats
+    ev = explore.evaluate(errors, labels, NAMES, ["1"])
+    doc = json.loads(explore.metrics_payload(ev, 12.5, {"model": "m"}))
+    expected = metrics.at_threshold(errors, labels != "1", 12.5, labels).to_dict()
+    assert doc["metrics"] == expected
+    assert doc["threshold"] == 12.5 and doc["model"] == "m" and doc["n_beats"] == 100
+    assert doc["n_flagged"] == int((errors > 12.5).sum())
+    unlabelled = json.loads(explore.metrics_payload(explore.evaluate(errors, None, {}, []), 12.5))
+    assert unlabelled["metrics"] is None and unlabelled["n_flagged"] == doc["n_flagged"]
