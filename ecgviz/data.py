@@ -1,0 +1,219 @@
+"""Load ECG beats from ARFF or UCR-style TSV/CSV files into one immutable, validated data set.
+
+Input rules (each bad case raises DataError naming the file, row, line and attribute):
+
+* ARFF: numeric/real/integer attributes are the samples, in declared order. The class
+  label is the attribute named target/class/label (any case; nominal, numeric or string),
+  else a final nominal attribute, else there are no labels. String, date and other
+  nominal attributes are ignored with a warning; relational attributes, sparse rows and
+  duplicate attribute names are rejected.
+* TSV/CSV/whitespace text (UCR layout): class label in the first column, then the
+  samples. A first line whose first field is target/class/label, or that has no number
+  after the first field, is skipped as a header (with a warning).
+* The format is sniffed from the content; a headerless numeric table named .arff is read
+  as UCR text with a warning. Text is UTF-8 (a BOM is fine), UTF-16 with a BOM, or else
+  read as Latin-1 with a warning. Binary data is rejected.
+* Every data row must be complete: '?' (missing), non-numbers, NaN, inf and values that
+  overflow float32 are rejected with their location, so X is always finite and every
+  row of the input is accounted for. Beats need at least MIN_LENGTH samples.
+* Several files are concatenated in the order given; they must agree on the beat length
+  and on having labels, and their file names must differ (so file + row names a beat).
+* Numeric labels become text (1.0 -> "1"). ECG5000 class names are used when beats have
+  140 samples and every label is one of 1..5; other labels show as "Class <label>".
+* Constant beats (all samples equal) are kept, with a warning.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from types import MappingProxyType
+
+import numpy as np
+
+from ecgviz._parse import MIN_LENGTH, DataError, Parsed, parse
+
+__all__ = [
+    "ECG5000_CLASS_NAMES",
+    "MIN_LENGTH",
+    "BeatData",
+    "DataError",
+    "bundled_paths",
+    "fingerprint",
+    "load_ecg5000",
+    "load_files",
+    "load_uploads",
+]
+
+ECG5000_CLASS_NAMES: dict[str, str] = {
+    "1": "Normal",
+    "2": "R-on-T PVC",
+    "3": "PVC",
+    "4": "Supraventricular ectopic",
+    "5": "Unclassified",
+}
+ECG5000_LENGTH = 140
+_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+
+def _label_key(label: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+
+
+def _frozen(values: np.ndarray) -> np.ndarray:
+    view = values.view()
+    view.flags.writeable = False
+    return view
+
+
+@dataclass(frozen=True, eq=False)
+class BeatData:
+    """Equal-length beats (n, T) float32 with optional text labels and their file/row origin."""
+
+    X: np.ndarray
+    labels: np.ndarray | None
+    class_names: Mapping[str, str]
+    sources: np.ndarray
+    rows: np.ndarray
+    warnings: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        X = np.asarray(self.X, dtype=np.float32)
+        n = len(X) if X.ndim == 2 else -1
+        labels = None if self.labels is None else np.asarray(self.labels, dtype=str)
+        sources = np.asarray(self.sources, dtype=str)
+        rows = np.asarray(self.rows, dtype=np.int64)
+        if n < 0 or any(a is not None and a.shape != (n,) for a in (labels, sources, rows)):
+            raise ValueError("BeatData needs X of shape (n, T) and labels/sources/rows of shape (n,)")
+        names = {str(k): str(v) for k, v in self.class_names.items()}
+        for attr, value in (("X", X), ("labels", labels), ("sources", sources), ("rows", rows)):
+            object.__setattr__(self, attr, None if value is None else _frozen(value))
+        object.__setattr__(self, "class_names", MappingProxyType(names))
+        object.__setattr__(self, "warnings", tuple(self.warnings))
+
+    @property
+    def n_beats(self) -> int:
+        """Number of beats."""
+        return int(self.X.shape[0])
+
+    @property
+    def length(self) -> int:
+        """Samples per beat (T)."""
+        return int(self.X.shape[1])
+
+    @property
+    def has_labels(self) -> bool:
+        """Whether the beats carry class labels."""
+        return self.labels is not None
+
+    def label_counts(self) -> dict[str, int]:
+        """Beats per label, in numeric-aware label order; empty when unlabelled."""
+        if self.labels is None:
+            return {}
+        uniq, counts = np.unique(self.labels, return_counts=True)
+        pairs = sorted(zip(uniq.tolist(), counts.tolist(), strict=True), key=lambda p: _label_key(p[0]))
+        return dict(pairs)
+
+
+def _class_names(labels: np.ndarray | None, length: int) -> dict[str, str]:
+    if labels is None:
+        return {}
+    present = sorted(set(np.unique(labels).tolist()), key=_label_key)
+    ecg = length == ECG5000_LENGTH and set(present) <= set(ECG5000_CLASS_NAMES)
+    return {lab: ECG5000_CLASS_NAMES[lab] if ecg else f"Class {lab}" for lab in present}
+
+
+def _constant_warning(name: str, part: Parsed) -> str | None:
+    flat = np.flatnonzero((part.X == part.X[:, :1]).all(axis=1))
+    if not len(flat):
+        return None
+    first = ", ".join(str(r) for r in part.rows[flat[:3]])
+    return f"{name}: {len(flat)} constant beat(s) (all samples equal), e.g. row {first}"
+
+
+def _combine(files: Sequence[tuple[str, bytes]]) -> BeatData:
+    if not files:
+        raise DataError("no files given")
+    names = [name for name, _ in files]
+    for name in names:
+        if names.count(name) > 1:
+            raise DataError(f"{name}: given more than once (file names must differ so file + row names a beat)")
+    parts: list[tuple[str, Parsed]] = []
+    for name, raw in files:
+        part = parse(name, raw)
+        if parts:
+            first, ref = parts[0]
+            if part.X.shape[1] != ref.X.shape[1]:
+                raise DataError(f"{name}: beats have {part.X.shape[1]} samples but {first} has {ref.X.shape[1]}")
+            if (part.labels is None) != (ref.labels is None):
+                has, lacks = (first, name) if part.labels is None else (name, first)
+                raise DataError(f"{lacks}: no class labels, but {has} has them; load them separately")
+        if (note := _constant_warning(name, part)) is not None:
+            part.warnings.append(note)
+        parts.append((name, part))
+    X = parts[0][1].X if len(parts) == 1 else np.concatenate([p.X for _, p in parts])
+    labels = None if parts[0][1].labels is None else np.concatenate([p.labels for _, p in parts])
+    return BeatData(
+        X=X,
+        labels=labels,
+        class_names=_class_names(labels, X.shape[1]),
+        sources=np.concatenate([np.full(len(p.X), n) for n, p in parts]),
+        rows=np.concatenate([p.rows for _, p in parts]),
+        warnings=tuple(w for _, p in parts for w in p.warnings),
+    )
+
+
+def load_files(paths: Sequence[str | os.PathLike[str]]) -> BeatData:
+    """Load ARFF/TSV/CSV files (format sniffed from the content) as one data set, in order."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    files = []
+    for path in paths:
+        name = Path(path).name
+        try:
+            files.append((name, Path(path).read_bytes()))
+        except OSError as exc:
+            raise DataError(f"{name}: cannot read the file ({exc.strerror or exc})") from None
+    return _combine(files)
+
+
+def load_uploads(files: Sequence[tuple[str, bytes]]) -> BeatData:
+    """Load (file name, raw bytes) pairs, e.g. browser uploads, exactly like load_files."""
+    items = []
+    for name, raw in files:
+        base = PurePath(str(name).replace("\\", "/")).name or "unnamed upload"
+        if not isinstance(raw, (bytes, bytearray, memoryview)):
+            raise DataError(f"{base}: expected the file's bytes, got {type(raw).__name__}")
+        items.append((base, bytes(raw)))
+    return _combine(items)
+
+
+def bundled_paths() -> tuple[Path, Path]:
+    """Paths of the bundled ECG5000 TRAIN and TEST ARFF files."""
+    return _DATA_DIR / "ECG5000_TRAIN.arff", _DATA_DIR / "ECG5000_TEST.arff"
+
+
+@functools.lru_cache(maxsize=1)
+def load_ecg5000() -> BeatData:
+    """The bundled ECG5000 beats (TRAIN then TEST, 5000 x 140) with ECG5000 class names."""
+    data = load_files(bundled_paths())
+    names = {lab: ECG5000_CLASS_NAMES[lab] for lab in data.class_names}
+    return BeatData(data.X, data.labels, names, data.sources, data.rows, data.warnings)
+
+
+def fingerprint(data: BeatData) -> str:
+    """Stable sha256 hex digest of the beat values (little-endian float32), shape and labels."""
+    digest = hashlib.sha256(b"ecgviz-beats-v1\0")
+    digest.update(np.asarray(data.X.shape, dtype="<i8").tobytes())
+    digest.update(memoryview(np.ascontiguousarray(data.X, dtype="<f4")).cast("B"))
+    labels = None if data.labels is None else data.labels.tolist()
+    digest.update(json.dumps(labels, ensure_ascii=True).encode())
+    return digest.hexdigest()
