@@ -1,0 +1,219 @@
+"""What one dashboard session works with: the active data, the active model, and the actions that change them."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ecgviz import explore
+from ecgviz.checkpoint import CHECKPOINT_DIR, SHIPPED_CHECKPOINT, Checkpoint, load_checkpoint, save_checkpoint, to_bytes
+from ecgviz.data import BeatData, fingerprint, load_ecg5000, load_uploads
+from ecgviz.jobs import TrainingJob
+
+BUILTIN_NAME = "ECG5000 (built-in)"
+# Environment overrides so a deployment (or a test) can start from another model or save elsewhere.
+CHECKPOINT_ENV = "ECGVIZ_CHECKPOINT"
+CHECKPOINT_DIR_ENV = "ECGVIZ_CHECKPOINT_DIR"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True, eq=False)
+class ActiveData:
+    """A loaded data set with the id that keys every cached result computed from it."""
+
+    data: BeatData
+    fingerprint: str
+    name: str
+
+    @property
+    def labels(self) -> list[str]:
+        """Labels present, in display order."""
+        return list(self.data.label_counts())
+
+    def class_name(self, label: str) -> str:
+        """Display name of a label."""
+        return self.data.class_names.get(label, f"Class {label}")
+
+
+@dataclass(frozen=True, eq=False)
+class ActiveModel:
+    """A loaded checkpoint; `id` (a content hash) keys cached scores, so equal files share them."""
+
+    ckpt: Checkpoint
+    id: str
+    name: str
+    source: str  # "shipped", "saved", "uploaded" or "trained"
+    path: Path | None = None
+    raw: bytes | None = None  # kept for uploads, which exist nowhere else
+
+    def checkpoint_bytes(self) -> bytes:
+        """The checkpoint file as it would be downloaded."""
+        if self.raw is not None:
+            return self.raw
+        if self.path is not None and self.path.is_file():
+            return self.path.read_bytes()
+        return to_bytes(self.ckpt)
+
+    def download_name(self) -> str:
+        """File name for a download of this checkpoint."""
+        return self.path.name if self.path is not None else f"{safe_name(self.name) or 'model'}.pt"
+
+
+def make_data(data: BeatData, name: str) -> ActiveData:
+    """Wrap loaded beats with their fingerprint."""
+    return ActiveData(data=data, fingerprint=fingerprint(data), name=name)
+
+
+def builtin_data() -> ActiveData:
+    """The bundled ECG5000 set."""
+    return make_data(load_ecg5000(), BUILTIN_NAME)
+
+
+def data_from_uploads(files: Sequence[tuple[str, bytes]]) -> ActiveData:
+    """Parse uploaded (name, bytes) files into one data set; raises DataError with the reason."""
+    data = load_uploads(files)
+    return make_data(data, " + ".join(name for name, _ in files))
+
+
+def _content_id(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def default_checkpoint_path() -> Path:
+    """The checkpoint the app starts with: $ECGVIZ_CHECKPOINT or the shipped one."""
+    return Path(os.environ.get(CHECKPOINT_ENV) or SHIPPED_CHECKPOINT)
+
+
+def checkpoint_dir() -> Path:
+    """Where trained models are saved and listed: $ECGVIZ_CHECKPOINT_DIR or checkpoints/."""
+    return Path(os.environ.get(CHECKPOINT_DIR_ENV) or CHECKPOINT_DIR)
+
+
+def model_from_path(path: str | os.PathLike, source: str = "saved") -> ActiveModel:
+    """Load a checkpoint file; raises CheckpointError with the reason."""
+    path = Path(path)
+    raw = path.read_bytes() if path.is_file() else b""
+    ckpt = load_checkpoint(path)
+    return ActiveModel(ckpt=ckpt, id=_content_id(raw), name=ckpt.name or path.stem, source=source, path=path)
+
+
+def model_from_bytes(raw: bytes, file_name: str) -> ActiveModel:
+    """Load an uploaded checkpoint; raises CheckpointError with the reason."""
+    ckpt = load_checkpoint(bytes(raw), name=file_name)
+    return ActiveModel(ckpt=ckpt, id=_content_id(bytes(raw)), name=ckpt.name or Path(file_name).stem,
+                       source="uploaded", raw=bytes(raw))
+
+
+def default_normal_labels(data: ActiveData, model: ActiveModel | None = None) -> list[str]:
+    """The model's normal labels when the data has them all, else ECG5000's class 1, else the commonest label."""
+    counts = data.data.label_counts()
+    if not counts:
+        return []
+    if model is not None and model.ckpt.split.normal_labels and set(model.ckpt.split.normal_labels) <= set(counts):
+        return list(model.ckpt.split.normal_labels)
+    if "1" in counts and data.class_name("1") == "Normal":
+        return ["1"]
+    return [max(counts, key=counts.get)]
+
+
+def same_data(model: ActiveModel, data: ActiveData) -> bool:
+    """True when the model's split indices refer to this very data set."""
+    return model.ckpt.data_fingerprint == data.fingerprint and model.ckpt.split.n_beats == data.data.n_beats
+
+
+def score(model: ActiveModel, data: ActiveData) -> tuple[np.ndarray, np.ndarray]:
+    """Errors (n,) and reconstructions (n, T) of every beat; CheckpointError when the lengths differ."""
+    from ecgviz.score import score as score_beats  # deferred: torch is only needed once a model is used
+
+    model.ckpt.check_fits(data.data.length)
+    errors, recon = score_beats(model.ckpt.model, data.data.X, loss=model.ckpt.loss,
+                                normalisation=model.ckpt.normalisation)
+    return errors, recon
+
+
+def evaluation(model: ActiveModel, data: ActiveData, normal_labels: Sequence[str],
+               errors: np.ndarray) -> explore.Evaluation:
+    """The explorer's Evaluation of these errors, leaving out beats the model trained on."""
+    return explore.evaluate(errors, data.data.labels, data.data.class_names, normal_labels,
+                            split=model.ckpt.split, same_data=same_data(model, data))
+
+
+def safe_name(name: str) -> str:
+    """A name reduced to letters, digits, '_', '-' and '.', usable as a file name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.strip()).strip("._")[:64]
+
+
+def checkpoint_path_for(name: str, directory: Path | None = None) -> Path:
+    """Where a model called `name` is saved; ValueError for an unusable name or one already taken."""
+    if not _NAME_RE.fullmatch(name or ""):
+        raise ValueError("name the model with letters, digits, '_', '-' or '.' (at most 64 characters), "
+                         "starting with a letter or digit")
+    directory = directory or checkpoint_dir()
+    path = directory / f"{name.removesuffix('.pt')}.pt"
+    if path.resolve() == SHIPPED_CHECKPOINT.resolve() or path.exists():
+        raise ValueError(f"a checkpoint named '{path.name}' already exists; choose another name")
+    return path
+
+
+def available_devices() -> list[str]:
+    """Devices training can use here: 'auto' first, then cpu and any accelerator torch can see."""
+    import torch
+
+    devices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The knobs the Model page offers."""
+
+    embedding_dim: int = 32
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 3e-3
+    loss: str = "l1"
+    seed: int = 0
+    device: str = "auto"
+    patience: int = 10
+
+
+def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, settings: TrainSettings, *,
+                   directory: Path | None = None, fit_fn: Callable | None = None) -> TrainingJob[ActiveModel]:
+    """Check the request, then train in a background thread; the job's result is the saved, loaded model."""
+    from ecgviz.model import ModelConfig
+    from ecgviz.pipeline import fit
+    from ecgviz.split import make_split
+    from ecgviz.train import TrainConfig
+
+    path = checkpoint_path_for(name, directory)
+    if not data.data.has_labels:
+        raise ValueError("training needs labelled data, to know which beats are normal; load labelled files")
+    if not normal_labels:
+        raise ValueError("choose at least one normal label on the Data page before training")
+    # fail fast, in the page, on a split that cannot work rather than in the thread
+    make_split(data.data.labels, normal_labels, seed=settings.seed)
+    model_config = ModelConfig(embedding_dim=int(settings.embedding_dim))
+    train_config = TrainConfig(epochs=int(settings.epochs), batch_size=int(settings.batch_size), lr=float(settings.lr),
+                               loss=settings.loss, seed=int(settings.seed), device=settings.device,
+                               patience=int(settings.patience))
+    fit_fn = fit_fn or fit
+
+    def run(on_epoch, stop) -> Checkpoint:
+        return fit_fn(data.data, tuple(normal_labels), model_config, train_config, name=path.stem,
+                      on_epoch=on_epoch, stop=stop)
+
+    def finish(ckpt: Checkpoint) -> ActiveModel:
+        saved = save_checkpoint(ckpt, path)
+        return model_from_path(saved, source="trained")
+
+    return TrainingJob(run, epochs=train_config.epochs, finish=finish)

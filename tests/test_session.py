@@ -1,0 +1,133 @@
+"""Session actions: loading data and models, defaults, scoring, training into a saved checkpoint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ecgviz import session
+from ecgviz.checkpoint import CheckpointError, save_checkpoint
+from ecgviz.data import BeatData, DataError
+from ecgviz.model import ModelConfig
+from ecgviz.pipeline import fit
+from ecgviz.train import TrainConfig
+
+T = 24
+
+
+def synthetic(n_normal=40, n_abnormal=10, length=T, seed=0) -> BeatData:
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 2 * np.pi, length)
+    normal = np.sin(t) + 0.05 * rng.normal(size=(n_normal, length))
+    abnormal = np.cos(3 * t) + 0.05 * rng.normal(size=(n_abnormal, length))
+    X = np.vstack([normal, abnormal]).astype(np.float32)
+    labels = np.array(["1"] * n_normal + ["2"] * n_abnormal)
+    n = len(X)
+    return BeatData(X, labels, {"1": "Class 1", "2": "Class 2"}, np.full(n, "synth.arff"), np.arange(1, n + 1))
+
+
+def arff(X: np.ndarray, labels=None) -> bytes:
+    lines = ["@relation synth"] + [f"@attribute att{i + 1} numeric" for i in range(X.shape[1])]
+    if labels is not None:
+        lines.append("@attribute target {" + ",".join(sorted(set(labels))) + "}")
+    lines.append("@data")
+    for i, row in enumerate(X):
+        values = [f"{v:.5f}" for v in row] + ([labels[i]] if labels is not None else [])
+        lines.append(",".join(values))
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.fixture(scope="module")
+def data() -> session.ActiveData:
+    return session.make_data(synthetic(), "synthetic")
+
+
+@pytest.fixture(scope="module")
+def ckpt_path(tmp_path_factory, data):
+    ckpt = fit(data.data, ["1"], ModelConfig(embedding_dim=4), TrainConfig(epochs=1, device="cpu"), name="tiny")
+    return save_checkpoint(ckpt, tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+
+
+def test_model_from_path_and_bytes_share_an_id(ckpt_path):
+    from_file = session.model_from_path(ckpt_path)
+    from_upload = session.model_from_bytes(ckpt_path.read_bytes(), "tiny.pt")
+    assert from_file.id == from_upload.id and len(from_file.id) == 16
+    assert from_file.name == "tiny" and from_file.source == "saved" and from_upload.source == "uploaded"
+    assert from_file.checkpoint_bytes() == ckpt_path.read_bytes() == from_upload.checkpoint_bytes()
+    assert from_file.download_name() == "tiny.pt" and from_upload.download_name() == "tiny.pt"
+
+
+def test_a_bad_checkpoint_upload_raises_checkpoint_error():
+    with pytest.raises(CheckpointError, match="not an ecgviz checkpoint"):
+        session.model_from_bytes(b"definitely not torch", "junk.pt")
+
+
+def test_uploads_become_one_data_set_named_after_the_files():
+    X = synthetic(6, 2).X
+    labels = ["1"] * 6 + ["2"] * 2
+    d = session.data_from_uploads([("a.arff", arff(X[:4], labels[:4])), ("b.arff", arff(X[4:], labels[4:]))])
+    assert d.name == "a.arff + b.arff" and d.data.n_beats == 8 and d.labels == ["1", "2"]
+    with pytest.raises(DataError):
+        session.data_from_uploads([("bad.arff", b"@relation x\n@data\n1,2\n")])
+
+
+def test_default_normal_labels(data, ckpt_path):
+    model = session.model_from_path(ckpt_path)
+    assert session.default_normal_labels(data, model) == ["1"]
+    builtin = session.builtin_data()
+    assert session.default_normal_labels(builtin) == ["1"]
+    # no model and no ECG5000 names: the commonest label
+    few = session.make_data(synthetic(3, 9), "x")
+    assert session.default_normal_labels(few) == ["2"]
+    unlabelled = session.make_data(BeatData(few.data.X, None, {}, few.data.sources, few.data.rows), "u")
+    assert session.default_normal_labels(unlabelled) == []
+
+
+def test_score_and_evaluation_leave_out_the_training_beats(data, ckpt_path):
+    model = session.model_from_path(ckpt_path)
+    assert session.same_data(model, data)
+    errors, recon = session.score(model, data)
+    assert errors.shape == (50,) and recon.shape == (50, T)
+    ev = session.evaluation(model, data, ["1"], errors)
+    split = model.ckpt.split
+    assert ev.n_excluded == len(split.train) + len(split.val)
+    assert ev.metrics_at(model.ckpt.threshold).n_anomaly == 10
+
+
+def test_scoring_beats_of_another_length_is_refused(ckpt_path):
+    model = session.model_from_path(ckpt_path)
+    other = session.make_data(synthetic(length=T + 4), "longer")
+    with pytest.raises(CheckpointError, match=f"{T} samples"):
+        session.score(model, other)
+
+
+def test_checkpoint_names_are_checked(tmp_path):
+    assert session.checkpoint_path_for("my_model-2", tmp_path) == tmp_path / "my_model-2.pt"
+    (tmp_path / "taken.pt").write_bytes(b"x")
+    with pytest.raises(ValueError, match="already exists"):
+        session.checkpoint_path_for("taken", tmp_path)
+    for bad in ("", "../evil", "a b", ".hidden"):
+        with pytest.raises(ValueError, match="letters, digits"):
+            session.checkpoint_path_for(bad, tmp_path)
+    assert session.safe_name(" a b/c ") == "a_b_c"
+
+
+def test_start_training_saves_and_loads_the_result(data, tmp_path):
+    settings = session.TrainSettings(embedding_dim=4, epochs=2, batch_size=16, device="cpu")
+    job = session.start_training(data, ["1"], "fresh", settings, directory=tmp_path).start()
+    assert job.join(120)
+    state = job.state()
+    assert state.status == "done", state.message
+    assert [h["epoch"] for h in state.history] == [1, 2]
+    model = job.result
+    assert model.source == "trained" and model.path == tmp_path / "fresh.pt" and model.path.is_file()
+    assert model.ckpt.model_config.embedding_dim == 4 and model.ckpt.split.normal_labels == ("1",)
+
+
+def test_start_training_refuses_bad_requests_before_starting(data, tmp_path):
+    settings = session.TrainSettings(epochs=1)
+    with pytest.raises(ValueError, match="at least one normal label"):
+        session.start_training(data, [], "x", settings, directory=tmp_path)
+    unlabelled = session.make_data(BeatData(data.data.X, None, {}, data.data.sources, data.data.rows), "u")
+    with pytest.raises(ValueError, match="labelled data"):
+        session.start_training(unlabelled, ["1"], "x", settings, directory=tmp_path)
