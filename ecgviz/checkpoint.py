@@ -1,0 +1,174 @@
+"""Checkpoints as plain dicts of tensors, numbers and strings, read with ``weights_only=True``: no code ever runs."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import os
+import platform
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ecgviz.model import ModelConfig, RecurrentAutoencoder
+from ecgviz.split import Split
+
+FORMAT = "ecgviz-checkpoint"
+FORMAT_VERSION = 1
+CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+SHIPPED_CHECKPOINT = CHECKPOINT_DIR / "ecg5000_lstm_ae.pt"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable ecgviz checkpoint, or one that does not fit the data."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A trained detector: the model plus everything needed to score and evaluate honestly."""
+
+    model: RecurrentAutoencoder
+    model_config: ModelConfig
+    split: Split
+    data_fingerprint: str  # which data the split indices refer to
+    seq_len: int  # beat length the model was trained on
+    normalisation: tuple[float, float]  # (mean, std) applied before the model
+    loss: str  # error measure the threshold is expressed in
+    threshold: float  # suggested threshold
+    threshold_rule: str  # how the suggestion was made, e.g. "p95 of validation normals"
+    history: tuple[dict, ...] = ()
+    metrics: dict = field(default_factory=dict)  # held-out metrics at `threshold`
+    train_config: dict = field(default_factory=dict)
+    class_names: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+    name: str = ""
+    created: str = ""
+
+    def with_threshold(self, threshold: float, rule: str = "chosen by the user") -> Checkpoint:
+        """A copy carrying another threshold."""
+        return replace(self, threshold=float(threshold), threshold_rule=rule)
+
+    def check_fits(self, length: int) -> None:
+        """Refuse beats of another length than the model was trained on."""
+        if length != self.seq_len:
+            raise CheckpointError(
+                f"model '{self.name or 'checkpoint'}' was trained on beats of {self.seq_len} samples, "
+                f"but the data has {length} samples per beat"
+            )
+
+
+def library_versions() -> dict:
+    """Versions worth knowing when a checkpoint behaves differently elsewhere."""
+    from ecgviz import __version__
+
+    # str(): torch's version object is a class the weights-only loader would refuse
+    return {"ecgviz": __version__, "torch": str(torch.__version__), "numpy": str(np.__version__),
+            "python": platform.python_version()}
+
+
+def to_dict(ckpt: Checkpoint) -> dict:
+    """The on-disk form: only tensors, lists, dicts, strings and numbers."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "state_dict": {k: v.detach().cpu() for k, v in ckpt.model.state_dict().items()},
+        "model_config": ckpt.model_config.to_dict(),
+        "split": ckpt.split.to_dict(),
+        "data_fingerprint": ckpt.data_fingerprint,
+        "seq_len": int(ckpt.seq_len),
+        "normalisation": [float(ckpt.normalisation[0]), float(ckpt.normalisation[1])],
+        "loss": ckpt.loss,
+        "threshold": float(ckpt.threshold),
+        "threshold_rule": ckpt.threshold_rule,
+        "history": [dict(h) for h in ckpt.history],
+        "metrics": dict(ckpt.metrics),
+        "train_config": dict(ckpt.train_config),
+        "class_names": dict(ckpt.class_names),
+        "versions": dict(ckpt.versions) or library_versions(),
+        "name": ckpt.name,
+        "created": ckpt.created or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def to_bytes(ckpt: Checkpoint) -> bytes:
+    """Serialised checkpoint, e.g. for a download button."""
+    buf = io.BytesIO()
+    torch.save(to_dict(ckpt), buf)
+    return buf.getvalue()
+
+
+def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike) -> Path:
+    """Write atomically, so a crash never leaves half a checkpoint under the final name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(to_bytes(ckpt))
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(source: str | os.PathLike | bytes, name: str | None = None) -> Checkpoint:
+    """Read a checkpoint from a path or bytes onto the CPU; anything else raises CheckpointError."""
+    label = name or (Path(source).name if not isinstance(source, bytes | bytearray) else "uploaded file")
+    try:
+        raw = source if isinstance(source, bytes | bytearray) else Path(source).read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"{label}: cannot read checkpoint ({exc.strerror or exc})") from None
+    if not raw.startswith((b"PK\x03\x04", b"\x80")):  # torch's zip format, or a legacy pickle stream
+        raise CheckpointError(f"{label} is not an ecgviz checkpoint: it is not a PyTorch file")
+    try:
+        d = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types; all mean "not a safe checkpoint"
+        raise CheckpointError(f"{label} is not an ecgviz checkpoint: {_why_refused(exc)}") from None
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise CheckpointError(f"{label} is not an ecgviz checkpoint (no '{FORMAT}' marker)")
+    if d.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{label} was written by a newer ecgviz (format {d['format_version']}); please upgrade")
+    try:
+        config = ModelConfig(**d["model_config"])
+        model = RecurrentAutoencoder(config)
+        model.load_state_dict(d["state_dict"], strict=True)
+        ckpt = Checkpoint(
+            model=model.eval(),
+            model_config=config,
+            split=Split.from_dict(d["split"]),
+            data_fingerprint=str(d["data_fingerprint"]),
+            seq_len=int(d["seq_len"]),
+            normalisation=(float(d["normalisation"][0]), float(d["normalisation"][1])),
+            loss=str(d["loss"]),
+            threshold=float(d["threshold"]),
+            threshold_rule=str(d.get("threshold_rule", "")),
+            history=tuple(d.get("history", ())),
+            metrics=dict(d.get("metrics", {})),
+            train_config=dict(d.get("train_config", {})),
+            class_names={str(k): str(v) for k, v in d.get("class_names", {}).items()},
+            versions=dict(d.get("versions", {})),
+            name=str(d.get("name") or Path(label).stem),
+            created=str(d.get("created", "")),
+        )
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        raise CheckpointError(f"{label} is a damaged ecgviz checkpoint: {str(exc).splitlines()[0][:200]}") from None
+    if not (np.isfinite(ckpt.threshold) and ckpt.normalisation[1] > 0 and ckpt.loss in ("l1", "mse")):
+        raise CheckpointError(f"{label} is a damaged ecgviz checkpoint: bad threshold, normalisation or loss")
+    return ckpt
+
+
+def _why_refused(exc: Exception) -> str:
+    """One readable reason from torch's multi-paragraph loader errors."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return f"it refers to code ({found.group(1)}), which is never loaded because it could run on your machine"
+    if "zip" in text.lower() or "load key" in text.lower() or isinstance(exc, EOFError):
+        return "it is not a PyTorch file"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    return f"it could not be read safely ({first[:160]})"
+
+
+def list_checkpoints(directory: str | os.PathLike = CHECKPOINT_DIR) -> list[Path]:
+    """Checkpoint files in `directory`, the shipped one first."""
+    files = sorted(Path(directory).glob("*.pt"))
+    return sorted(files, key=lambda p: p.name != SHIPPED_CHECKPOINT.name)

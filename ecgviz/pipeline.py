@@ -1,0 +1,138 @@
+"""The protocol end to end: split a data set, train on its normals, pick a threshold, evaluate on held-out beats."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ecgviz import metrics
+from ecgviz.checkpoint import Checkpoint, library_versions
+from ecgviz.data import BeatData, fingerprint
+from ecgviz.model import ModelConfig
+from ecgviz.score import reconstruction_errors
+from ecgviz.split import DEFAULT_FRACTIONS, Split, make_split
+from ecgviz.train import EpochInfo, TrainConfig, train
+
+# The stored threshold needs no anomaly labels: it passes this share of the validation normals,
+# which the model never trained on, so it estimates the false-alarm rate on new normal beats.
+DEFAULT_PERCENTILE = 95.0
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Held-out errors and the metrics at one threshold."""
+
+    errors: np.ndarray  # (m,) errors of the evaluated beats
+    indices: np.ndarray  # (m,) their indices in the data
+    is_anomaly: np.ndarray  # (m,) bool
+    labels: np.ndarray | None  # (m,)
+    metrics: metrics.Metrics
+    auroc: float | None
+    average_precision: float | None
+    held_out: bool  # True when the checkpoint's split applied (same data); False: every labelled beat evaluated
+
+    def summary(self) -> dict:
+        """JSON-safe headline numbers plus the full metrics."""
+        m = self.metrics.to_dict()
+        return {
+            "auroc": self.auroc,
+            "average_precision": self.average_precision,
+            "threshold": m["threshold"],
+            "normal_recall": m["normal_recall"],
+            "anomaly_recall": m["anomaly_recall"],
+            "precision": m["precision"],
+            "f1": m["f1"],
+            "accuracy": m["accuracy"],
+            "balanced_accuracy": m["balanced_accuracy"],
+            "n_normal": m["n_normal"],
+            "n_anomaly": m["n_anomaly"],
+            "held_out_split": self.held_out,
+            "metrics": m,
+        }
+
+
+def errors_for(ckpt: Checkpoint, X: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """Reconstruction errors of beats `X` under a checkpoint, in the units of its threshold."""
+    ckpt.check_fits(X.shape[1])
+    return reconstruction_errors(ckpt.model, X, loss=ckpt.loss, normalisation=ckpt.normalisation, device=device)
+
+
+def evaluation_indices(ckpt: Checkpoint, data: BeatData, normal_labels: Sequence[str] | None = None):
+    """(indices, is_anomaly, held_out): the checkpoint's held-out split on its own data, else every labelled beat."""
+    if not data.has_labels:
+        raise ValueError("evaluation needs labelled data; use score for unlabelled beats")
+    normal = tuple(normal_labels or ckpt.split.normal_labels)
+    if fingerprint(data) == ckpt.data_fingerprint and normal == ckpt.split.normal_labels:
+        idx, is_anomaly = ckpt.split.eval_indices()
+        return idx, is_anomaly, True
+    labels = np.asarray(data.labels).astype(str)
+    return np.arange(data.n_beats), ~np.isin(labels, normal), False
+
+
+def evaluate(
+    ckpt: Checkpoint,
+    data: BeatData,
+    threshold: float | None = None,
+    normal_labels: Sequence[str] | None = None,
+    device: str = "cpu",
+) -> Evaluation:
+    """Metrics of a checkpoint on data, at its stored threshold unless another is given."""
+    idx, is_anomaly, held_out = evaluation_indices(ckpt, data, normal_labels)
+    errors = errors_for(ckpt, data.X[idx], device)
+    labels = np.asarray(data.labels).astype(str)[idx]
+    t = ckpt.threshold if threshold is None else float(threshold)
+    return Evaluation(
+        errors=errors,
+        indices=idx,
+        is_anomaly=is_anomaly,
+        labels=labels,
+        metrics=metrics.at_threshold(errors, is_anomaly, t, labels),
+        auroc=metrics.roc_auc(errors, is_anomaly),
+        average_precision=metrics.average_precision(errors, is_anomaly),
+        held_out=held_out,
+    )
+
+
+def fit(
+    data: BeatData,
+    normal_labels: Sequence[str] = ("1",),
+    model_config: ModelConfig | None = None,
+    train_config: TrainConfig | None = None,
+    *,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    percentile: float = DEFAULT_PERCENTILE,
+    name: str = "",
+    on_epoch: Callable[[EpochInfo], bool | None] | None = None,
+    stop: threading.Event | None = None,
+) -> Checkpoint:
+    """Split, train, choose the label-free threshold, and measure held-out metrics: a ready checkpoint."""
+    model_config = model_config or ModelConfig()
+    train_config = train_config or TrainConfig()
+    split: Split = make_split(data.labels, normal_labels, fractions, seed=train_config.seed, n_beats=data.n_beats)
+    result = train(data.X[split.train], data.X[split.val], model_config, train_config, on_epoch=on_epoch, stop=stop)
+    norm, loss = result.normalisation, train_config.loss
+    val_errors = reconstruction_errors(result.model, data.X[split.val], loss=loss, normalisation=norm)
+    threshold = float(np.percentile(val_errors, percentile))
+    ckpt = Checkpoint(
+        model=result.model,
+        model_config=model_config,
+        split=split,
+        data_fingerprint=fingerprint(data),
+        seq_len=data.length,
+        normalisation=norm,
+        loss=loss,
+        threshold=threshold,
+        threshold_rule=f"p{percentile:g} of validation normals",
+        history=tuple(result.history),
+        train_config={**train_config.to_dict(), "device_used": result.device, "best_epoch": result.best_epoch,
+                      "cancelled": result.cancelled, "elapsed_s": result.elapsed_s},
+        class_names=dict(data.class_names),
+        versions=library_versions(),
+        name=name,
+    )
+    if data.has_labels and len(split.anomalies) and len(split.test):
+        ckpt = replace(ckpt, metrics=evaluate(ckpt, data).summary())
+    return ckpt

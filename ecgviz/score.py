@@ -1,0 +1,58 @@
+"""Reconstruct beats and measure how badly: batched, without gradients, in bounded memory."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from ecgviz.train import beat_loss, resolve_device
+
+# Beats per forward pass: large batches keep the CPU busy; memory stays ~ batch * T * 4 * hidden bytes.
+DEFAULT_BATCH = 1024
+
+
+def score(
+    model: nn.Module,
+    X: np.ndarray,
+    *,
+    loss: str = "l1",
+    normalisation: tuple[float, float] = (0.0, 1.0),
+    batch_size: int = DEFAULT_BATCH,
+    device: str = "cpu",
+    reconstructions: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-beat error (n,) in normalised units and, if asked, reconstructions (n, T) in the data's units."""
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        raise ValueError(f"beats must be a 2-D array (n, T), got shape {X.shape}")
+    dev = resolve_device(device)
+    if dev.type != "cpu":
+        # a copy, so a model shared between sessions never moves under another reader's feet
+        model = copy.deepcopy(model).to(dev)
+    model.eval()
+    mean, std = normalisation
+    n, T = X.shape
+    errors = np.empty(n, dtype=np.float64)
+    recon = np.empty((n, T), dtype=np.float32) if reconstructions else None
+    with torch.inference_mode():
+        for i in range(0, n, batch_size):
+            # normalise one batch at a time so memory does not grow with n
+            xb = torch.from_numpy((X[i : i + batch_size] - mean) / std).unsqueeze(-1).to(dev)  # (B, T, 1)
+            rb = model(xb)  # (B, T, 1)
+            errors[i : i + len(xb)] = beat_loss(rb, xb, loss).double().cpu().numpy()
+            if recon is not None:
+                recon[i : i + len(xb)] = rb.squeeze(-1).float().cpu().numpy() * std + mean
+    return errors, recon
+
+
+def reconstruction_errors(model: nn.Module, X: np.ndarray, **kwargs) -> np.ndarray:
+    """Per-beat reconstruction error only (see :func:`score` for the options)."""
+    return score(model, X, reconstructions=False, **kwargs)[0]
+
+
+def reconstruct(model: nn.Module, X: np.ndarray, **kwargs) -> np.ndarray:
+    """Reconstructed beats (n, T) in the data's units (see :func:`score` for the options)."""
+    return score(model, X, **kwargs)[1]

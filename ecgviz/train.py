@@ -1,0 +1,192 @@
+"""Fit the autoencoder to normal beats: mini-batches, Adam, early stopping on validation loss."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ecgviz.model import ModelConfig, RecurrentAutoencoder
+
+LOSSES = ("l1", "mse")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train; every field has a default that reaches AUROC > 0.99 on ECG5000 on a laptop CPU."""
+
+    epochs: int = 40  # with the cosine schedule the run ends when the learning rate reaches zero
+    batch_size: int = 32  # small enough for many updates per epoch, large enough to use the CPU's vector units
+    lr: float = 3e-3  # Adam; higher than the classic 1e-3 because batches average the gradient
+    patience: int = 10  # epochs without a better validation loss before stopping
+    min_delta: float = 0.0  # an improvement must beat the best loss by this much to count
+    lr_schedule: str = "cosine"  # anneal to zero by the last epoch: settles the noisy late epochs; or "constant"
+    grad_clip: float = 1.0  # LSTMs occasionally spike; clipping keeps one bad batch from undoing an epoch
+    loss: str = "l1"  # "l1": absolute error summed over the beat (the classic recipe); "mse": mean squared error
+    seed: int = 0
+    device: str = "auto"  # "auto" tries cuda, then mps, then cpu
+
+    def to_dict(self) -> dict:
+        """JSON-safe form for checkpoints."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EpochInfo:
+    """What a progress display needs after each epoch."""
+
+    epoch: int  # 1-based
+    epochs: int
+    train_loss: float
+    val_loss: float
+    elapsed_s: float
+    best_epoch: int
+    best_val_loss: float
+
+
+@dataclass
+class TrainResult:
+    """The trained model (on the CPU, eval mode, best weights) and how it got there."""
+
+    model: RecurrentAutoencoder
+    normalisation: tuple[float, float]  # (mean, std) of the training beats; applied before the model
+    history: list[dict]
+    best_epoch: int
+    stopped_early: bool  # early stopping, a callback or the stop event ended it before `epochs`
+    cancelled: bool  # the caller asked to stop
+    device: str
+    elapsed_s: float
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """Map "auto" to the best available accelerator; refuse a device that is not there."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
+        raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda or mps")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but no CUDA GPU is available")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' was requested but Apple MPS is not available")
+    return torch.device(device)
+
+
+def beat_loss(recon: torch.Tensor, x: torch.Tensor, loss: str) -> torch.Tensor:
+    """Per-beat loss, (B, T, F) -> (B,): L1 summed over the beat, or mean squared error."""
+    if loss == "l1":
+        return (recon - x).abs().sum(dim=(1, 2))
+    if loss == "mse":
+        return (recon - x).pow(2).mean(dim=(1, 2))
+    raise ValueError(f"unknown loss {loss!r}: use one of {LOSSES}")
+
+
+def fit_normalisation(X: np.ndarray) -> tuple[float, float]:
+    """One mean and one std over all training samples, so beats keep their relative amplitude."""
+    mean, std = float(np.mean(X, dtype=np.float64)), float(np.std(X, dtype=np.float64))
+    return mean, (std if np.isfinite(std) and std > 1e-12 else 1.0)
+
+
+def _to_tensor(X: np.ndarray, norm: tuple[float, float], device: torch.device) -> torch.Tensor:
+    x = (np.asarray(X, dtype=np.float32) - norm[0]) / norm[1]
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(-1).to(device)  # (n, T, 1)
+
+
+@torch.inference_mode()
+def _mean_loss(model: nn.Module, x: torch.Tensor, loss: str, batch_size: int = 1024) -> float:
+    total = 0.0
+    for i in range(0, len(x), batch_size):
+        xb = x[i : i + batch_size]
+        total += float(beat_loss(model(xb), xb, loss).sum())
+    return total / max(len(x), 1)
+
+
+def train(
+    X_train: np.ndarray,
+    X_val: np.ndarray,
+    model_config: ModelConfig | None = None,
+    config: TrainConfig | None = None,
+    on_epoch: Callable[[EpochInfo], bool | None] | None = None,
+    stop: threading.Event | None = None,
+) -> TrainResult:
+    """Train on normal beats `X_train` (n, T), early-stop on `X_val`; `on_epoch` returning True or `stop` ends it."""
+    model_config = model_config or ModelConfig()
+    config = config or TrainConfig()
+    if config.loss not in LOSSES:
+        raise ValueError(f"unknown loss {config.loss!r}: use one of {LOSSES}")
+    if len(X_train) == 0 or len(X_val) == 0:
+        raise ValueError("training needs at least one training and one validation beat")
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    norm = fit_normalisation(X_train)
+    xt, xv = _to_tensor(X_train, norm, device), _to_tensor(X_val, norm, device)
+    model = RecurrentAutoencoder(model_config).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    if config.lr_schedule not in ("cosine", "constant"):
+        raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}: use cosine or constant")
+    steps = config.epochs * -(-len(xt) // config.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if config.lr_schedule == "cosine" else None
+
+    history: list[dict] = []
+    best_loss, best_epoch, best_state = float("inf"), 0, copy.deepcopy(model.state_dict())
+    start, cancelled, stopped = time.perf_counter(), False, False
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        total = 0.0
+        order = torch.from_numpy(rng.permutation(len(xt))).to(device)
+        for i in range(0, len(xt), config.batch_size):
+            if stop is not None and stop.is_set():
+                cancelled = True
+                break
+            xb = xt[order[i : i + config.batch_size]]
+            loss = beat_loss(model(xb), xb, config.loss).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            if sched is not None:
+                sched.step()
+            total += float(loss.detach()) * len(xb)
+        if cancelled:
+            break
+        model.eval()
+        val_loss = _mean_loss(model, xv, config.loss)
+        train_loss = total / len(xt)
+        if val_loss < best_loss - config.min_delta:
+            best_loss, best_epoch, best_state = val_loss, epoch, copy.deepcopy(model.state_dict())
+        elapsed = time.perf_counter() - start
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "elapsed_s": elapsed})
+        info = EpochInfo(epoch, config.epochs, train_loss, val_loss, elapsed, best_epoch, best_loss)
+        if on_epoch is not None and on_epoch(info):
+            cancelled = True
+            break
+        if stop is not None and stop.is_set():
+            cancelled = True
+            break
+        if epoch - best_epoch >= config.patience:
+            stopped = True
+            break
+
+    model.load_state_dict(best_state)
+    model = model.cpu().eval()
+    return TrainResult(
+        model=model,
+        normalisation=norm,
+        history=history,
+        best_epoch=best_epoch,
+        stopped_early=stopped or cancelled,
+        cancelled=cancelled,
+        device=str(device),
+        elapsed_s=time.perf_counter() - start,
+    )

@@ -1,0 +1,39 @@
+"""Shared test setup."""
+
+import numpy as np
+import torch
+
+# Tiny models run fastest on one thread, and parallel test processes must not fight over cores.
+torch.set_num_threads(1)
+
+import pytest  # noqa: E402
+
+from ecgviz.data import load_files  # noqa: E402
+from ecgviz.model import ModelConfig  # noqa: E402
+from ecgviz.pipeline import fit  # noqa: E402
+from ecgviz.train import TrainConfig  # noqa: E402
+from tests.helpers import synthetic_beats, write_arff  # noqa: E402
+
+TINY_TRAIN = TrainConfig(epochs=8, batch_size=4, lr=2e-2, patience=100, seed=0, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_files(tmp_path_factory):
+    """Two labelled ARFF files (a TRAIN and a TEST part) of short synthetic beats."""
+    X, labels = synthetic_beats(n_normal=60, n_anomaly=20, length=24)
+    d = tmp_path_factory.mktemp("tiny")
+    order = np.random.default_rng(1).permutation(len(X))
+    X, labels = X[order], labels[order]
+    return write_arff(d / "tiny_TRAIN.arff", X[:30], labels[:30]), write_arff(d / "tiny_TEST.arff", X[30:], labels[30:])
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tiny_files):
+    """The tiny files loaded as one data set."""
+    return load_files(tiny_files)
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tiny_data):
+    """A small model trained on the tiny data's normals, with its held-out split."""
+    return fit(tiny_data, ["1"], ModelConfig(embedding_dim=4), TINY_TRAIN, fractions=(0.6, 0.2, 0.2), name="tiny")

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+from ecgviz import export, metrics
+from ecgviz.checkpoint import load_checkpoint, save_checkpoint
+from ecgviz.data import BeatData, load_files
+from ecgviz.pipeline import errors_for, evaluate, evaluation_indices
+
+
+def test_fit_produces_a_working_detector(tiny_ckpt, tiny_data):
+    c = tiny_ckpt
+    assert c.seq_len == 24 and c.split.n_beats == tiny_data.n_beats and c.threshold_rule.startswith("p95")
+    val_errors = errors_for(c, tiny_data.X[c.split.val])
+    assert c.threshold == pytest.approx(np.percentile(val_errors, 95))
+    m = c.metrics
+    assert m["held_out_split"] is True and m["n_normal"] == len(c.split.test) and m["n_anomaly"] == 20
+    # spikes and noise are far from a sine: a working autoencoder separates them perfectly
+    assert m["auroc"] > 0.95
+
+
+def test_evaluate_matches_sklearn_on_held_out_split(tiny_ckpt, tiny_data):
+    ev = evaluate(tiny_ckpt, tiny_data)
+    idx, is_anomaly = tiny_ckpt.split.eval_indices()
+    assert ev.held_out and np.array_equal(ev.indices, idx)
+    assert not np.intersect1d(ev.indices, tiny_ckpt.split.train).size
+    assert ev.auroc == pytest.approx(roc_auc_score(is_anomaly, ev.errors))
+    flagged = ev.errors > ev.metrics.threshold
+    assert ev.metrics.balanced_accuracy == pytest.approx(balanced_accuracy_score(is_anomaly, flagged))
+    other = evaluate(tiny_ckpt, tiny_data, threshold=0.0)
+    assert other.metrics.anomaly_recall == 1.0 and other.metrics.normal_recall == 0.0
+
+
+def test_other_data_is_evaluated_whole(tiny_ckpt, tiny_data):
+    X = np.array(tiny_data.X) * 1.0001  # different fingerprint: the split no longer applies
+    data = BeatData(X, tiny_data.labels, tiny_data.class_names, tiny_data.sources, tiny_data.rows)
+    idx, is_anomaly, held_out = evaluation_indices(tiny_ckpt, data)
+    assert not held_out and len(idx) == data.n_beats and is_anomaly.sum() == 20
+    with pytest.raises(ValueError, match="labelled"):
+        evaluation_indices(tiny_ckpt, BeatData(X, None, {}, tiny_data.sources, tiny_data.rows))
+
+
+def test_end_to_end_train_save_load_score_export(tiny_ckpt, tiny_files, tmp_path):
+    path = save_checkpoint(tiny_ckpt, tmp_path / "m.pt")
+    ckpt = load_checkpoint(path)
+    data = load_files(tiny_files)
+    errors = errors_for(ckpt, data.X)
+    assert np.allclose(errors, errors_for(tiny_ckpt, data.X))
+    table = export.beat_table(data, errors, ckpt.threshold)
+    out = tmp_path / "scores.csv"
+    export.write_csv(table, out)
+    import pandas as pd
+
+    back = pd.read_csv(out, dtype={"label": str})
+    assert len(back) == data.n_beats
+    assert np.array_equal(back["error"].to_numpy(), errors)
+    assert list(back["source"].unique()) == ["tiny_TRAIN.arff", "tiny_TEST.arff"]
+    assert back["flagged"].sum() == int((errors > ckpt.threshold).sum())
+    m = metrics.at_threshold(errors, data.labels != "1", ckpt.threshold, data.labels)
+    assert m.tp + m.fp == back["flagged"].sum()
