@@ -1,0 +1,243 @@
+"""Streamlit glue shared by the pages: session state, caches, error display, the sidebar summary."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from ecgviz import explore, session
+from ecgviz.checkpoint import CheckpointError
+from ecgviz.data import DataError
+from ecgviz.jobs import format_seconds
+from ecgviz.split import SplitError
+
+DATA = "active_data"
+MODEL = "active_model"
+NORMALS = "normal_labels"
+THRESHOLD = "threshold"
+JOB = "train_job"
+THRESHOLD_SLOT = "_sidebar_threshold_slot"
+NOTICE = "notice"  # one-shot message shown on the next run (e.g. "model trained and activated")
+
+# Errors with a message written for the user; anything else is unexpected but still shown without a traceback.
+USER_ERRORS = (DataError, CheckpointError, SplitError, ValueError, OSError)
+
+
+@contextlib.contextmanager
+def errors_shown() -> Iterator[None]:
+    """Turn any error in the block into st.error, so no traceback reaches the page."""
+    try:
+        yield
+    except USER_ERRORS as exc:
+        st.error(str(exc) or type(exc).__name__, icon=":material/error:")
+    except Exception as exc:  # the last line of defence: a message, never a stack trace
+        st.error(f"Something went wrong ({type(exc).__name__}): {exc}", icon=":material/error:")
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def _load_file_model(path: str, mtime_ns: int) -> session.ActiveModel:
+    # shared between sessions: read-only, and keyed by mtime so a replaced file is reread
+    return session.model_from_path(path, source="shipped")
+
+
+def default_model() -> session.ActiveModel | None:
+    """The start-up checkpoint (shipped unless overridden), or None with a warning when it is missing."""
+    path = session.default_checkpoint_path()
+    if not path.is_file():
+        return None
+    return _load_file_model(str(path.resolve()), path.stat().st_mtime_ns)
+
+
+def init() -> None:
+    """First run of a session: built-in data, default model, its threshold."""
+    if DATA not in st.session_state:
+        st.session_state[DATA] = session.builtin_data()
+    if MODEL not in st.session_state:
+        model = None
+        with errors_shown():
+            model = default_model()
+        if model is not None:
+            try:
+                model.ckpt.check_fits(st.session_state[DATA].data.length)
+            except CheckpointError as exc:
+                st.error(str(exc))
+                model = None
+        st.session_state[MODEL] = model
+        if model is not None:
+            st.session_state[THRESHOLD] = float(model.ckpt.threshold)
+    if NORMALS not in st.session_state:
+        st.session_state[NORMALS] = session.default_normal_labels(st.session_state[DATA], st.session_state[MODEL])
+
+
+def active_data() -> session.ActiveData:
+    """The data set of this session."""
+    return st.session_state[DATA]
+
+
+def active_model() -> session.ActiveModel | None:
+    """The model of this session, if any."""
+    return st.session_state.get(MODEL)
+
+
+def set_data(data: session.ActiveData) -> None:
+    """Make `data` active and pick sensible normal labels for it."""
+    st.session_state[DATA] = data
+    st.session_state[NORMALS] = session.default_normal_labels(data, active_model())
+    st.session_state.pop("normals_widget", None)
+
+
+def set_model(model: session.ActiveModel) -> None:
+    """Make `model` active after checking it fits the data (CheckpointError otherwise); adopt its threshold."""
+    model.ckpt.check_fits(active_data().data.length)
+    st.session_state[MODEL] = model
+    set_threshold(float(model.ckpt.threshold))
+
+
+def set_threshold(value: float) -> None:
+    """The one threshold every page uses; slider widgets resync from it."""
+    st.session_state[THRESHOLD] = float(value)
+    for key in ("thr_slider", "thr_number"):
+        st.session_state.pop(key, None)
+
+
+def threshold() -> float | None:
+    """The chosen threshold, if a model set one."""
+    return st.session_state.get(THRESHOLD)
+
+
+def notify(message: str) -> None:
+    """Show `message` as a toast-like success box on the next run."""
+    st.session_state[NOTICE] = message
+
+
+def show_notice() -> None:
+    """Show (once) a message left by notify()."""
+    message = st.session_state.pop(NOTICE, None)
+    if message:
+        st.success(message, icon=":material/check_circle:")
+
+
+@st.cache_data(max_entries=8, show_spinner="Scoring every beat…")
+def _scores(model_id: str, data_fp: str, _model: session.ActiveModel, _data: session.ActiveData):
+    # keyed by content ids only: the model and data objects themselves are not hashed
+    return session.score(_model, _data)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _evaluation(model_id: str, data_fp: str, normals: tuple[str, ...], _model: session.ActiveModel,
+                _data: session.ActiveData, _errors: np.ndarray) -> explore.Evaluation:
+    return session.evaluation(_model, _data, normals, _errors)
+
+
+def scores() -> tuple[np.ndarray, np.ndarray]:
+    """(errors, reconstructions) of the active data under the active model, computed once per pair."""
+    model, data = active_model(), active_data()
+    return _scores(model.id, data.fingerprint, model, data)
+
+
+def evaluation() -> explore.Evaluation:
+    """The explorer's view of the active model on the active data with the chosen normal labels."""
+    model, data = active_model(), active_data()
+    errors, _ = scores()
+    normals = tuple(st.session_state.get(NORMALS) or ())
+    return _evaluation(model.id, data.fingerprint, normals, model, data, errors)
+
+
+def require_model() -> session.ActiveModel | None:
+    """The active model if it can score the active data; otherwise explain why not and return None."""
+    model = active_model()
+    if model is None:
+        st.info("No model is loaded. Load or train one on the **Model** page.", icon=":material/info:")
+        st.page_link("pages/model.py", label="Go to the Model page", icon=":material/model_training:")
+        return None
+    try:
+        model.ckpt.check_fits(active_data().data.length)
+    except CheckpointError as exc:
+        st.error(str(exc), icon=":material/error:")
+        st.page_link("pages/model.py", label="Load or train a matching model", icon=":material/model_training:")
+        return None
+    return model
+
+
+def normal_names(data: session.ActiveData) -> str:
+    """Normal labels as readable text."""
+    normals = st.session_state.get(NORMALS) or []
+    return ", ".join(f"{data.class_name(k)} ({k})" for k in normals) or "none chosen"
+
+
+def sidebar() -> None:
+    """Compact summary of what every page works with."""
+    data, model = active_data(), active_model()
+    with st.sidebar:
+        st.markdown("**Data**")
+        labels = "unlabelled" if not data.data.has_labels else f"{len(data.labels)} labels"
+        st.caption(f"{data.name}  \n{data.data.n_beats:,} beats of {data.data.length} samples, {labels}  \n"
+                   f"normal: {normal_names(data) if data.data.has_labels else '—'}")
+        st.markdown("**Model**")
+        if model is None:
+            st.caption("none loaded")
+        else:
+            cfg = model.ckpt
+            st.caption(f"{model.name} ({model.source})  \nembedding {cfg.model_config.embedding_dim}, "
+                       f"{cfg.seq_len} samples, {cfg.loss} error")
+        st.markdown("**Threshold**")
+        # the explorer's fragment rewrites this slot on every slider step, without a full rerun
+        st.session_state[THRESHOLD_SLOT] = st.empty()
+        show_threshold()
+        job = st.session_state.get(JOB)
+        if job is not None and not (job.state().finished and st.session_state.get("job_adopted")):
+            training_status(job)
+
+
+def show_threshold() -> None:
+    """Write the current threshold into the sidebar slot."""
+    slot = st.session_state.get(THRESHOLD_SLOT)
+    if slot is not None:
+        t = threshold()
+        slot.caption("—" if t is None else f"{t:.4g}")
+
+
+@st.fragment(run_every=2.0)
+def training_status(job) -> None:
+    """A small live line about background training, visible from every page."""
+    state = job.state()
+    if state.finished:
+        if state.status == "done" and not st.session_state.get("job_adopted"):
+            # whichever page is open when training ends adopts the model, then refreshes everything
+            adopt_trained_model(job)
+            st.rerun(scope="app")
+        return
+    st.caption(f"Training: epoch {state.epoch}/{state.epochs}, about {format_seconds(state.eta_s)} left")
+
+
+def adopt_trained_model(job) -> None:
+    """Activate the finished job's model once."""
+    if st.session_state.get("job_adopted"):
+        return
+    st.session_state["job_adopted"] = True
+    model = job.result
+    if model is None:
+        return
+    try:
+        set_model(model)
+        notify(f"Model '{model.name}' trained, saved as {model.path.name if model.path else model.name} "
+               "and activated.")
+    except CheckpointError as exc:
+        notify(f"Model '{model.name}' was saved but not activated: {exc}")
+
+
+def checkpoint_choices() -> list[Path]:
+    """Checkpoint files offered on the Model page."""
+    from ecgviz.checkpoint import list_checkpoints
+
+    seen, out = set(), []
+    default = session.default_checkpoint_path()
+    for path in ([default] if default.is_file() else []) + list_checkpoints(session.checkpoint_dir()):
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            out.append(path)
+    return out

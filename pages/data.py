@@ -1,0 +1,101 @@
+"""Data: the built-in ECG5000 beats or your own files, their classes, and which classes are normal."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from ecgviz import figures, session
+from ecgviz.data import DataError
+from pages import _state as state
+
+PLOT_CONFIG = {"displaylogo": False}
+MAX_PREVIEWS = 12  # more classes than this is unusual; previews beyond it would only slow the page
+
+st.title("Data")
+state.show_notice()
+
+with st.container(border=True):
+    st.markdown("**Load beats**")
+    left, right = st.columns([1, 2])
+    with left:
+        is_builtin = state.active_data().name == session.BUILTIN_NAME
+        if st.button("Use the built-in ECG5000", disabled=is_builtin, icon=":material/ecg_heart:"):
+            state.set_data(session.builtin_data())
+            state.notify("Loaded the built-in ECG5000 data.")
+            st.rerun()
+        st.caption("5,000 beats of 140 samples from one patient, five classes; class 1 is normal.")
+    with right:
+        files = st.file_uploader("Or upload ARFF, TSV or CSV files (e.g. a TRAIN and a TEST file)",
+                                 type=["arff", "tsv", "csv", "txt"], accept_multiple_files=True, key="data_upload")
+        signature = tuple((f.name, f.size, f.file_id) for f in files or ())
+        # parse a selection once: reruns (every widget change) must not reload it or reset the normal labels
+        if signature and signature != st.session_state.get("data_upload_sig"):
+            st.session_state["data_upload_sig"] = signature
+            st.session_state.pop("data_upload_error", None)
+            try:
+                state.set_data(session.data_from_uploads([(f.name, f.getvalue()) for f in files]))
+                state.notify(f"Loaded {state.active_data().data.n_beats:,} beats from {state.active_data().name}.")
+                st.rerun()
+            except DataError as exc:
+                st.session_state["data_upload_error"] = str(exc)
+        if signature and st.session_state.get("data_upload_error"):
+            st.error(st.session_state["data_upload_error"], icon=":material/error:")
+            st.caption(f"Still using: {state.active_data().name}")
+
+active = state.active_data()
+data = active.data
+for warning in data.warnings:
+    st.warning(warning, icon=":material/warning:")
+
+st.subheader(active.name)
+cols = st.columns(3)
+cols[0].metric("Beats", f"{data.n_beats:,}", border=True)
+cols[1].metric("Samples per beat", f"{data.length:,}", border=True)
+cols[2].metric("Classes", f"{len(active.labels)}" if data.has_labels else "unlabelled", border=True)
+
+model = state.active_model()
+if model is not None and model.ckpt.seq_len != data.length:
+    st.warning(f"The active model '{model.name}' expects beats of {model.ckpt.seq_len} samples; these have "
+               f"{data.length}. Train or load a matching model on the **Model** page.", icon=":material/warning:")
+
+if data.has_labels:
+    st.session_state.setdefault("normals_widget", list(st.session_state.get(state.NORMALS) or []))
+    st.multiselect(
+        "Normal classes (every other class counts as abnormal)",
+        active.labels,
+        format_func=lambda k: f"{active.class_name(k)} ({k})",
+        key="normals_widget",
+        on_change=lambda: st.session_state.update({state.NORMALS: list(st.session_state.normals_widget)}),
+    )
+    normals = set(st.session_state.get(state.NORMALS) or [])
+    counts = data.label_counts()
+    st.dataframe(
+        pd.DataFrame({
+            "label": list(counts),
+            "name": [active.class_name(k) for k in counts],
+            "beats": list(counts.values()),
+            "share": [c / data.n_beats for c in counts.values()],
+            "role": ["normal" if k in normals else "abnormal" for k in counts],
+        }),
+        hide_index=True,
+        column_config={"share": st.column_config.NumberColumn(format="percent")},
+    )
+else:
+    st.info("These beats have no labels. You can score them with a loaded model and set a threshold (score-only "
+            "mode); the metrics, recall and ROC/PR curves, confusion matrix and training need labelled beats.",
+            icon=":material/info:")
+
+st.subheader("What the classes look like")
+st.caption("Mean beat with a ±1 standard deviation band, and a few individual beats in grey.")
+groups = {k: np.flatnonzero(data.labels == k) for k in active.labels[:MAX_PREVIEWS]} if data.has_labels else \
+    {None: np.arange(data.n_beats)}
+colors = figures.class_colors(active.labels, st.session_state.get(state.NORMALS) or [])
+grid = st.columns(3)
+for n, (label, idx) in enumerate(groups.items()):
+    title = "All beats" if label is None else f"{active.class_name(label)} ({label}): {len(idx):,} beats"
+    grid[n % 3].plotly_chart(
+        figures.class_preview(data.X[idx], title=title, color=colors.get(label, figures.NORMAL_COLOR)),
+        config=PLOT_CONFIG,
+    )
+if data.has_labels and len(active.labels) > MAX_PREVIEWS:
+    st.caption(f"Showing the first {MAX_PREVIEWS} of {len(active.labels)} classes.")

@@ -1,0 +1,48 @@
+"""Export: the flagged beats (or all) as CSV, the metrics as JSON, and the active checkpoint."""
+
+import streamlit as st
+
+from ecgviz import explore, export
+from ecgviz.checkpoint import to_bytes
+from pages import _state as state
+
+PREVIEW_ROWS = 200
+
+st.title("Export")
+state.show_notice()
+model = state.require_model()
+if model is None:
+    st.stop()
+
+active = state.active_data()
+ev = state.evaluation()
+t = state.threshold()
+n_flagged = ev.n_flagged(t)
+st.markdown(f"At threshold **{t:.4g}**, **{n_flagged:,}** of {len(ev.errors):,} beats are flagged as abnormal.")
+
+st.subheader("Beats as CSV")
+left, right = st.columns(2)
+rows = left.radio("Rows", ["Flagged beats only", "All beats"], horizontal=True, key="export_rows")
+samples = right.checkbox("Include the beat samples (columns s1, s2, …)", key="export_samples")
+flagged_only = rows == "Flagged beats only"
+table = export.beat_table(active.data, ev.errors, t, flagged_only=flagged_only, include_samples=samples)
+file_name = export.export_filename("ecgviz_flagged" if flagged_only else "ecgviz_all", t)
+st.download_button(f"Download {file_name} ({len(table):,} rows)", export.to_csv(table), file_name=file_name,
+                   mime="text/csv", icon=":material/download:", key="export_csv", on_click="ignore")
+st.dataframe(table.head(PREVIEW_ROWS), hide_index=True, height=280)
+if len(table) > PREVIEW_ROWS:
+    st.caption(f"Showing the first {PREVIEW_ROWS} of {len(table):,} rows; the download has them all.")
+
+st.subheader("Metrics as JSON")
+extra = {"model": model.name, "data": active.name, "data_fingerprint": active.fingerprint}
+st.download_button("Download metrics and threshold (JSON)", explore.metrics_payload(ev, t, extra),
+                   file_name=f"ecgviz_metrics_t{t:.4f}.json",
+                   mime="application/json", icon=":material/download:", key="export_json", on_click="ignore")
+
+st.subheader("Checkpoint")
+with_threshold = st.checkbox(f"Store the chosen threshold ({t:.4g}) in the downloaded checkpoint",
+                             key="export_ckpt_threshold")
+payload = to_bytes(model.ckpt.with_threshold(t)) if with_threshold else model.checkpoint_bytes()
+st.download_button(f"Download {model.download_name()}", payload, file_name=model.download_name(),
+                   mime="application/octet-stream", icon=":material/download:", key="export_ckpt",
+                   on_click="ignore")

@@ -1,0 +1,139 @@
+"""Model: load a checkpoint (shipped, saved or uploaded) or train a new autoencoder in the background."""
+
+import streamlit as st
+
+from ecgviz import explore, figures, session
+from ecgviz.checkpoint import CheckpointError
+from ecgviz.jobs import CANCELLED, DONE, ERROR, format_seconds
+from pages import _state as state
+
+PLOT_CONFIG = {"displaylogo": False}
+
+st.title("Model")
+state.show_notice()
+
+
+def activate(load) -> None:
+    """Load a model with `load()` and make it active, or say why not; the previous model stays otherwise."""
+    try:
+        model = load()
+        state.set_model(model)
+    except CheckpointError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    state.notify(f"Model '{model.name}' is active; the threshold is now its own ({model.ckpt.threshold:.4g}).")
+    st.rerun()
+
+
+model = state.active_model()
+with st.container(border=True):
+    if model is None:
+        st.info("No model is loaded yet.", icon=":material/info:")
+    else:
+        ckpt = model.ckpt
+        st.markdown(f"**Active model: {model.name}** ({model.source})")
+        cols = st.columns(4)
+        cols[0].metric("Embedding size", ckpt.model_config.embedding_dim, border=True)
+        cols[1].metric("Beat length", ckpt.seq_len, border=True)
+        cols[2].metric("Error measure", ckpt.loss.upper(), border=True)
+        cols[3].metric("Stored threshold", f"{ckpt.threshold:.4g}", help=ckpt.threshold_rule, border=True)
+        held_out = ckpt.metrics or {}
+        if held_out.get("auroc") is not None:
+            st.caption(
+                f"On its held-out beats: ROC AUC {held_out['auroc']:.4f}, normal beats passed "
+                f"{explore.percent(held_out.get('normal_recall'))}, anomalies caught "
+                f"{explore.percent(held_out.get('anomaly_recall'))} at the stored threshold."
+            )
+        if ckpt.history:
+            with st.expander("Training history"):
+                best = ckpt.train_config.get("best_epoch")
+                st.plotly_chart(figures.loss_curves(list(ckpt.history), best), config=PLOT_CONFIG)
+
+load_tab, train_tab = st.tabs([":material/folder_open: Load a checkpoint", ":material/model_training: Train a model"])
+
+with load_tab:
+    choices = state.checkpoint_choices()
+    if choices:
+        left, right = st.columns([3, 1], vertical_alignment="bottom")
+        chosen = left.selectbox("Saved checkpoints", [str(p) for p in choices],
+                                format_func=lambda p: p.rsplit("/", 1)[-1], key="ckpt_choice")
+        if right.button("Load", icon=":material/upload_file:", key="ckpt_load"):
+            source = "shipped" if chosen == str(session.default_checkpoint_path()) else "saved"
+            activate(lambda: session.model_from_path(chosen, source=source))
+    else:
+        st.caption("No checkpoint files found.")
+    upload = st.file_uploader("Or upload a checkpoint (.pt)", type=["pt"], key="ckpt_upload")
+    if upload is not None and upload.file_id != st.session_state.get("ckpt_upload_id"):
+        st.session_state["ckpt_upload_id"] = upload.file_id  # one attempt per uploaded file
+        activate(lambda: session.model_from_bytes(upload.getvalue(), upload.name))
+
+data = state.active_data()
+job = st.session_state.get(state.JOB)
+running = job is not None and not job.state().finished
+
+with train_tab:
+    st.caption(f"Trains on the normal beats of **{data.name}** (normal: {state.normal_names(data)}); "
+               "15% of them are held back for early stopping and for honest metrics.")
+    with st.form("train_form", border=False):
+        name = st.text_input("Save as", value="my_model", help="file name in checkpoints/, letters/digits/_/-")
+        c1, c2, c3, c4 = st.columns(4)
+        embedding = c1.number_input("Embedding size", 1, 512, 32, help="size of the bottleneck vector")
+        epochs = c2.number_input("Epochs (at most)", 1, 1000, 60, help="early stopping may end sooner")
+        batch = c3.number_input("Batch size", 1, 4096, 32)
+        lr = c4.number_input("Learning rate", 1e-5, 1.0, 3e-3, format="%.4f", step=1e-4)
+        c1, c2, c3, c4 = st.columns(4)
+        loss = c1.selectbox("Loss", ["l1", "mse"], help="l1: absolute error summed over the beat; mse: mean squared")
+        seed = c2.number_input("Seed", 0, 2**31 - 1, 0)
+        device = c3.selectbox("Device", session.available_devices())
+        patience = c4.number_input("Patience (epochs)", 1, 1000, 10, help="stop after this many epochs without "
+                                                                           "a better validation loss")
+        submitted = st.form_submit_button("Start training", icon=":material/play_arrow:", disabled=running,
+                                          type="primary")
+    if submitted:
+        settings = session.TrainSettings(embedding_dim=embedding, epochs=epochs, batch_size=batch, lr=lr,
+                                         loss=loss, seed=seed, device=device, patience=patience)
+        try:
+            new_job = session.start_training(data, st.session_state.get(state.NORMALS) or [], name.strip(),
+                                             settings, directory=session.checkpoint_dir())
+        except ValueError as exc:
+            st.error(str(exc), icon=":material/error:")
+        else:
+            st.session_state[state.JOB] = new_job.start()
+            st.session_state["job_adopted"] = False
+            st.rerun()
+
+
+@st.fragment(run_every=1.0)
+def progress() -> None:
+    """Live view of the background job; polls its state every second while it runs."""
+    job = st.session_state.get(state.JOB)
+    s = job.state()
+    if s.finished:
+        # hand over to a full run, which adopts the model and shows the outcome
+        st.rerun(scope="app")
+    text = f"Epoch {s.epoch}/{s.epochs} · {format_seconds(s.elapsed_s)} elapsed · about {format_seconds(s.eta_s)} left"
+    if s.status == "finishing" or s.epoch >= s.epochs:
+        text = "Scoring held-out beats and saving the checkpoint…"
+    st.progress(s.progress, text=text)
+    st.button("Cancel", on_click=job.cancel, disabled=job.cancel_requested, icon=":material/stop:",
+              key="train_cancel")
+    if s.history:
+        st.plotly_chart(figures.loss_curves(list(s.history), s.best_epoch), config=PLOT_CONFIG)
+
+
+if job is not None:
+    with train_tab:
+        s = job.state()
+        if not s.finished:
+            progress()
+        elif s.status == DONE:
+            state.adopt_trained_model(job)
+            result = job.result
+            st.success(f"Training finished after {s.epoch} epochs in {format_seconds(s.elapsed_s)}; saved as "
+                       f"{result.path.name if result and result.path else 'a checkpoint'}.",
+                       icon=":material/check_circle:")
+            st.plotly_chart(figures.loss_curves(list(s.history), s.best_epoch), config=PLOT_CONFIG)
+        elif s.status == CANCELLED:
+            st.warning(f"Training was cancelled after {s.epoch} epochs; nothing was saved.", icon=":material/stop:")
+        elif s.status == ERROR:
+            st.error(f"Training failed: {s.message}", icon=":material/error:")

@@ -1,0 +1,307 @@
+"""The dashboard driven through Streamlit's AppTest: every page, with values checked against ecgviz."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import streamlit as st
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+from ecgviz import explore, metrics, session
+from ecgviz.checkpoint import SHIPPED_CHECKPOINT, save_checkpoint
+from ecgviz.data import load_files
+from tests.helpers import synthetic_beats, write_arff
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, tiny_files, tiny_ckpt):
+    """The conftest's tiny data and model, with the model saved where the app looks for its start-up model."""
+    d = tmp_path_factory.mktemp("app")
+    path = save_checkpoint(tiny_ckpt, d / "tiny_start.pt")
+    return {"files": tiny_files, "data": load_files(tiny_files), "ckpt_path": path, "dir": d}
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches(monkeypatch, tiny):
+    """Caches outlive an AppTest; each test starts clean, with the tiny model as the start-up model."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    monkeypatch.setenv(session.CHECKPOINT_ENV, str(tiny["ckpt_path"]))
+    monkeypatch.setenv(session.CHECKPOINT_DIR_ENV, str(tiny["dir"]))
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """File name -> bytes of every download button rendered during the test."""
+    seen: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def record(self, path_or_data, mimetype, kind, filename=None):
+        if filename and isinstance(path_or_data, bytes):
+            seen[filename] = path_or_data
+        return original(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
+    return seen
+
+
+def start(tiny, page: str | None = None) -> AppTest:
+    """The app on the tiny data (put in place before the first run, as if the user had loaded it)."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["active_data"] = session.make_data(tiny["data"], "tiny")
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def metric_values(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def expected_metrics(tiny, threshold: float):
+    """What ecgviz.metrics says for the explorer's evaluation set at a threshold."""
+    model = session.model_from_path(tiny["ckpt_path"])
+    data = session.make_data(tiny["data"], "tiny")
+    errors, _ = session.score(model, data)
+    idx, _ = explore.evaluation_beats(data.data.n_beats, data.data.labels, ["1"], model.ckpt.split, True)
+    labels = data.data.labels[idx]
+    return metrics.at_threshold(errors[idx], labels != "1", threshold, labels), errors
+
+
+def arff_bytes(tmp_path: Path, name: str, X: np.ndarray, labels=None) -> bytes:
+    return write_arff(tmp_path / name, X, labels).read_bytes()
+
+
+def test_explorer_is_the_default_page_with_charts_and_metrics(tiny):
+    at = start(tiny)
+    assert at.title[0].value == "Threshold explorer"
+    assert len(at.get("plotly_chart")) == 6  # histogram, recall curves, ROC, PR, confusion, beat
+    threshold = at.session_state["threshold"]
+    m, _ = expected_metrics(tiny, threshold)
+    values = metric_values(at)
+    assert values["Normal beats passed"] == f"{m.tn:,} / {m.n_normal:,}"
+    assert values["Anomalies caught"] == f"{m.tp:,} / {m.n_anomaly:,}"
+    sidebar = " ".join(c.value for c in at.sidebar.caption)
+    assert "tiny" in sidebar and f"{threshold:.4g}" in sidebar
+
+
+def test_moving_the_slider_recomputes_the_metrics(tiny):
+    at = start(tiny)
+    slider = at.slider(key="thr_slider")
+    _, errors = expected_metrics(tiny, 0.0)
+    for value in np.quantile(errors, [0.2, 0.5, 0.8]):
+        value = float(np.clip(round(value / slider.step) * slider.step, slider.min, slider.max))
+        at.slider(key="thr_slider").set_value(value).run()
+        assert_clean(at)
+        m, _ = expected_metrics(tiny, value)
+        values = metric_values(at)
+        assert at.session_state["threshold"] == pytest.approx(value)
+        assert at.number_input(key="thr_number").value == pytest.approx(value)  # kept in sync
+        assert values["Normal beats passed"] == f"{m.tn:,} / {m.n_normal:,}"
+        assert values["Anomalies caught"] == f"{m.tp:,} / {m.n_anomaly:,}"
+        assert values["Precision"] == explore.percent(m.precision)
+        assert values["F1"] == ("—" if m.f1 is None else f"{m.f1:.3f}")
+        for label, (flagged, total) in m.class_counts.items():
+            if label != "1":
+                assert values[f"Class {label} caught"] == f"{flagged:,} / {total:,}"
+
+
+def test_number_input_and_suggestions_move_the_slider(tiny):
+    at = start(tiny)
+    slider = at.slider(key="thr_slider")
+    target = float(slider.min + (slider.max - slider.min) * 0.3)
+    at.number_input(key="thr_number").set_value(target).run()
+    assert at.slider(key="thr_slider").value == pytest.approx(target)
+    assert at.session_state["threshold"] == pytest.approx(target)
+    at.button(key="suggest_max_f1").click().run()
+    assert_clean(at)
+    _, errors = expected_metrics(tiny, 0.0)
+    model = session.model_from_path(tiny["ckpt_path"])
+    data = session.make_data(tiny["data"], "tiny")
+    best = session.evaluation(model, data, ["1"], errors).suggestions["max_f1"]
+    assert at.session_state["threshold"] == pytest.approx(best)
+    assert at.number_input(key="thr_number").value == pytest.approx(best)
+
+
+def test_beat_viewer_shows_the_most_anomalous_beat_and_its_verdict(tiny):
+    at = start(tiny)
+    _, errors = expected_metrics(tiny, 0.0)
+    labels = tiny["data"].labels
+    at.selectbox(key="beat_class").set_value("3").run()
+    worst = float(errors[labels == "3"].max())
+    assert metric_values(at)["Reconstruction error"] == f"{worst:.3f}"
+    verdict = "Flagged as abnormal" if worst > at.session_state["threshold"] else "Passed as normal"
+    assert any(verdict in md.value for md in at.markdown)
+    at.selectbox(key="beat_mode").set_value("by row").run()
+    at.number_input(key="beat_row").set_value(5).run()
+    assert_clean(at)
+    assert metric_values(at)["Reconstruction error"] == f"{errors[4]:.3f}"
+
+
+def test_threshold_is_kept_across_pages(tiny, downloads):
+    at = start(tiny)
+    slider = at.slider(key="thr_slider")
+    value = float(slider.min + round((slider.max - slider.min) * 0.4 / slider.step) * slider.step)
+    at.slider(key="thr_slider").set_value(value).run()
+    at.switch_page("pages/data.py").run()
+    at.switch_page("pages/explorer.py").run()
+    assert at.slider(key="thr_slider").value == pytest.approx(value)
+    at.switch_page("pages/export.py").run()
+    assert_clean(at)
+    assert any(name.endswith(f"_t{value:.4f}.csv") for name in downloads)
+
+
+def test_data_page_summary_and_upload(tiny, tmp_path):
+    at = start(tiny, "pages/data.py")
+    assert metric_values(at)["Beats"] == "80"
+    X, labels = synthetic_beats(n_normal=9, n_anomaly=4, length=24, seed=5)
+    files = [("up_TRAIN.arff", arff_bytes(tmp_path, "a.arff", X[:6], labels[:6]), "text/plain"),
+             ("up_TEST.arff", arff_bytes(tmp_path, "b.arff", X[6:], labels[6:]), "text/plain")]
+    at.file_uploader(key="data_upload").set_value(files).run()
+    assert_clean(at)
+    values = metric_values(at)
+    assert values["Beats"] == "13" and values["Samples per beat"] == "24" and values["Classes"] == "3"
+    assert at.subheader[0].value == "up_TRAIN.arff + up_TEST.arff"
+    table = at.dataframe[0].value
+    assert table["beats"].tolist() == [9, 2, 2] and table["role"].tolist() == ["normal", "abnormal", "abnormal"]
+    assert at.multiselect(key="normals_widget").value == ["1"]
+    assert len(at.get("plotly_chart")) == 3  # one preview per class
+    # choosing class 2 as normal too is what the explorer then evaluates
+    at.multiselect(key="normals_widget").set_value(["1", "2"]).run()
+    assert at.session_state["normal_labels"] == ["1", "2"]
+    at.switch_page("pages/explorer.py").run()
+    assert_clean(at)
+    assert set(k for k in metric_values(at) if k.endswith("caught")) == {"Anomalies caught", "Class 3 caught"}
+
+
+def test_a_bad_upload_shows_the_error_and_keeps_the_data(tiny):
+    at = start(tiny, "pages/data.py")
+    at.file_uploader(key="data_upload").set_value(("broken.arff", b"@relation x\n@data\n1,2,oops\n", "text/plain"))
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and "broken.arff" in at.error[0].value
+    assert at.session_state["active_data"].name == "tiny"
+    assert metric_values(at)["Beats"] == "80"
+
+
+def test_unlabelled_upload_runs_in_score_only_mode(tiny, tmp_path, downloads):
+    at = start(tiny, "pages/data.py")
+    X, _ = synthetic_beats(n_normal=10, n_anomaly=2, length=24, seed=2)
+    at.file_uploader(key="data_upload").set_value(("plain.arff", arff_bytes(tmp_path, "p.arff", X), "text/plain"))
+    at.run()
+    assert_clean(at)
+    assert any("no labels" in i.value for i in at.info)
+    at.switch_page("pages/explorer.py").run()
+    assert_clean(at)
+    assert any("score-only" in i.value for i in at.info)
+    t = at.session_state["threshold"]
+    model = session.model_from_path(tiny["ckpt_path"])
+    errors, _ = session.score(model, session.make_data(load_files([tmp_path / "p.arff"]), "p"))
+    assert metric_values(at)["Beats flagged"] == f"{int((errors > t).sum()):,} / 12"
+    at.switch_page("pages/export.py").run()
+    assert_clean(at)
+    at.radio(key="export_rows").set_value("All beats").run()
+    csv = next(v for k, v in downloads.items() if k.startswith("ecgviz_all"))
+    assert len(pd.read_csv(io.BytesIO(csv))) == 12
+
+
+def test_data_of_another_length_is_refused_by_the_model(tiny, tmp_path):
+    at = start(tiny, "pages/data.py")
+    X, labels = synthetic_beats(n_normal=6, n_anomaly=2, length=30)
+    at.file_uploader(key="data_upload").set_value(("long.arff", arff_bytes(tmp_path, "l.arff", X, labels),
+                                                   "text/plain")).run()
+    assert not at.exception
+    assert any("24 samples" in w.value for w in at.warning)
+    at.switch_page("pages/explorer.py").run()
+    assert not at.exception
+    assert len(at.error) == 1 and "24 samples" in at.error[0].value and "30 samples" in at.error[0].value
+
+
+def test_export_downloads_match_the_data(tiny, downloads):
+    at = start(tiny, "pages/export.py")
+    t = at.session_state["threshold"]
+    _, errors = expected_metrics(tiny, t)
+    flagged = next(v for k, v in downloads.items() if k.startswith("ecgviz_flagged"))
+    assert len(pd.read_csv(io.BytesIO(flagged))) == int((errors > t).sum())
+    at.radio(key="export_rows").set_value("All beats").run()
+    assert_clean(at)
+    table = pd.read_csv(io.BytesIO(next(v for k, v in downloads.items() if k.startswith("ecgviz_all"))))
+    assert len(table) == 80
+    assert np.allclose(table["error"], errors)
+    assert (table["flagged"] == (errors > t)).all()
+    metrics_file = next(v for k, v in downloads.items() if k.endswith(".json"))
+    assert b'"threshold"' in metrics_file
+    assert downloads["tiny_start.pt"] == tiny["ckpt_path"].read_bytes()
+
+
+def test_model_page_loads_uploads_and_refuses_bad_checkpoints(tiny, tmp_path):
+    at = start(tiny, "pages/model.py")
+    assert any("tiny" in md.value for md in at.markdown)
+    at.file_uploader(key="ckpt_upload").set_value(("junk.pt", b"not a checkpoint", "application/octet-stream"))
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and "junk.pt" in at.error[0].value
+    assert at.session_state["active_model"].name == "tiny"
+    other = save_checkpoint(session.model_from_path(tiny["ckpt_path"]).ckpt.with_threshold(1.25), tmp_path / "b.pt")
+    at.file_uploader(key="ckpt_upload").set_value(("second.pt", other.read_bytes(), "application/octet-stream"))
+    at.run()
+    assert_clean(at)
+    assert at.session_state["active_model"].source == "uploaded"
+    assert at.session_state["threshold"] == pytest.approx(1.25)
+
+
+def test_training_runs_in_the_background_and_activates_the_result(tiny):
+    at = start(tiny, "pages/model.py")
+    at.text_input[0].set_value("trained_here")
+    labelled = {n.label: n for n in at.number_input}
+    labelled["Embedding size"].set_value(4)
+    labelled["Epochs (at most)"].set_value(2)
+    labelled["Batch size"].set_value(8)
+    at.selectbox[-1].set_value("cpu")
+    at.form_submit_button[0].click()
+    at.run()
+    assert_clean(at)
+    job = at.session_state["train_job"]
+    assert job.join(TIMEOUT)
+    at.run()
+    assert_clean(at)
+    model = at.session_state["active_model"]
+    assert model.name == "trained_here" and model.source == "trained"
+    assert (tiny["dir"] / "trained_here.pt").is_file()
+    assert any("trained_here" in s.value for s in at.success)
+
+
+@pytest.mark.slow
+def test_real_start_with_ecg5000_and_the_shipped_checkpoint(monkeypatch):
+    if not SHIPPED_CHECKPOINT.is_file():
+        pytest.skip(f"the shipped checkpoint {SHIPPED_CHECKPOINT} is missing")
+    monkeypatch.delenv(session.CHECKPOINT_ENV)
+    at = AppTest.from_file(APP, default_timeout=300).run()
+    assert_clean(at)
+    data = at.session_state["active_data"]
+    assert data.name == session.BUILTIN_NAME and data.data.n_beats == 5000
+    assert at.session_state["active_model"].source == "shipped"
+    assert len(at.get("plotly_chart")) == 6
+    ev = session.evaluation(at.session_state["active_model"], data, ["1"], session.score(
+        at.session_state["active_model"], data)[0])
+    m = ev.metrics_at(at.session_state["threshold"])
+    assert metric_values(at)["Anomalies caught"] == f"{m.tp:,} / {m.n_anomaly:,}"
+    assert m.n_normal + m.n_anomaly == len(ev.eval_idx) < 5000
