@@ -129,6 +129,7 @@ def load_checkpoint(source: str | os.PathLike | bytes, name: str | None = None) 
         raise CheckpointError(f"{label} was written by a newer ecgviz (format {d['format_version']}); please upgrade")
     try:
         config = ModelConfig(**d["model_config"])
+        _check_weights(config, d["state_dict"])
         model = RecurrentAutoencoder(config)
         model.load_state_dict(d["state_dict"], strict=True)
         ckpt = Checkpoint(
@@ -150,21 +151,49 @@ def load_checkpoint(source: str | os.PathLike | bytes, name: str | None = None) 
             created=str(d.get("created", "")),
         )
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
-        raise CheckpointError(f"{label} is a damaged ecgviz checkpoint: {str(exc).splitlines()[0][:200]}") from None
+        raise CheckpointError(f"{label} is a damaged ecgviz checkpoint: {_first_reason(exc)}") from None
     if not (np.isfinite(ckpt.threshold) and ckpt.normalisation[1] > 0 and ckpt.loss in ("l1", "mse")):
         raise CheckpointError(f"{label} is a damaged ecgviz checkpoint: bad threshold, normalisation or loss")
     return ckpt
 
 
+def _check_weights(config: ModelConfig, state: object) -> None:
+    """Compare the stored weights with the configuration before a model of that size is allocated."""
+    with torch.device("meta"):  # shapes only: a hostile configuration must not allocate gigabytes
+        expected = {k: tuple(v.shape) for k, v in RecurrentAutoencoder(config).state_dict().items()}
+    stored = state if isinstance(state, dict) else {}
+    for key, shape in expected.items():
+        have = stored.get(key)
+        if not isinstance(have, torch.Tensor):
+            raise ValueError(f"weight {key} is missing")
+        if tuple(have.shape) != shape:
+            raise ValueError(f"weight {key} has shape {tuple(have.shape)}, but its model_config "
+                             f"(embedding {config.embedding_dim}, {config.n_features} feature(s)) needs {shape}")
+
+
+def _first_reason(exc: Exception) -> str:
+    """The first line that says what is wrong: torch's state-dict errors start with a bare heading."""
+    if isinstance(exc, KeyError) and exc.args:
+        return f"no {exc.args[0]!r} entry"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reasons = [line for line in lines if not line.startswith("Error(s) in loading state_dict")]
+    return ((reasons or lines or [type(exc).__name__])[0])[:200]
+
+
 def _why_refused(exc: Exception) -> str:
     """One readable reason from torch's multi-paragraph loader errors."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    # zip checkpoints say "Unsupported global: GLOBAL x", legacy and bare pickles "unsupported GLOBAL x whose ..."
+    found = re.search(r"unsupported (?:global: )?GLOBAL ([\w.]+)", text, re.IGNORECASE)
     if found:
         return f"it refers to code ({found.group(1)}), which is never loaded because it could run on your machine"
     if "zip" in text.lower() or "load key" in text.lower() or isinstance(exc, EOFError):
         return "it is not a PyTorch file"
-    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    # torch's first paragraph is boilerplate that suggests the unsafe way to load; the reason comes after it
+    paragraphs = [para.strip() for para in re.split(r"\n\s*\n", text) if para.strip()]
+    reasons = [para for para in paragraphs if not para.startswith("Weights only load failed")
+               and "documentation of torch.load" not in para]
+    first = (reasons or [type(exc).__name__])[0].splitlines()[0]
     return f"it could not be read safely ({first[:160]})"
 
 
