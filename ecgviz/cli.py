@@ -21,7 +21,11 @@ USER_ERRORS = (DataError, CheckpointError, SplitError, ValueError, OSError)
 
 
 def _load(paths: Sequence[str] | None):
-    return load_files(paths) if paths else load_ecg5000()
+    """The data, with its load warnings on stderr: a file that loads oddly must say so, as in the dashboard."""
+    data = load_files(paths) if paths else load_ecg5000()
+    for w in data.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return data
 
 
 class ProgressBar:
@@ -46,8 +50,6 @@ class ProgressBar:
 
 def cmd_train(args: argparse.Namespace) -> int:
     data = _load(args.data)
-    for w in data.warnings:
-        print(f"warning: {w}", file=sys.stderr)
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                      loss=args.loss, seed=args.seed, device=args.device)
     bar = ProgressBar()
@@ -91,7 +93,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
-    data = load_files(args.data)
+    data = _load(args.data)
     t0 = time.perf_counter()
     errors = errors_for(ckpt, data.X)
     threshold = ckpt.threshold if args.threshold is None else args.threshold
