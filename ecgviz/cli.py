@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     t.add_argument("--seed", type=int, default=d.seed)
     t.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
-                   help="stored threshold: this percentile of the validation normals' errors")
+                   help="stored threshold: this percentile of the training normals' errors")
     t.add_argument("--name", help="a name stored in the checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)

@@ -16,9 +16,10 @@ from ecgviz.score import reconstruction_errors
 from ecgviz.split import DEFAULT_FRACTIONS, Split, make_split
 from ecgviz.train import EpochInfo, TrainConfig, train
 
-# The stored threshold needs no anomaly labels: it passes this share of the validation normals,
-# which the model never trained on, so it estimates the false-alarm rate on new normal beats.
-DEFAULT_PERCENTILE = 95.0
+# The stored threshold needs no anomaly labels: it passes this share of the training normals, so it sets a
+# target false-alarm rate. Training normals (2,481 on ECG5000) give a far steadier percentile than the 219
+# validation normals, and the model barely overfits them (train and validation losses differ by ~2 %).
+DEFAULT_PERCENTILE = 98.0
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,8 @@ def fit(
     split: Split = make_split(data.labels, normal_labels, fractions, seed=train_config.seed, n_beats=data.n_beats)
     result = train(data.X[split.train], data.X[split.val], model_config, train_config, on_epoch=on_epoch, stop=stop)
     norm, loss = result.normalisation, train_config.loss
-    val_errors = reconstruction_errors(result.model, data.X[split.val], loss=loss, normalisation=norm)
-    threshold = float(np.percentile(val_errors, percentile))
+    train_errors = reconstruction_errors(result.model, data.X[split.train], loss=loss, normalisation=norm)
+    threshold = float(np.percentile(train_errors, percentile))
     ckpt = Checkpoint(
         model=result.model,
         model_config=model_config,
@@ -125,7 +126,7 @@ def fit(
         normalisation=norm,
         loss=loss,
         threshold=threshold,
-        threshold_rule=f"p{percentile:g} of validation normals",
+        threshold_rule=f"p{percentile:g} of training normals",
         history=tuple(result.history),
         train_config={**train_config.to_dict(), "device_used": result.device, "best_epoch": result.best_epoch,
                       "cancelled": result.cancelled, "elapsed_s": result.elapsed_s},

@@ -10,9 +10,9 @@ from ecgviz.pipeline import errors_for, evaluate, evaluation_indices
 
 def test_fit_produces_a_working_detector(tiny_ckpt, tiny_data):
     c = tiny_ckpt
-    assert c.seq_len == 24 and c.split.n_beats == tiny_data.n_beats and c.threshold_rule.startswith("p95")
-    val_errors = errors_for(c, tiny_data.X[c.split.val])
-    assert c.threshold == pytest.approx(np.percentile(val_errors, 95))
+    assert c.seq_len == 24 and c.split.n_beats == tiny_data.n_beats and c.threshold_rule == "p98 of training normals"
+    train_errors = errors_for(c, tiny_data.X[c.split.train])
+    assert c.threshold == pytest.approx(np.percentile(train_errors, 98))
     m = c.metrics
     assert m["held_out_split"] is True and m["n_normal"] == len(c.split.test) and m["n_anomaly"] == 20
     # spikes and noise are far from a sine: a working autoencoder separates them perfectly
