@@ -82,13 +82,13 @@ def evaluation_beats(n_beats: int, labels: np.ndarray | None, normal_labels: Seq
     """(indices to evaluate, indices of reference normals) for a model on a data set.
 
     When the model was trained on this very data its training and validation beats would flatter it,
-    so they are left out of evaluation; the validation normals, which it never fitted, are the percentile
-    reference, as for the threshold stored in a checkpoint.
+    so they are left out of evaluation; its training normals are the percentile reference, as for the
+    label-free threshold stored in a checkpoint.
     """
     everything = np.arange(n_beats)
     if same_data and split is not None and split.n_beats == n_beats:
         seen = np.union1d(split.train, split.val)
-        return np.setdiff1d(everything, seen), np.asarray(split.val, dtype=np.int64)
+        return np.setdiff1d(everything, seen), np.asarray(split.train, dtype=np.int64)
     if labels is None:
         return everything, everything
     return everything, np.flatnonzero(np.isin(labels, list(normal_labels)))
@@ -96,7 +96,7 @@ def evaluation_beats(n_beats: int, labels: np.ndarray | None, normal_labels: Seq
 
 def evaluate(errors: np.ndarray, labels: np.ndarray | None, class_names: Mapping[str, str],
              normal_labels: Sequence[str], *, split=None, same_data: bool = False, n_bins: int = 80,
-             percentile: float = 95.0) -> Evaluation:
+             percentile: float = 98.0) -> Evaluation:
     """Build the Evaluation: held-out beats, sorted errors, sweep, curves, suggestions, histogram bins."""
     errors = np.asarray(errors, dtype=np.float64)
     idx, ref = evaluation_beats(len(errors), labels, normal_labels, split, same_data)

@@ -90,19 +90,30 @@ def _threshold_label(x: float) -> dict:
     }
 
 
+def _scatter(x, y, **props) -> dict:
+    return {"type": "scatter", "x": x, "y": y, **props}
+
+
+def _figure(traces: list[dict], layout: dict) -> go.Figure:
+    # Validation costs more than everything else in a slider step, and these specs are fixed by this module:
+    # tests/test_figures.py validates every builder's output instead.
+    return go.Figure(data=traces, layout=layout, _validate=False)
+
+
 def error_histogram(bins: HistogramBins, threshold: float | None, *, log_y: bool = False, title: str = "") -> go.Figure:
     """Overlaid per-group error histograms (pre-binned bars) with the threshold as a dashed line."""
-    width = np.diff(bins.edges)
+    width = float(bins.edges[1] - bins.edges[0])  # the bins are equally wide
     traces = [
-        go.Bar(
-            x=bins.centers,
-            y=counts,
-            width=width,
-            name=name,
-            marker={"color": bins.colors[name], "line": {"width": 0}},
-            opacity=0.6,
-            hovertemplate="error %{x:.3g}<br>%{y} beats<extra>" + name + "</extra>",
-        )
+        {
+            "type": "bar",
+            "x": bins.centers,
+            "y": counts,
+            "width": width,
+            "name": name,
+            "marker": {"color": bins.colors[name], "line": {"width": 0}},
+            "opacity": 0.6,
+            "hovertemplate": "error %{x:.3g}<br>%{y} beats<extra>" + name + "</extra>",
+        }
         for name, counts in bins.counts.items()
     ]
     layout = {
@@ -118,7 +129,7 @@ def error_histogram(bins: HistogramBins, threshold: float | None, *, log_y: bool
     if threshold is not None:
         layout["shapes"] = [_threshold_shape(threshold)]
         layout["annotations"] = [_threshold_label(threshold)]
-    return go.Figure(data=traces, layout=layout)
+    return _figure(traces, layout)
 
 
 def thin(*arrays: np.ndarray, max_points: int = MAX_CURVE_POINTS) -> tuple[np.ndarray, ...]:
@@ -141,20 +152,14 @@ def recall_curves(
     traces = []
     for name, values in curves.items():
         x, y = thin(np.asarray(thresholds, dtype=np.float64), np.asarray(values, dtype=np.float64))
-        traces.append(
-            go.Scatter(x=x, y=y, name=name, mode="lines", line={"color": colors.get(name), "width": 2},
-                       hovertemplate="threshold %{x:.3g}<br>recall %{y:.1%}<extra>" + name + "</extra>")
-        )
+        traces.append(_scatter(x, y, name=name, mode="lines", line={"color": colors.get(name), "width": 2},
+                               hovertemplate="threshold %{x:.3g}<br>recall %{y:.1%}<extra>" + name + "</extra>"))
     if threshold is not None and current:
         names = list(current)
-        traces.append(
-            go.Scatter(
-                x=np.full(len(names), threshold), y=np.array([current[n] for n in names], dtype=np.float64),
-                mode="markers", marker={"size": 10, "color": [colors.get(n) for n in names],
-                                        "line": {"color": "white", "width": 1}},
-                text=names, showlegend=False, hovertemplate="%{text}: %{y:.1%}<extra></extra>",
-            )
-        )
+        marker = {"size": 10, "color": [colors.get(n) for n in names], "line": {"color": "white", "width": 1}}
+        traces.append(_scatter(np.full(len(names), threshold), np.array([current[n] for n in names], dtype=float),
+                               mode="markers", marker=marker, text=names, showlegend=False,
+                               hovertemplate="%{text}: %{y:.1%}<extra></extra>"))
     layout = {
         "title": {"text": "Recall versus threshold"},
         "xaxis": {"title": {"text": "threshold"}},
@@ -165,22 +170,21 @@ def recall_curves(
     }
     if threshold is not None:
         layout["shapes"] = [_threshold_shape(threshold)]
-    return go.Figure(data=traces, layout=layout)
+    return _figure(traces, layout)
 
 
 def _curve_figure(x, y, point, *, title, x_title, y_title, name, diagonal: bool) -> go.Figure:
     x, y = thin(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
     traces = []
     if diagonal:
-        traces.append(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"color": "#bbbbbb", "dash": "dot"},
-                                 showlegend=False, hoverinfo="skip"))
-    traces.append(go.Scatter(x=x, y=y, mode="lines", name=name, line={"color": NORMAL_COLOR, "width": 2},
-                             showlegend=False))
+        traces.append(_scatter([0, 1], [0, 1], mode="lines", line={"color": "#bbbbbb", "dash": "dot"},
+                               showlegend=False, hoverinfo="skip"))
+    traces.append(_scatter(x, y, mode="lines", name=name, line={"color": NORMAL_COLOR, "width": 2}, showlegend=False))
     if point is not None:
         marker = {"size": 12, "color": ABNORMAL_COLORS[0], "line": {"color": "white", "width": 1}}
-        traces.append(go.Scatter(x=[point[0]], y=[point[1]], mode="markers", name="operating point", marker=marker,
-                                 showlegend=False,
-                                 hovertemplate="current threshold<br>(%{x:.3f}, %{y:.3f})<extra></extra>"))
+        traces.append(_scatter([point[0]], [point[1]], mode="markers", name="operating point", marker=marker,
+                               showlegend=False,
+                               hovertemplate="current threshold<br>(%{x:.3f}, %{y:.3f})<extra></extra>"))
     layout = {
         "title": {"text": title},
         "xaxis": {"title": {"text": x_title}, "range": [-0.02, 1.02]},
@@ -188,7 +192,7 @@ def _curve_figure(x, y, point, *, title, x_title, y_title, name, diagonal: bool)
         "margin": _MARGIN,
         "height": 340,
     }
-    return go.Figure(data=traces, layout=layout)
+    return _figure(traces, layout)
 
 
 def roc_figure(fpr: np.ndarray, tpr: np.ndarray, auc: float | None, point: tuple[float, float] | None) -> go.Figure:
@@ -209,12 +213,19 @@ def pr_figure(precision: np.ndarray, recall: np.ndarray, ap: float | None,
 def confusion_figure(confusion: np.ndarray) -> go.Figure:
     """2x2 confusion matrix [[tn, fp], [fn, tp]] as an annotated heatmap, true class on rows."""
     cm = np.asarray(confusion, dtype=np.int64)
-    x = ["passed as normal", "flagged"]
-    y = ["normal", "anomaly"]
     total = max(int(cm.sum()), 1)
     text = [[f"{cm[i, j]:,}<br>({cm[i, j] / total:.1%})" for j in range(2)] for i in range(2)]
-    trace = go.Heatmap(z=cm, x=x, y=y, text=text, texttemplate="%{text}", colorscale="Blues", showscale=False,
-                       hovertemplate="true %{y}, %{x}: %{z}<extra></extra>")
+    trace = {
+        "type": "heatmap",
+        "z": cm,
+        "x": ["passed as normal", "flagged"],
+        "y": ["normal", "anomaly"],
+        "text": text,
+        "texttemplate": "%{text}",
+        "colorscale": "Blues",
+        "showscale": False,
+        "hovertemplate": "true %{y}, %{x}: %{z}<extra></extra>",
+    }
     layout = {
         "title": {"text": "Confusion matrix"},
         "xaxis": {"title": {"text": "verdict"}, "side": "bottom"},
@@ -222,7 +233,7 @@ def confusion_figure(confusion: np.ndarray) -> go.Figure:
         "margin": _MARGIN,
         "height": 340,
     }
-    return go.Figure(data=[trace], layout=layout)
+    return _figure([trace], layout)
 
 
 def beat_figure(original: np.ndarray, reconstruction: np.ndarray, *, title: str = "",
@@ -232,11 +243,11 @@ def beat_figure(original: np.ndarray, reconstruction: np.ndarray, *, title: str 
     reconstruction = np.asarray(reconstruction, dtype=np.float64)
     t = np.arange(original.size)
     traces = [
-        go.Scatter(x=t, y=original, name="original", mode="lines", line={"color": color, "width": 2}),
+        _scatter(t, original, name="original", mode="lines", line={"color": color, "width": 2}),
         # fill to the previous trace shades the difference wherever the two curves part
-        go.Scatter(x=t, y=reconstruction, name="reconstruction", mode="lines",
-                   line={"color": "#2ca02c", "width": 2, "dash": "dash"},
-                   fill="tonexty", fillcolor="rgba(214, 39, 40, 0.25)"),
+        _scatter(t, reconstruction, name="reconstruction", mode="lines",
+                 line={"color": "#2ca02c", "width": 2, "dash": "dash"}, fill="tonexty",
+                 fillcolor="rgba(214, 39, 40, 0.25)"),
     ]
     layout = {
         "title": {"text": title},
@@ -246,7 +257,7 @@ def beat_figure(original: np.ndarray, reconstruction: np.ndarray, *, title: str 
         "margin": _MARGIN,
         "height": 360,
     }
-    return go.Figure(data=traces, layout=layout)
+    return _figure(traces, layout)
 
 
 def class_preview(beats: np.ndarray, *, title: str = "", color: str = NORMAL_COLOR, n_examples: int = 5,
@@ -260,15 +271,13 @@ def class_preview(beats: np.ndarray, *, title: str = "", color: str = NORMAL_COL
         rng = np.random.default_rng(seed)
         picks = np.sort(rng.choice(beats.shape[0], size=min(n_examples, beats.shape[0]), replace=False))
         for k, i in enumerate(picks):
-            traces.append(go.Scatter(x=t, y=beats[i], mode="lines", line={"color": "#999999", "width": 1},
-                                     opacity=0.6, name="examples", legendgroup="examples", showlegend=k == 0,
-                                     hoverinfo="skip"))
+            traces.append(_scatter(t, beats[i], mode="lines", line={"color": "#999999", "width": 1}, opacity=0.6,
+                                   name="examples", legendgroup="examples", showlegend=k == 0, hoverinfo="skip"))
         # the band is the area between mean+std and mean-std: draw the upper edge, then fill the lower one to it
-        traces.append(go.Scatter(x=t, y=mean + std, mode="lines", line={"width": 0}, showlegend=False,
-                                 hoverinfo="skip"))
-        traces.append(go.Scatter(x=t, y=mean - std, mode="lines", line={"width": 0}, fill="tonexty",
-                                 fillcolor=_rgba(color, 0.25), name="±1 std"))
-        traces.append(go.Scatter(x=t, y=mean, mode="lines", line={"color": color, "width": 3}, name="mean"))
+        traces.append(_scatter(t, mean + std, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip"))
+        traces.append(_scatter(t, mean - std, mode="lines", line={"width": 0}, fill="tonexty",
+                               fillcolor=_rgba(color, 0.25), name="±1 std"))
+        traces.append(_scatter(t, mean, mode="lines", line={"color": color, "width": 3}, name="mean"))
     layout = {
         "title": {"text": title},
         "xaxis": {"title": {"text": "sample"}},
@@ -277,7 +286,7 @@ def class_preview(beats: np.ndarray, *, title: str = "", color: str = NORMAL_COL
         "margin": _MARGIN,
         "height": 300,
     }
-    return go.Figure(data=traces, layout=layout)
+    return _figure(traces, layout)
 
 
 def loss_curves(history: Sequence[Mapping[str, float]], best_epoch: int | None = None) -> go.Figure:
@@ -286,7 +295,7 @@ def loss_curves(history: Sequence[Mapping[str, float]], best_epoch: int | None =
     traces = []
     for key, name, color in (("train_loss", "train", NORMAL_COLOR), ("val_loss", "validation", ABNORMAL_COLORS[1])):
         values = np.array([_as_float(h.get(key)) for h in history], dtype=np.float64)
-        traces.append(go.Scatter(x=epochs, y=values, name=name, mode="lines+markers", line={"color": color}))
+        traces.append(_scatter(epochs, values, name=name, mode="lines+markers", line={"color": color}))
     layout = {
         "title": {"text": "Loss per epoch"},
         "xaxis": {"title": {"text": "epoch"}, "rangemode": "tozero"},
@@ -297,7 +306,7 @@ def loss_curves(history: Sequence[Mapping[str, float]], best_epoch: int | None =
     }
     if best_epoch is not None:
         layout["shapes"] = [{**_threshold_shape(best_epoch), "line": {"color": "#2ca02c", "dash": "dot", "width": 1}}]
-    return go.Figure(data=traces, layout=layout)
+    return _figure(traces, layout)
 
 
 def _as_float(value) -> float:

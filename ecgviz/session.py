@@ -140,8 +140,10 @@ def score(model: ActiveModel, data: ActiveData) -> tuple[np.ndarray, np.ndarray]
 def evaluation(model: ActiveModel, data: ActiveData, normal_labels: Sequence[str],
                errors: np.ndarray) -> explore.Evaluation:
     """The explorer's Evaluation of these errors, leaving out beats the model trained on."""
+    from ecgviz.pipeline import DEFAULT_PERCENTILE
+
     return explore.evaluate(errors, data.data.labels, data.data.class_names, normal_labels,
-                            split=model.ckpt.split, same_data=same_data(model, data))
+                            split=model.ckpt.split, same_data=same_data(model, data), percentile=DEFAULT_PERCENTILE)
 
 
 def safe_name(name: str) -> str:

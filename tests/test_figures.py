@@ -111,3 +111,26 @@ def test_loss_curves_plot_both_losses_and_tolerate_a_missing_validation_loss():
     assert list(fig.data[0].y) == [2.0, 1.0]
     assert fig.data[1].y[0] == 2.5 and np.isnan(fig.data[1].y[1])
     assert fig.layout.shapes[0].x0 == 1
+
+
+def test_every_figure_is_valid_plotly(errors):
+    """The builders skip plotly's validation for speed, so it is done here instead."""
+    import plotly.graph_objects as go
+
+    e, labels = errors
+    bins = figures.histogram_bins(e, {"Normal": labels == "1", "PVC": labels == "2"})
+    th = np.linspace(0, 1, 11)
+    built = [
+        figures.error_histogram(bins, 12.0, log_y=True, title="t"),
+        figures.recall_curves(th, {"Normal": th}, {"Normal": "#000"}, 0.5, {"Normal": 0.5}),
+        figures.roc_figure(th, th, 0.5, (0.2, 0.3)),
+        figures.pr_figure(th, th, 0.5, (0.2, 0.3)),
+        figures.confusion_figure(np.array([[1, 2], [3, 4]])),
+        figures.beat_figure(th, th),
+        figures.class_preview(np.ones((3, 11))),
+        figures.loss_curves([{"epoch": 1, "train_loss": 1.0, "val_loss": 2.0}], best_epoch=1),
+    ]
+    for fig in built:
+        spec = fig.to_dict()
+        go.Figure(spec)  # raises ValueError on any invalid property
+        assert spec["data"]

@@ -5,7 +5,7 @@ import streamlit as st
 from ecgviz import explore, figures, session
 from ecgviz.checkpoint import CheckpointError
 from ecgviz.jobs import CANCELLED, DONE, ERROR, format_seconds
-from pages import _state as state
+from views import _state as state
 
 PLOT_CONFIG = {"displaylogo": False}
 
@@ -47,7 +47,8 @@ with st.container(border=True):
         if ckpt.history:
             with st.expander("Training history"):
                 best = ckpt.train_config.get("best_epoch")
-                st.plotly_chart(figures.loss_curves(list(ckpt.history), best), config=PLOT_CONFIG)
+                st.plotly_chart(figures.loss_curves(list(ckpt.history), best), config=PLOT_CONFIG,
+                                key="active_history")
 
 load_tab, train_tab = st.tabs([":material/folder_open: Load a checkpoint", ":material/model_training: Train a model"])
 
@@ -118,7 +119,7 @@ def progress() -> None:
     st.button("Cancel", on_click=job.cancel, disabled=job.cancel_requested, icon=":material/stop:",
               key="train_cancel")
     if s.history:
-        st.plotly_chart(figures.loss_curves(list(s.history), s.best_epoch), config=PLOT_CONFIG)
+        st.plotly_chart(figures.loss_curves(list(s.history), s.best_epoch), config=PLOT_CONFIG, key="live_history")
 
 
 if job is not None:
@@ -127,12 +128,12 @@ if job is not None:
         if not s.finished:
             progress()
         elif s.status == DONE:
-            state.adopt_trained_model(job)
             result = job.result
             st.success(f"Training finished after {s.epoch} epochs in {format_seconds(s.elapsed_s)}; saved as "
                        f"{result.path.name if result and result.path else 'a checkpoint'}.",
                        icon=":material/check_circle:")
-            st.plotly_chart(figures.loss_curves(list(s.history), s.best_epoch), config=PLOT_CONFIG)
+            st.plotly_chart(figures.loss_curves(list(s.history), s.best_epoch), config=PLOT_CONFIG,
+                            key="job_history")
         elif s.status == CANCELLED:
             st.warning(f"Training was cancelled after {s.epoch} epochs; nothing was saved.", icon=":material/stop:")
         elif s.status == ERROR:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from ecgviz import figures, session
 from ecgviz.data import DataError
-from pages import _state as state
+from views import _state as state
 
 PLOT_CONFIG = {"displaylogo": False}
 MAX_PREVIEWS = 12  # more classes than this is unusual; previews beyond it would only slow the page

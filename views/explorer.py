@@ -5,7 +5,7 @@ import time
 import streamlit as st
 
 from ecgviz import explore, figures
-from pages import _state as state
+from views import _state as state
 
 PLOT_CONFIG = {"displaylogo": False}
 SUGGESTIONS = {"max_f1": "Max F1", "youden": "Youden's J", "percentile": "p{p:g} of normals"}

@@ -4,7 +4,7 @@ import streamlit as st
 
 from ecgviz import explore, export
 from ecgviz.checkpoint import to_bytes
-from pages import _state as state
+from views import _state as state
 
 PREVIEW_ROWS = 200
 
@@ -18,7 +18,7 @@ active = state.active_data()
 ev = state.evaluation()
 t = state.threshold()
 n_flagged = ev.n_flagged(t)
-st.markdown(f"At threshold **{t:.4g}**, **{n_flagged:,}** of {len(ev.errors):,} beats are flagged as abnormal.")
+st.markdown(f"**{n_flagged:,}** of {len(ev.errors):,} beats are flagged as abnormal at threshold **{t:.4g}**.")
 
 st.subheader("Beats as CSV")
 left, right = st.columns(2)

@@ -152,13 +152,13 @@ def require_model() -> session.ActiveModel | None:
     model = active_model()
     if model is None:
         st.info("No model is loaded. Load or train one on the **Model** page.", icon=":material/info:")
-        st.page_link("pages/model.py", label="Go to the Model page", icon=":material/model_training:")
+        st.page_link("views/model.py", label="Go to the Model page", icon=":material/model_training:")
         return None
     try:
         model.ckpt.check_fits(active_data().data.length)
     except CheckpointError as exc:
         st.error(str(exc), icon=":material/error:")
-        st.page_link("pages/model.py", label="Load or train a matching model", icon=":material/model_training:")
+        st.page_link("views/model.py", label="Load or train a matching model", icon=":material/model_training:")
         return None
     return model
 
@@ -189,7 +189,7 @@ def sidebar() -> None:
         st.session_state[THRESHOLD_SLOT] = st.empty()
         show_threshold()
         job = st.session_state.get(JOB)
-        if job is not None and not (job.state().finished and st.session_state.get("job_adopted")):
+        if job is not None and not job.state().finished:
             training_status(job)
 
 
@@ -206,17 +206,14 @@ def training_status(job) -> None:
     """A small live line about background training, visible from every page."""
     state = job.state()
     if state.finished:
-        if state.status == "done" and not st.session_state.get("job_adopted"):
-            # whichever page is open when training ends adopts the model, then refreshes everything
-            adopt_trained_model(job)
-            st.rerun(scope="app")
-        return
+        st.rerun(scope="app")  # a full run adopts the model (see adopt_finished_training) and redraws everything
     st.caption(f"Training: epoch {state.epoch}/{state.epochs}, about {format_seconds(state.eta_s)} left")
 
 
-def adopt_trained_model(job) -> None:
-    """Activate the finished job's model once."""
-    if st.session_state.get("job_adopted"):
+def adopt_finished_training() -> None:
+    """Once a background job has finished, activate its model (once), whichever page is open."""
+    job = st.session_state.get(JOB)
+    if job is None or st.session_state.get("job_adopted") or job.state().status != "done":
         return
     st.session_state["job_adopted"] = True
     model = job.result
