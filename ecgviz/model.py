@@ -14,6 +14,12 @@ class ModelConfig:
 
     embedding_dim: int = 32  # size of the bottleneck; 32 keeps CPU scoring fast with AUROC > 0.99 on ECG5000
     n_features: int = 1  # values per time step (single-lead ECG)
+    # samples read and written per LSTM step: k cuts the sequential steps, the cost of a beat, k-fold
+    chunk: int = 1
+
+    def __post_init__(self) -> None:
+        if self.embedding_dim < 1 or self.n_features < 1 or self.chunk < 1:
+            raise ValueError(f"embedding_dim, n_features and chunk must be positive, got {self}")
 
     def to_dict(self) -> dict:
         """JSON-safe form for checkpoints."""
@@ -25,7 +31,7 @@ class Encoder(nn.Module):
         super().__init__()
         e = config.embedding_dim
         # two stacked LSTMs: a wide one to read the waveform, a narrow one whose last state is the code
-        self.rnn1 = nn.LSTM(config.n_features, 2 * e, batch_first=True)
+        self.rnn1 = nn.LSTM(config.n_features * config.chunk, 2 * e, batch_first=True)
         self.rnn2 = nn.LSTM(2 * e, e, batch_first=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -40,14 +46,14 @@ class Decoder(nn.Module):
         e = config.embedding_dim
         self.rnn1 = nn.LSTM(e, e, batch_first=True)
         self.rnn2 = nn.LSTM(e, 2 * e, batch_first=True)
-        self.out = nn.Linear(2 * e, config.n_features)
+        self.out = nn.Linear(2 * e, config.n_features * config.chunk)
 
     def forward(self, z: torch.Tensor, seq_len: int) -> torch.Tensor:
         # the same code at every step: the decoder must rebuild the whole beat from it alone
         x = z.unsqueeze(1).expand(-1, seq_len, -1)  # (B, T, E)
         x, _ = self.rnn1(x)  # (B, T, E)
         x, _ = self.rnn2(x)  # (B, T, 2E)
-        return self.out(x)  # (B, T, F)
+        return self.out(x)  # (B, T, F * chunk)
 
 
 class RecurrentAutoencoder(nn.Module):
@@ -59,4 +65,14 @@ class RecurrentAutoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, T, F) -> reconstruction (B, T, F)
-        return self.decoder(self.encoder(x), x.shape[1])
+        k = self.config.chunk
+        if k == 1:
+            return self.decoder(self.encoder(x), x.shape[1])
+        b, t, f = x.shape
+        pad = -t % k
+        if pad:
+            # repeating the last sample adds no new shape for the encoder to explain
+            x = torch.cat([x, x[:, -1:].expand(-1, pad, -1)], dim=1)
+        steps = x.shape[1] // k
+        out = self.decoder(self.encoder(x.reshape(b, steps, k * f)), steps)  # (B, T / k, k * F)
+        return out.reshape(b, steps * k, f)[:, :t]

@@ -6,7 +6,7 @@ import copy
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -48,6 +48,8 @@ class EpochInfo:
     elapsed_s: float
     best_epoch: int
     best_val_loss: float
+    # the live model (eval mode, on the training device), so a callback can score it; it must not change it
+    model: nn.Module | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -167,7 +169,7 @@ def train(
             best_loss, best_epoch, best_state = val_loss, epoch, copy.deepcopy(model.state_dict())
         elapsed = time.perf_counter() - start
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "elapsed_s": elapsed})
-        info = EpochInfo(epoch, config.epochs, train_loss, val_loss, elapsed, best_epoch, best_loss)
+        info = EpochInfo(epoch, config.epochs, train_loss, val_loss, elapsed, best_epoch, best_loss, model)
         if on_epoch is not None and on_epoch(info):
             cancelled = True
             break

@@ -1,5 +1,6 @@
 import io
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from ecgviz.checkpoint import (
     to_bytes,
     to_dict,
 )
+from ecgviz.model import ModelConfig, RecurrentAutoencoder
 
 
 def test_round_trip(tiny_ckpt, tmp_path):
@@ -100,3 +102,22 @@ def test_with_threshold_and_listing(tiny_ckpt, tmp_path):
     save_checkpoint(tiny_ckpt, tmp_path / "b.pt")
     save_checkpoint(tiny_ckpt, tmp_path / SHIPPED_CHECKPOINT.name)
     assert [p.name for p in list_checkpoints(tmp_path)] == [SHIPPED_CHECKPOINT.name, "b.pt"]
+
+
+def test_chunked_model_round_trip(tiny_ckpt):
+    config = ModelConfig(embedding_dim=4, chunk=3)
+    ckpt = replace(tiny_ckpt, model=RecurrentAutoencoder(config).eval(), model_config=config)
+    back = load_checkpoint(to_bytes(ckpt))
+    assert back.model_config == config and back.model.config.chunk == 3
+    x = torch.randn(2, 24, 1)
+    with torch.no_grad():
+        assert torch.equal(back.model(x), ckpt.model(x))
+
+
+def test_unchunked_config_of_an_old_checkpoint_loads(tiny_ckpt):
+    # checkpoints written before ModelConfig had `chunk` store only embedding_dim and n_features
+    d = to_dict(tiny_ckpt)
+    d["model_config"] = {"embedding_dim": 4, "n_features": 1}
+    buf = io.BytesIO()
+    torch.save(d, buf)
+    assert load_checkpoint(buf.getvalue()).model_config.chunk == 1

@@ -92,3 +92,18 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             resolve_device("cuda")
+
+
+def test_callback_sees_the_live_model(beats):
+    seen = []
+    res = train(*beats, ModelConfig(embedding_dim=4), CFG, on_epoch=lambda info: seen.append(
+        (info.model is not None and not info.model.training, sum(float(p.sum()) for p in info.model.parameters()))))
+    assert all(ok for ok, _ in seen)
+    assert len({total for _, total in seen}) == len(seen)  # the weights change between epochs
+    assert res.model is not None
+
+
+def test_chunked_model_learns(beats):
+    res = train(*beats, ModelConfig(embedding_dim=4, chunk=4), CFG)
+    assert res.model.config.chunk == 4
+    assert res.history[-1]["train_loss"] < 0.7 * res.history[0]["train_loss"]
