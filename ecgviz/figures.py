@@ -213,18 +213,24 @@ def pr_figure(precision: np.ndarray, recall: np.ndarray, ap: float | None,
 def confusion_figure(confusion: np.ndarray) -> go.Figure:
     """2x2 confusion matrix [[tn, fp], [fn, tp]] as an annotated heatmap, true class on rows."""
     cm = np.asarray(confusion, dtype=np.int64)
-    total = max(int(cm.sum()), 1)
-    text = [[f"{cm[i, j]:,}<br>({cm[i, j] / total:.1%})" for j in range(2)] for i in range(2)]
+    # colour by the share of each true class, so the small normal row is as readable as the large anomaly row
+    rows = np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    share = cm / rows
+    text = [[f"{cm[i, j]:,}<br>({share[i, j]:.1%} of {('normal', 'anomalies')[i]})" for j in range(2)]
+            for i in range(2)]
     trace = {
         "type": "heatmap",
-        "z": cm,
+        "z": share,
+        "zmin": 0.0,
+        "zmax": 1.0,
         "x": ["passed as normal", "flagged"],
         "y": ["normal", "anomaly"],
         "text": text,
         "texttemplate": "%{text}",
-        "colorscale": "Blues",
+        "textfont": {"size": 14},
+        "colorscale": [[0.0, "#f7fbff"], [1.0, "#2b6cb0"]],
         "showscale": False,
-        "hovertemplate": "true %{y}, %{x}: %{z}<extra></extra>",
+        "hovertemplate": "true %{y}, %{x}: %{text}<extra></extra>",
     }
     layout = {
         "title": {"text": "Confusion matrix"},
@@ -298,7 +304,7 @@ def loss_curves(history: Sequence[Mapping[str, float]], best_epoch: int | None =
         traces.append(_scatter(epochs, values, name=name, mode="lines+markers", line={"color": color}))
     layout = {
         "title": {"text": "Loss per epoch"},
-        "xaxis": {"title": {"text": "epoch"}, "rangemode": "tozero"},
+        "xaxis": {"title": {"text": "epoch"}, "tickformat": "d", **({"dtick": 1} if len(epochs) <= 10 else {})},
         "yaxis": {"title": {"text": "loss"}},
         "legend": {"orientation": "h", "y": -0.25},
         "margin": _MARGIN,

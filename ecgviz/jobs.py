@@ -47,7 +47,8 @@ class TrainingJob(Generic[T]):
     """
 
     def __init__(self, run: RunFn, epochs: int, *, finish: Callable[[Any], T] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, label: str = ""):
+        self.label = label  # what is being trained, for display
         self._run = run
         self._finish = finish
         self._clock = clock

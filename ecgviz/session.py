@@ -218,4 +218,7 @@ def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, se
         saved = save_checkpoint(ckpt, path)
         return model_from_path(saved, source="trained")
 
-    return TrainingJob(run, epochs=train_config.epochs, finish=finish)
+    label = (f"{path.stem}: embedding {model_config.embedding_dim}, up to {train_config.epochs} epochs, "
+             f"batch {train_config.batch_size}, learning rate {train_config.lr:g}, {train_config.loss.upper()} loss, "
+             f"seed {train_config.seed}, device {train_config.device}")
+    return TrainingJob(run, epochs=train_config.epochs, finish=finish, label=label)

@@ -122,6 +122,7 @@ def test_start_training_saves_and_loads_the_result(data, tmp_path):
     model = job.result
     assert model.source == "trained" and model.path == tmp_path / "fresh.pt" and model.path.is_file()
     assert model.ckpt.model_config.embedding_dim == 4 and model.ckpt.split.normal_labels == ("1",)
+    assert job.label.startswith("fresh: embedding 4, up to 2 epochs, batch 16")
 
 
 def test_start_training_refuses_bad_requests_before_starting(data, tmp_path):

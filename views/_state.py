@@ -181,9 +181,9 @@ def sidebar() -> None:
         if model is None:
             st.caption("none loaded")
         else:
-            cfg = model.ckpt
-            st.caption(f"{model.name} ({model.source})  \nembedding {cfg.model_config.embedding_dim}, "
-                       f"{cfg.seq_len} samples, {cfg.loss} error")
+            ckpt = model.ckpt
+            st.caption(f"{model.name}  \n{model.source} · embedding {ckpt.model_config.embedding_dim} · "
+                       f"{ckpt.seq_len} samples · {ckpt.loss.upper()} error")
         st.markdown("**Threshold**")
         # the explorer's fragment rewrites this slot on every slider step, without a full rerun
         st.session_state[THRESHOLD_SLOT] = st.empty()

@@ -113,8 +113,11 @@ def progress() -> None:
         # hand over to a full run, which adopts the model and shows the outcome
         st.rerun(scope="app")
     text = f"Epoch {s.epoch}/{s.epochs} · {format_seconds(s.elapsed_s)} elapsed · about {format_seconds(s.eta_s)} left"
-    if s.status == "finishing" or s.epoch >= s.epochs:
+    if job.cancel_requested:
+        text = "Cancelling…"
+    elif s.status == "finishing" or s.epoch >= s.epochs:
         text = "Scoring held-out beats and saving the checkpoint…"
+    st.markdown(f"**Training {job.label}**")
     st.progress(s.progress, text=text)
     st.button("Cancel", on_click=job.cancel, disabled=job.cancel_requested, icon=":material/stop:",
               key="train_cancel")
@@ -135,6 +138,7 @@ if job is not None:
             st.plotly_chart(figures.loss_curves(list(s.history), s.best_epoch), config=PLOT_CONFIG,
                             key="job_history")
         elif s.status == CANCELLED:
-            st.warning(f"Training was cancelled after {s.epoch} epochs; nothing was saved.", icon=":material/stop:")
+            st.warning(f"Training {job.label} was cancelled after {s.epoch} epochs; nothing was saved.",
+                       icon=":material/stop:")
         elif s.status == ERROR:
-            st.error(f"Training failed: {s.message}", icon=":material/error:")
+            st.error(f"Training {job.label} failed: {s.message}", icon=":material/error:")
