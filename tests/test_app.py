@@ -180,6 +180,7 @@ def test_data_page_summary_and_upload(tiny, tmp_path):
     values = metric_values(at)
     assert values["Beats"] == "13" and values["Samples per beat"] == "24" and values["Classes"] == "3"
     assert at.subheader[0].value == "up_TRAIN.arff + up_TEST.arff"
+    assert "up_TRAIN.arff + up_TEST.arff" in at.sidebar.caption[0].value  # the shared sidebar follows
     table = at.dataframe[0].value
     assert table["beats"].tolist() == [9, 2, 2] and table["role"].tolist() == ["normal", "abnormal", "abnormal"]
     assert at.multiselect(key="normals_widget").value == ["1"]
@@ -305,3 +306,27 @@ def test_real_start_with_ecg5000_and_the_shipped_checkpoint(monkeypatch):
     m = ev.metrics_at(at.session_state["threshold"])
     assert metric_values(at)["Anomalies caught"] == f"{m.tp:,} / {m.n_anomaly:,}"
     assert m.n_normal + m.n_anomaly == len(ev.eval_idx) < 5000
+
+
+def test_a_checkpoint_for_other_beat_lengths_is_not_activated(tiny, tmp_path):
+    at = start(tiny, "views/data.py")
+    X, labels = synthetic_beats(n_normal=6, n_anomaly=2, length=30)
+    at.file_uploader(key="data_upload").set_value(("long.arff", arff_bytes(tmp_path, "l.arff", X, labels),
+                                                   "text/plain")).run()
+    at.switch_page("views/model.py").run()
+    before = at.session_state["active_model"]
+    at.file_uploader(key="ckpt_upload").set_value(("again.pt", tiny["ckpt_path"].read_bytes(),
+                                                   "application/octet-stream")).run()
+    assert not at.exception
+    assert any("24 samples" in e.value and "30 samples" in e.value for e in at.error)
+    assert at.session_state["active_model"] is before
+
+
+def test_without_a_model_the_pages_say_where_to_get_one(tiny, monkeypatch, tmp_path):
+    monkeypatch.setenv(session.CHECKPOINT_ENV, str(tmp_path / "missing.pt"))
+    at = start(tiny)
+    assert any("No model is loaded" in i.value for i in at.info)
+    assert not at.get("plotly_chart")
+    for page in ("views/export.py", "views/model.py", "views/data.py"):
+        at.switch_page(page).run()
+        assert_clean(at)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,16 @@ def errors_shown() -> Iterator[None]:
         st.error(str(exc) or type(exc).__name__, icon=":material/error:")
     except Exception as exc:  # the last line of defence: a message, never a stack trace
         st.error(f"Something went wrong ({type(exc).__name__}): {exc}", icon=":material/error:")
+
+
+def shows_errors(fn: Callable) -> Callable:
+    """errors_shown() around a function: for fragments, whose reruns skip the app's own guard."""
+    @functools.wraps(fn)
+    def guarded(*args, **kwargs):
+        with errors_shown():
+            return fn(*args, **kwargs)
+
+    return guarded
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
@@ -202,6 +213,7 @@ def show_threshold() -> None:
 
 
 @st.fragment(run_every=2.0)
+@shows_errors
 def training_status(job) -> None:
     """A small live line about background training, visible from every page."""
     state = job.state()

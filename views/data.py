@@ -11,6 +11,17 @@ from views import _state as state
 PLOT_CONFIG = {"displaylogo": False}
 MAX_PREVIEWS = 12  # more classes than this is unusual; previews beyond it would only slow the page
 
+
+def check_total_size(files) -> None:
+    """Refuse a selection over server.maxUploadSize in all: that limit is per file, the memory cost is per session."""
+    limit_mb = st.get_option("server.maxUploadSize")
+    total = sum(f.size for f in files)
+    if total > limit_mb * 2**20:
+        what = files[0].name if len(files) == 1 else f"{len(files)} files"
+        raise DataError(f"{what}: {total / 2**20:.0f} MB, but the dashboard loads at most {limit_mb} MB at once; "
+                        "score larger data with `python -m ecgviz score`, which has no limit")
+
+
 st.title("Data")
 state.show_notice()
 
@@ -33,6 +44,7 @@ with st.container(border=True):
             st.session_state["data_upload_sig"] = signature
             st.session_state.pop("data_upload_error", None)
             try:
+                check_total_size(files)
                 state.set_data(session.data_from_uploads([(f.name, f.getvalue()) for f in files]))
                 state.notify(f"Loaded {state.active_data().data.n_beats:,} beats from {state.active_data().name}.")
                 st.rerun()

@@ -59,6 +59,7 @@ def _metric(column, label: str, flagged: int, total: int, share: float | None, h
 
 
 @st.fragment
+@state.shows_errors
 def explorer() -> None:
     """Everything the threshold drives; a slider step reruns only this."""
     started = time.perf_counter()

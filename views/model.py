@@ -105,6 +105,7 @@ with train_tab:
 
 
 @st.fragment(run_every=1.0)
+@state.shows_errors
 def progress() -> None:
     """Live view of the background job; polls its state every second while it runs."""
     job = st.session_state.get(state.JOB)
