@@ -1,0 +1,128 @@
+"""Threshold explorer, server side: what one slider step costs before Streamlit sends it.
+
+One step is what the explorer fragment (views/explorer.py) computes when the threshold moves: the metrics
+(SortedErrors.at), the six figures it draws, the beat it shows, and the JSON Streamlit makes of each figure
+(st.plotly_chart calls plotly.tools.return_figure_from_figure_or_data, then plotly.io.to_json).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.io
+import plotly.tools
+
+from ecgviz import explore, figures
+from ecgviz.data import ECG5000_CLASS_NAMES
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What the explorer page holds for one data set: errors, labels, beats and the Evaluation built from them."""
+
+    errors: np.ndarray
+    labels: np.ndarray
+    beat: Callable[[int], tuple[np.ndarray, np.ndarray]]  # index -> (original, reconstruction)
+    ev: explore.Evaluation
+    prepare_s: float  # explore.evaluate: paid once per data set, not per step
+
+
+def make_scene(errors, labels, beat, class_names=ECG5000_CLASS_NAMES, normal_labels=("1",), split=None) -> Scene:
+    """Build the Evaluation the way the dashboard does (views/_state.py via ecgviz.session.evaluation)."""
+    started = time.perf_counter()
+    ev = explore.evaluate(errors, labels, class_names, normal_labels, split=split, same_data=split is not None,
+                          percentile=95.0)
+    return Scene(np.asarray(errors, np.float64), np.asarray(labels).astype(str), beat, ev,
+                 time.perf_counter() - started)
+
+
+def ecg5000_scene() -> Scene:
+    """The dashboard's start: the shipped model's errors on the bundled ECG5000 beats, its split left out."""
+    from ecgviz import session
+
+    model, data = session.model_from_path(session.default_checkpoint_path(), source="shipped"), session.builtin_data()
+    errors, recon = session.score(model, data)
+    X = data.data.X
+    return make_scene(errors, data.data.labels, lambda i: (X[i], recon[i]), data.data.class_names,
+                      split=model.ckpt.split)
+
+
+def synthetic_scene(base: Scene, n: int, seed: int = 0) -> Scene:
+    """n beats resampled from a real scene, errors jittered by ~5 %: the same shape of data at any size."""
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(base.errors), n)
+    errors = base.errors[pick] * np.exp(0.05 * rng.standard_normal(n))
+    return make_scene(errors, base.labels[pick], lambda i: base.beat(int(pick[i])), base.ev.class_names)
+
+
+def step(scene: Scene, t: float, mode: str = explore.PICK_MODES[0]) -> list:
+    """The figures (plotly Figures) one slider step builds, in the page's order."""
+    ev = scene.ev
+    m = ev.metrics_at(t)
+    figs = [figures.error_histogram(ev.bins, t, log_y=False, title="Reconstruction error per class")]
+    if m is not None:
+        figs.append(figures.recall_curves(ev.sweep.thresholds, ev.recall_curves(), ev.curve_colors(), t,
+                                          ev.current_recalls(m)))
+        fpr = 1.0 - m.normal_recall
+        figs.append(figures.roc_figure(*ev.roc, ev.roc_auc, (fpr, m.anomaly_recall)))
+        figs.append(figures.pr_figure(*ev.pr, ev.average_precision, (m.anomaly_recall, m.precision)))
+        figs.append(figures.confusion_figure(m.confusion))
+    label = ev.abnormal_labels[0] if ev.abnormal_labels else None
+    i = explore.pick_beat(scene.errors, scene.labels, label, mode, threshold=t)
+    if i is not None:
+        original, recon = scene.beat(i)
+        verdict = explore.verdict(float(scene.errors[i]), t)
+        color = ev.colors.get(str(scene.labels[i]), figures.NORMAL_COLOR)
+        figs.append(figures.beat_figure(original, recon, title=f"Beat {i + 1:,} ({verdict})", color=color))
+    return figs
+
+
+def serialise(fig) -> str:
+    """The spec string st.plotly_chart sends for a figure."""
+    return plotly.io.to_json(plotly.tools.return_figure_from_figure_or_data(fig, validate_figure=True),
+                             validate=False)
+
+
+def _pct(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def time_steps(scene: Scene, n_steps: int = 50, engine: str | None = None) -> dict:
+    """ms per step (build and serialise) over thresholds spread across the slider's range."""
+    rng = explore.slider_range(scene.ev.errors)
+    # a slider moves along its grid; spread the steps over the range, where the suggestions and errors lie
+    thresholds = np.round(np.linspace(rng.lo, rng.hi, n_steps + 2)[1:-1] / rng.step) * rng.step
+    previous = plotly.io.json.config.default_engine
+    if engine is not None:
+        plotly.io.json.config.default_engine = engine
+    try:
+        for fig in step(scene, float(thresholds[0])):  # warm-up: first-use imports and caches
+            serialise(fig)
+        build, ser, total, size = [], [], [], 0
+        for t in thresholds:
+            started = time.perf_counter()
+            figs = step(scene, float(t))
+            built = time.perf_counter()
+            specs = [serialise(f) for f in figs]
+            done = time.perf_counter()
+            build.append((built - started) * 1e3)
+            ser.append((done - built) * 1e3)
+            total.append((done - started) * 1e3)
+            size = max(size, sum(map(len, specs)))
+    finally:
+        plotly.io.json.config.default_engine = previous
+    return {
+        "n_beats": len(scene.errors),
+        "steps": len(total),
+        "p50_ms": statistics.median(total),
+        "p95_ms": _pct(total, 95),
+        "build_p50_ms": statistics.median(build),
+        "serialise_p50_ms": statistics.median(ser),
+        "json_bytes": size,
+        "prepare_s": scene.prepare_s,
+        "json_engine": engine or previous,
+    }

@@ -1,0 +1,268 @@
+"""ecgviz against the classic per-beat loop, in one run: training, scoring, the slider, start-up.
+
+    .venv/bin/python -m bench [--quick] [--device cpu|cuda] [--out PATH] [--no-browser]
+
+Prints a markdown table on stdout (progress on stderr) and writes the JSON to bench/results/ and --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+# The shape recommended in the README's Benchmarks section, measured beside the default on every run.
+CANDIDATE = "emb=32,chunk=5"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much of each row to run: the full benchmark, or a quick pass that only proves every row works."""
+
+    classic_beats: int = 300
+    classic_warmup: int = 5
+    train_limit: int | None = None  # training/validation/evaluation beats per part; None: the whole split
+    epochs: int | None = None  # None: TrainConfig's default
+    scoring_beats: int | None = None  # None: all 5,000
+    scoring_repeats: int = 3
+    steps: int = 50
+    moves: int = 30
+    cold_starts: int = 3
+    warmup_moves: int = 2
+    quick: bool = False
+
+
+QUICK = Plan(classic_beats=3, classic_warmup=1, train_limit=64, epochs=2, scoring_beats=256, scoring_repeats=1,
+             steps=4, moves=3, cold_starts=1, warmup_moves=1, quick=True)
+
+
+def _log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _met(quick: bool, ok: bool | None) -> bool | None:
+    return None if quick or ok is None else bool(ok)
+
+
+def run_training(plan: Plan, device: str, seed: int, rows: list, details: dict) -> None:
+    """Classic loop, default training, candidate training: seconds per epoch and to the AUROC targets."""
+    import torch
+
+    from bench.candidates import parse_spec
+    from bench.report import Row
+    from bench.training import classic_epoch, ecgviz_training, protocol
+    from ecgviz.data import load_ecg5000
+    from ecgviz.model import ModelConfig
+    from ecgviz.train import TrainConfig
+
+    data = load_ecg5000()
+    p = protocol(data, seed, limit=plan.train_limit)
+    _log(f"training: classic per-beat loop, {plan.classic_beats} beats on {device}")
+    classic = classic_epoch(p, plan.classic_beats, device, warmup=plan.classic_warmup)
+    extra = {} if plan.epochs is None else {"epochs": plan.epochs}
+    _log("training: ecgviz defaults, held-out AUROC after every epoch")
+    default = ecgviz_training(p, ModelConfig(), TrainConfig(device=device, **extra))
+    cand_model, cand_train = parse_spec(CANDIDATE)
+    _log(f"training: candidate {CANDIDATE}")
+    candidate = ecgviz_training(p, cand_model, replace(cand_train, device=device, **extra))
+    details["training"] = {"classic": classic, "default": default, "candidate": candidate, "candidate_spec": CANDIDATE}
+
+    n = classic["epoch_beats"]
+    rows.append(Row("training.classic.s_per_epoch", "Training, classic loop (batch 1, Adam 1e-3, emb 128, L1 sum)",
+                    classic["s_per_epoch"], "s/epoch", cpu_value=classic["cpu_s_per_epoch"],
+                    note=f"{classic['beats_timed']} beats timed, scaled to one epoch of {n:,} training normals"))
+    rows.append(Row("training.default.s_per_epoch", "Training, ecgviz default (batch 32, Adam 3e-3 cosine, emb 32)",
+                    default["s_per_epoch"], "s/epoch", cpu_value=default["cpu_s_per_epoch"],
+                    note=f"{default['epochs_run']} epochs; held-out AUROC kept {_f(default['kept_auroc'])}"))
+    for target, limit in (("0.98", 180.0), ("0.99", 60.0)):
+        hit = default["reached"][target]
+        rows.append(Row(f"training.default.s_to_auroc_{target}", f"Training, ecgviz default: to AUROC {target}",
+                        None if hit is None else hit["s"], "s", cpu_value=None if hit is None else hit["cpu_s"],
+                        target=f"<= {limit:g} s", met=_met(plan.quick, hit is not None and hit["s"] <= limit),
+                        note=_reached_note(hit, default)))
+    rows.append(Row("training.speedup_per_epoch", "Training speed-up per epoch (classic / ecgviz)",
+                    _ratio(classic["s_per_epoch"], default["s_per_epoch"]), "x",
+                    cpu_value=_ratio(classic["cpu_s_per_epoch"], default["cpu_s_per_epoch"])))
+    hit = default["reached"]["0.99"]
+    rows.append(Row("training.classic_epoch_over_default_to_0.99",
+                    "Speed-up to AUROC 0.99, lower bound (one classic epoch / ecgviz to 0.99)",
+                    _ratio(classic["s_per_epoch"], hit and hit["s"]), "x",
+                    note="the classic loop needs more than one epoch to get there"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _log("training: ecgviz defaults on one torch thread, 2 epochs")
+        one = ecgviz_training(p, ModelConfig(), TrainConfig(device=device, epochs=2))
+    finally:
+        torch.set_num_threads(threads)
+    details["training"]["default_1_thread"] = one
+    rows.append(Row("training.default_1_thread.s_per_epoch", "Training, ecgviz default, one torch thread",
+                    one["s_per_epoch"], "s/epoch", cpu_value=one["cpu_s_per_epoch"],
+                    note="2 epochs; compare with the default row's thread count"))
+    hit = candidate["reached"]["0.99"]
+    rows.append(Row("training.candidate.s_to_auroc_0.99", f"Training, candidate {CANDIDATE}: to AUROC 0.99",
+                    None if hit is None else hit["s"], "s", cpu_value=None if hit is None else hit["cpu_s"],
+                    target="<= 60 s", met=_met(plan.quick, hit is not None and hit["s"] <= 60),
+                    note=_reached_note(hit, candidate) + f"; {candidate['s_per_epoch']:.2f} s/epoch"))
+
+
+def _f(x: float | None) -> str:
+    return "—" if x is None else f"{x:.4f}"
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
+
+
+def _reached_note(hit: dict | None, run: dict) -> str:
+    if hit is None:
+        return f"not reached in {run['epochs_run']} epochs (best {_f(run['best_auroc'])})"
+    return f"epoch {hit['epoch']}; AUROC evaluation time excluded"
+
+
+def run_scoring(plan: Plan, device: str, rows: list, details: dict) -> None:
+    """Beats per second for the default model, the classic width, the candidate, and one thread."""
+    import torch
+
+    from bench.candidates import parse_spec
+    from bench.report import Row
+    from bench.scoring import scoring_speed
+    from ecgviz.data import load_ecg5000
+    from ecgviz.model import ModelConfig
+
+    X = load_ecg5000().X[: plan.scoring_beats]
+    out = {}
+    for key, config in (("default", ModelConfig()), ("emb128", ModelConfig(embedding_dim=128)),
+                        ("candidate", parse_spec(CANDIDATE)[0])):
+        _log(f"scoring: {key} on {device}, {len(X):,} beats")
+        out[key] = scoring_speed(X, config, device, repeats=1 if key == "emb128" else plan.scoring_repeats)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _log("scoring: default on one thread")
+        out["default_1_thread"] = scoring_speed(X, ModelConfig(), device, repeats=plan.scoring_repeats)
+    finally:
+        torch.set_num_threads(threads)
+    details["scoring"] = out
+    labels = {"default": "Scoring, ecgviz default (emb 32)", "emb128": "Scoring, classic width (emb 128)",
+              "candidate": f"Scoring, candidate {CANDIDATE}", "default_1_thread": "Scoring, emb 32, one torch thread"}
+    for key, r in out.items():
+        target = ">= 20,000" if key in ("default", "candidate") else ""
+        rows.append(Row(f"scoring.{key}.beats_per_s", labels[key], r["beats_per_s"], "beats/s",
+                        cpu_value=r["beats_per_cpu_s"], target=target,
+                        met=_met(plan.quick, r["beats_per_s"] >= 20_000) if target else None,
+                        note=f"{r['n_beats']:,} beats, {r['threads']} thread(s), {r['device']}, errors and "
+                             f"reconstructions"))
+
+
+def run_explorer(plan: Plan, rows: list, details: dict) -> None:
+    """Server-side slider step at 5,000 real and 100,000 synthetic beats."""
+    # the app's plotly template: st.plotly_chart sends it with every figure
+    from streamlit.elements.lib.streamlit_plotly_theme import configure_streamlit_plotly_theme
+
+    from bench.explorer_step import ecg5000_scene, synthetic_scene, time_steps
+    from bench.report import Row
+
+    configure_streamlit_plotly_theme()
+    _log("explorer: scoring the bundled beats with the shipped model")
+    real = ecg5000_scene()
+    out = {"5k": time_steps(real, plan.steps)}
+    _log("explorer: 100,000 synthetic beats")
+    out["100k"] = time_steps(synthetic_scene(real, 100_000), plan.steps)
+    details["explorer"] = out
+    for key, r in out.items():
+        target = "<= 30 ms (p50)" if key == "5k" else ""
+        rows.append(Row(f"explorer.step_ms.{key}", f"Slider step, server side, {r['n_beats']:,} beats",
+                        r["p50_ms"], "ms", p95=r["p95_ms"], target=target,
+                        met=_met(plan.quick, r["p50_ms"] <= 30) if target else None,
+                        note=f"metrics + 6 figures + JSON: build {r['build_p50_ms']:.0f} ms, JSON "
+                             f"{r['serialise_p50_ms']:.0f} ms ({r['json_bytes'] / 1e3:.0f} kB); "
+                             f"{r['steps']} steps"))
+
+
+def run_browser(plan: Plan, rows: list, details: dict, skip_reason: str | None, threads: int | None) -> None:
+    """Round trips and cold starts in Chromium, dashboard beside the empty app."""
+    from bench.report import Row
+
+    if skip_reason is None:
+        from bench.browser import measure
+
+        _log(f"browser: {plan.cold_starts} cold start(s) and {plan.moves} slider moves per app")
+        out = measure(moves=plan.moves, cold_starts=plan.cold_starts, warmup_moves=plan.warmup_moves,
+                      threads=threads)
+        details["browser"] = out
+    else:
+        out = {"dashboard": {}, "empty": {}}
+    d, e = out["dashboard"], out["empty"]
+    note = skip_reason or f"key press to updated figure, {plan.moves} moves; apps measured in turns"
+    rows.append(Row("browser.round_trip_ms.dashboard", "Slider round trip in Chromium, dashboard",
+                    d.get("round_trip_p50_ms"), "ms", p95=d.get("round_trip_p95_ms"), note=note))
+    rows.append(Row("browser.round_trip_ms.empty", "Slider round trip in Chromium, empty app (one slider, one number)",
+                    e.get("round_trip_p50_ms"), "ms", p95=e.get("round_trip_p95_ms"), note=note))
+    ratio = _ratio(d.get("round_trip_p95_ms"), e.get("round_trip_p95_ms"))
+    rows.append(Row("browser.round_trip_p95_ratio", "Round trip p95, dashboard / empty app", ratio, "x",
+                    target="<= 1.3x", met=_met(plan.quick, None if ratio is None else ratio <= 1.3),
+                    note=skip_reason or ""))
+    note = skip_reason or f"`streamlit run` to first chart drawn (empty app: the number); median of {plan.cold_starts}"
+    rows.append(Row("browser.cold_start_s.dashboard", "Cold start, dashboard", d.get("cold_start_s"), "s", note=note))
+    rows.append(Row("browser.cold_start_s.empty", "Cold start, empty app", e.get("cold_start_s"), "s", note=note))
+    extra = None if d.get("cold_start_s") is None else d["cold_start_s"] - e["cold_start_s"]
+    rows.append(Row("browser.cold_start_extra_s", "Cold start, dashboard minus empty app", extra, "s",
+                    target="<= 2 s", met=_met(plan.quick, None if extra is None else extra <= 2.0),
+                    note=skip_reason or ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every row; print the table; write the JSON."""
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="every row, briefly: proves the harness, not the speed")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="for the training and scoring rows")
+    ap.add_argument("--out", type=Path, help="also write the JSON here")
+    ap.add_argument("--no-browser", action="store_true", help="leave out the Chromium rows")
+    ap.add_argument("--threads", type=int,
+                    help="torch threads here and in the apps under test (default: torch's choice, one per core)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("bench: --device cuda: no CUDA device (torch.cuda.is_available() is False); "
+              "run on a machine with an NVIDIA GPU and a CUDA build of torch, or leave out --device",
+              file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from bench.browser import chromium_available
+    from bench.report import ROW_IDS, machine, markdown, write_json
+
+    plan = QUICK if args.quick else Plan()
+    meta = {**machine(), "device": args.device, "quick": plan.quick, "plan": plan.__dict__, "seed": args.seed,
+            "candidate": CANDIDATE}
+    rows, details = [], {}
+    started = time.perf_counter()
+    run_training(plan, args.device, args.seed, rows, details)
+    run_scoring(plan, args.device, rows, details)
+    run_explorer(plan, rows, details)
+    skip = "left out (--no-browser)" if args.no_browser else (
+        None if chromium_available() else "Chromium not found (install it at /usr/bin/chromium)")
+    run_browser(plan, rows, details, skip, args.threads)
+    meta["load_average_end"] = machine()["load_average"]
+    meta["elapsed_s"] = time.perf_counter() - started
+    rows.sort(key=lambda r: ROW_IDS.index(r.id))
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    paths = [RESULTS / f"bench-{stamp}{'-quick' if plan.quick else ''}.json"] + ([args.out] if args.out else [])
+    for path in paths:
+        write_json(path, meta, rows, details)
+    load = ", ".join(f"{x:.1f}" for x in meta["load_average"] or [])
+    print(f"ecgviz benchmark{' (--quick: times mean nothing)' if plan.quick else ''}: {meta['cpu']}, "
+          f"{meta['cores']} cores, torch {meta['torch']} ({meta['torch_threads']} threads), device {args.device}, "
+          f"load average at start {load}, commit {meta['commit']}\n")
+    print(markdown(rows))
+    print(f"\nJSON: {', '.join(str(p) for p in paths)}  ({meta['elapsed_s']:.0f} s)")
+    return 0
