@@ -216,8 +216,7 @@ def confusion_figure(confusion: np.ndarray) -> go.Figure:
     # colour by the share of each true class, so the small normal row is as readable as the large anomaly row
     rows = np.maximum(cm.sum(axis=1, keepdims=True), 1)
     share = cm / rows
-    text = [[f"{cm[i, j]:,}<br>({share[i, j]:.1%} of {('normal', 'anomalies')[i]})" for j in range(2)]
-            for i in range(2)]
+    text = [[f"{cm[i, j]:,}<br>{share[i, j]:.1%}" for j in range(2)] for i in range(2)]
     trace = {
         "type": "heatmap",
         "z": share,
@@ -227,10 +226,10 @@ def confusion_figure(confusion: np.ndarray) -> go.Figure:
         "y": ["normal", "anomaly"],
         "text": text,
         "texttemplate": "%{text}",
-        "textfont": {"size": 14},
+        "textfont": {"size": 15},
         "colorscale": [[0.0, "#f7fbff"], [1.0, "#2b6cb0"]],
         "showscale": False,
-        "hovertemplate": "true %{y}, %{x}: %{text}<extra></extra>",
+        "hovertemplate": "true %{y}, %{x}: %{text} of the row<extra></extra>",
     }
     layout = {
         "title": {"text": "Confusion matrix"},

@@ -105,10 +105,11 @@ def explorer() -> None:
         cols[3].metric("F1", "—" if m.f1 is None else f"{m.f1:.3f}", border=True,
                        help="harmonic mean of precision and recall")
         abnormal = list(m.class_recall)
+        st.caption("Anomalies caught, per abnormal class")
         per_class = st.columns(max(len(abnormal), 4))
         for column, label in zip(per_class, abnormal, strict=False):
             flagged, total = m.class_counts[label]
-            _metric(column, f"{ev.name(label)} caught", flagged, total, m.class_recall[label],
+            _metric(column, ev.name(label), flagged, total, m.class_recall[label],
                     f"beats of class {label} above the threshold")
 
     left, right = st.columns(2)
