@@ -11,30 +11,19 @@ from ecgviz.data import BeatData, DataError
 from ecgviz.model import ModelConfig
 from ecgviz.pipeline import fit
 from ecgviz.train import TrainConfig
+from tests.helpers import synthetic_beats, write_arff
 
 T = 24
 
 
 def synthetic(n_normal=40, n_abnormal=10, length=T, seed=0) -> BeatData:
-    rng = np.random.default_rng(seed)
-    t = np.linspace(0, 2 * np.pi, length)
-    normal = np.sin(t) + 0.05 * rng.normal(size=(n_normal, length))
-    abnormal = np.cos(3 * t) + 0.05 * rng.normal(size=(n_abnormal, length))
-    X = np.vstack([normal, abnormal]).astype(np.float32)
-    labels = np.array(["1"] * n_normal + ["2"] * n_abnormal)
+    X, labels = synthetic_beats(n_normal, n_abnormal, length, seed)
     n = len(X)
-    return BeatData(X, labels, {"1": "Class 1", "2": "Class 2"}, np.full(n, "synth.arff"), np.arange(1, n + 1))
+    return BeatData(X, labels, {}, np.full(n, "synth.arff"), np.arange(1, n + 1))
 
 
-def arff(X: np.ndarray, labels=None) -> bytes:
-    lines = ["@relation synth"] + [f"@attribute att{i + 1} numeric" for i in range(X.shape[1])]
-    if labels is not None:
-        lines.append("@attribute target {" + ",".join(sorted(set(labels))) + "}")
-    lines.append("@data")
-    for i, row in enumerate(X):
-        values = [f"{v:.5f}" for v in row] + ([labels[i]] if labels is not None else [])
-        lines.append(",".join(values))
-    return ("\n".join(lines) + "\n").encode()
+def arff(tmp_path, X: np.ndarray, labels=None) -> bytes:
+    return write_arff(tmp_path / "beats.arff", X, labels).read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +51,11 @@ def test_a_bad_checkpoint_upload_raises_checkpoint_error():
         session.model_from_bytes(b"definitely not torch", "junk.pt")
 
 
-def test_uploads_become_one_data_set_named_after_the_files():
-    X = synthetic(6, 2).X
-    labels = ["1"] * 6 + ["2"] * 2
-    d = session.data_from_uploads([("a.arff", arff(X[:4], labels[:4])), ("b.arff", arff(X[4:], labels[4:]))])
-    assert d.name == "a.arff + b.arff" and d.data.n_beats == 8 and d.labels == ["1", "2"]
+def test_uploads_become_one_data_set_named_after_the_files(tmp_path):
+    X, labels = synthetic_beats(6, 2, T)
+    d = session.data_from_uploads([("a.arff", arff(tmp_path, X[:4], labels[:4])),
+                                   ("b.arff", arff(tmp_path, X[4:], labels[4:]))])
+    assert d.name == "a.arff + b.arff" and d.data.n_beats == 8 and d.labels == ["1", "2", "3"]
     with pytest.raises(DataError):
         session.data_from_uploads([("bad.arff", b"@relation x\n@data\n1,2\n")])
 
@@ -78,7 +67,7 @@ def test_default_normal_labels(data, ckpt_path):
     assert session.default_normal_labels(builtin) == ["1"]
     # no model and no ECG5000 names: the commonest label
     few = session.make_data(synthetic(3, 9), "x")
-    assert session.default_normal_labels(few) == ["2"]
+    assert session.default_normal_labels(few) == ["3"]  # 5 beats of "3", 4 of "2", 3 of "1"
     unlabelled = session.make_data(BeatData(few.data.X, None, {}, few.data.sources, few.data.rows), "u")
     assert session.default_normal_labels(unlabelled) == []
 
