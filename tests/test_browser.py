@@ -1,0 +1,320 @@
+"""The dashboard in headless Chromium: the real app on ECG5000 with the shipped model, driven like a user would."""
+
+from __future__ import annotations
+
+import os
+import re
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from playwright.sync_api import Expect, sync_playwright
+
+from ecgviz import metrics, session
+from ecgviz.checkpoint import SHIPPED_CHECKPOINT
+from ecgviz.data import ECG5000_CLASS_NAMES
+from tests.browser_support import (
+    CHROMIUM_ENV,
+    DEFAULT_CHROMIUM,
+    StreamlitServer,
+    find_chromium,
+    launch_browser,
+    wait_idle,
+)
+from tests.helpers import synthetic_beats, write_arff
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+TIMEOUT_MS = 60_000  # the first run loads 5,000 beats and scores them on a CPU shared with the browser
+N_UPLOADED = 37
+
+# this module's own expect: assertions wait for server round trips on a busy machine, not Playwright's 5 s
+expect = Expect()
+expect.set_options(timeout=TIMEOUT_MS)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """The Chromium executable; the module skips without one, except under CI where that is a failure."""
+    path = find_chromium()
+    if path is None:
+        where = os.environ.get(CHROMIUM_ENV)
+        looked = f"${CHROMIUM_ENV}={where} is not an executable" if where else f"no executable {DEFAULT_CHROMIUM}"
+        reason = f"Chromium not found ({looked}); install it with `apt-get install chromium` to run the browser tests"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference() -> Future:
+    """(errors, eval indices, is_anomaly, labels, checkpoint) of the shipped model on ECG5000, computed here.
+
+    It runs in the background while the app starts and scores the same beats, so the two overlap.
+    """
+    def compute():
+        model = session.model_from_path(SHIPPED_CHECKPOINT, source="shipped")
+        data = session.builtin_data()
+        errors, _ = session.score(model, data)
+        idx, is_anomaly = model.ckpt.split.eval_indices()
+        return errors, idx, is_anomaly, data.data.labels, model.ckpt
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        yield pool.submit(compute)
+
+
+@pytest.fixture(scope="module")
+def server(chromium, reference, tmp_path_factory):
+    """The real app with the shipped checkpoint, and an empty directory for saved models.
+
+    It asks for `reference` only so that the reference scoring starts first and overlaps the app's own.
+    """
+    env = {
+        session.CHECKPOINT_ENV: None,  # the shipped model, whatever the caller's environment says
+        session.CHECKPOINT_DIR_ENV: str(tmp_path_factory.mktemp("checkpoints")),
+        "OMP_NUM_THREADS": "1",  # two cores shared with Chromium and the reference scoring
+    }
+    with StreamlitServer(ROOT / "app.py", env=env) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    """One Chromium for the module; each test opens its own context, hence its own app session."""
+    with sync_playwright() as p:
+        b = launch_browser(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh app session, opened on the default page and idle."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    pg = context.new_page()
+    pg.goto(server.url)
+    wait_idle(pg)
+    yield pg
+    context.close()
+
+
+def screenshot(page, name: str) -> None:
+    """The whole page to tests/artifacts: the main area scrolls inside the window, so the window grows to fit it."""
+    size = page.viewport_size
+    height = page.evaluate("""() => Math.max(...Array.from(
+        document.querySelectorAll("[data-testid=stMain], [data-testid=stAppViewContainer], [data-testid=stSidebar]"),
+        e => e.scrollHeight))""")
+    page.set_viewport_size({"width": size["width"], "height": min(max(height, size["height"]), 8000)})
+    try:
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), animations="disabled")
+    finally:
+        page.set_viewport_size(size)
+
+
+def goto(page, title: str) -> None:
+    """Open a page through the sidebar navigation and wait for it to finish running."""
+    page.locator("[data-testid=stSidebarNav]").get_by_role("link", name=title, exact=True).click()
+    wait_idle(page)
+    expect(page.locator("h1")).to_have_text(title)
+    wait_idle(page, settle_ms=0)
+
+
+def metric(page, label: str | re.Pattern):
+    """The value element of the metric with exactly this label (or a label matching this pattern)."""
+    pattern = label if isinstance(label, re.Pattern) else re.compile(f"^{re.escape(label)}$")
+    box = page.locator("[data-testid=stMetric]").filter(
+        has=page.locator("[data-testid=stMetricLabel]", has_text=pattern))
+    return box.locator("[data-testid=stMetricValue]")
+
+
+def class_label(name: str) -> re.Pattern:
+    """A per-class metric's label: the class name, with or without "caught" after it."""
+    return re.compile(f"^{re.escape(name)}( caught)?$")
+
+
+def threshold_input(page):
+    """The explorer's number input, which shows the threshold with 4 decimals."""
+    return page.locator("[data-testid=stNumberInput] input").first
+
+
+def shown_threshold(page) -> str:
+    """The threshold as the explorer shows it."""
+    return threshold_input(page).input_value()
+
+
+def press(page, key: str) -> str:
+    """Press `key` on the focused slider, wait for the threshold to change and the run to end; the new value."""
+    before = shown_threshold(page)
+    page.keyboard.press(key)
+    wait_idle(page)
+    expect(threshold_input(page)).not_to_have_value(before)
+    wait_idle(page, settle_ms=0)
+    return shown_threshold(page)
+
+
+HEADLINE = ("Normal beats passed", "Anomalies caught", "Precision", "F1")
+
+
+def expected_figures(ref, threshold: float) -> dict[str, str]:
+    """The explorer's figures at `threshold`, from ecgviz.metrics on the checkpoint's held-out split."""
+    errors, idx, is_anomaly, labels, _ = ref
+    m = metrics.at_threshold(errors[idx], is_anomaly, threshold, labels[idx])
+    figures = {
+        "Normal beats passed": f"{m.tn:,} / {m.n_normal:,}",
+        "Anomalies caught": f"{m.tp:,} / {m.n_anomaly:,}",
+        "Precision": f"{100 * m.precision:.1f}%",
+        "F1": f"{m.f1:.3f}",
+    }
+    for label in m.class_recall:  # the abnormal classes
+        flagged, total = m.class_counts[label]
+        figures[ECG5000_CLASS_NAMES[label]] = f"{flagged:,} / {total:,}"
+    return figures
+
+
+def shown_figures(page) -> dict[str, str]:
+    """The explorer's headline and per-class figures as the page shows them."""
+    shown = {label: metric(page, label).inner_text() for label in HEADLINE}
+    for label, name in ECG5000_CLASS_NAMES.items():
+        if label != "1":
+            shown[name] = metric(page, class_label(name)).inner_text()
+    return shown
+
+
+def assert_no_error(page) -> None:
+    """No error box and no exception anywhere on the page."""
+    expect(page.locator("[data-testid=stException]")).to_have_count(0)
+    expect(page.locator("[data-testid=stAlertContentError]")).to_have_count(0)
+
+
+def all_beats(page) -> None:
+    """On the Export page, choose to export every beat."""
+    page.locator("[data-testid=stRadio]").get_by_text("All beats", exact=True).click()
+    wait_idle(page)
+    expect(page.locator("[data-testid=stDownloadButton] button").filter(has_text="ecgviz_all_")).to_be_visible()
+    wait_idle(page, settle_ms=0)
+
+
+def download_csv(page, button_text: str) -> tuple[str, pd.DataFrame]:
+    """Click a download button and read the file it delivers."""
+    with page.expect_download() as info:
+        page.locator("[data-testid=stDownloadButton] button").filter(has_text=button_text).click()
+    download = info.value
+    return download.suggested_filename, pd.read_csv(download.path(), dtype={"label": str})
+
+
+def test_explorer_shows_charts_and_figures_without_a_click(page, reference):
+    expect(page.locator("h1")).to_have_text("Threshold explorer")
+    charts = page.locator("[data-testid=stPlotlyChart]")
+    # histogram, recall curves, ROC, PR, confusion matrix, one beat
+    expect(charts).to_have_count(6)
+    for i in range(6):
+        expect(charts.nth(i).locator(".main-svg").first).to_be_visible()
+    expect(page.locator("[data-testid=stMetricValue]")).to_have_count(9)  # 4 headline, 4 classes, 1 beat
+    expect(threshold_input(page)).to_have_value(f"{reference.result()[-1].threshold:.4f}")
+    assert shown_figures(page) == expected_figures(reference.result(), float(shown_threshold(page)))
+    assert_no_error(page)
+    screenshot(page, "explorer")
+
+
+def test_slider_keys_move_the_threshold_and_the_figures(page, reference):
+    ref = reference.result()
+    expect(threshold_input(page)).to_have_value(f"{ref[-1].threshold:.4f}")
+    start, before = float(shown_threshold(page)), shown_figures(page)
+    thumb = page.locator("[data-testid=stSlider]").get_by_role("slider")
+    step = float(thumb.get_attribute("step"))
+    thumb.focus()
+
+    lower = float(press(page, "PageDown"))  # a tenth of the range lower: some normal beats get flagged
+    assert lower < start - 5 * step
+    after = shown_figures(page)
+    assert after != before
+    assert after == expected_figures(ref, lower)
+    sidebar = page.locator("[data-testid=stSidebar]")
+    expect(sidebar.get_by_text(f"{lower:.4g}", exact=True)).to_be_visible()
+
+    for _ in range(3):
+        moved = float(press(page, "ArrowRight"))
+    assert moved == pytest.approx(lower + 3 * step, abs=1e-6)
+    assert shown_figures(page) == expected_figures(ref, moved)
+
+    press(page, "End")  # above every error: nothing flagged
+    assert metric(page, "Anomalies caught").inner_text() == f"0 / {int(ref[2].sum()):,}"
+    press(page, "Home")  # below every error: everything flagged
+    assert metric(page, "Normal beats passed").inner_text() == f"0 / {int((~ref[2]).sum()):,}"
+
+    chosen = press(page, "PageUp")
+    assert shown_figures(page) == expected_figures(ref, float(chosen))
+    assert_no_error(page)
+
+    # the chosen threshold is the one every page uses, and it survives a round trip through the pages
+    goto(page, "Export")
+    all_beats(page)
+    name, table = download_csv(page, "ecgviz_all_")
+    assert name == f"ecgviz_all_t{chosen}.csv"
+    assert len(table) == len(ref[0]) == 5000
+    np.testing.assert_allclose(table["threshold"], float(chosen), atol=5e-5)
+    screenshot(page, "export")
+    goto(page, "Threshold explorer")
+    assert shown_threshold(page) == chosen
+
+
+@pytest.fixture
+def upload_files(tmp_path) -> tuple[Path, Path]:
+    """A small valid ARFF of 140-sample labelled beats, and a file that is not a valid beat file."""
+    X, labels = synthetic_beats(n_normal=25, n_anomaly=N_UPLOADED - 25, length=140, seed=3)
+    good = write_arff(tmp_path / "my_beats.arff", X, labels)
+    lines = good.read_text().splitlines()
+    row = lines.index("@data") + 2  # the second beat of the file
+    values = lines[row].split(",")
+    values[5] = "oops"  # a sample that is not a number
+    lines[row] = ",".join(values)
+    broken = tmp_path / "broken.arff"
+    broken.write_text("\n".join(lines) + "\n")
+    return good, broken
+
+
+def test_upload_then_a_broken_file_then_export(page, reference, upload_files):
+    good, broken = upload_files
+    goto(page, "Data")
+    expect(metric(page, "Beats")).to_have_text("5,000")
+    uploader = page.locator("[data-testid=stFileUploader]").locator("input[type=file]")
+
+    uploader.set_input_files(str(good))
+    wait_idle(page)
+    expect(metric(page, "Beats")).to_have_text(str(N_UPLOADED))
+    wait_idle(page, settle_ms=0)
+    expect(metric(page, "Samples per beat")).to_have_text("140")
+    expect(page.locator("h3").filter(has_text="my_beats.arff")).to_be_visible()
+    assert_no_error(page)
+
+    uploader.set_input_files(str(broken))
+    wait_idle(page)
+    error = page.locator("[data-testid=stAlertContentError]")
+    expect(error).to_have_count(1)
+    wait_idle(page, settle_ms=0)
+    expect(error).to_contain_text("broken.arff")
+    expect(error).to_contain_text("row 2")
+    expect(page.get_by_text("Still using: my_beats.arff")).to_be_visible()
+    expect(metric(page, "Beats")).to_have_text(str(N_UPLOADED))  # the previous data stays
+    screenshot(page, "data")
+
+    goto(page, "Model")
+    expect(metric(page, "Beat length")).to_have_text("140")
+    assert_no_error(page)
+    screenshot(page, "model")
+
+    goto(page, "Export")
+    all_beats(page)
+    threshold = reference.result()[-1].threshold
+    name, table = download_csv(page, "ecgviz_all_")
+    assert name == f"ecgviz_all_t{threshold:.4f}.csv"
+    assert len(table) == N_UPLOADED
+    assert set(table["source"]) == {"my_beats.arff"}
+    assert table["row"].tolist() == list(range(1, N_UPLOADED + 1))
