@@ -140,6 +140,9 @@ class TrainingJob(Generic[T]):
                 self._result = result
             self._end(DONE)
         except Exception as exc:  # the UI shows the message; the thread must never die silently
+            if self._stop.is_set():  # a run may raise once asked to stop: that is a cancel, not a failure
+                self._end(CANCELLED)
+                return
             self._end(ERROR, str(exc) or type(exc).__name__)
 
     def _end(self, status: str, message: str = "") -> None:

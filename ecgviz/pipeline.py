@@ -22,6 +22,10 @@ from ecgviz.train import EpochInfo, TrainConfig, train
 DEFAULT_PERCENTILE = 98.0
 
 
+class TrainingCancelled(Exception):
+    """Raised by :func:`fit` when its stop event was set."""
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """Held-out errors and the metrics at one threshold."""
@@ -114,6 +118,9 @@ def fit(
     train_config = train_config or TrainConfig()
     split: Split = make_split(data.labels, normal_labels, fractions, seed=train_config.seed, n_beats=data.n_beats)
     result = train(data.X[split.train], data.X[split.val], model_config, train_config, on_epoch=on_epoch, stop=stop)
+    if stop is not None and stop.is_set():
+        # whoever set the event discards the result: do not spend seconds scoring it
+        raise TrainingCancelled("training was cancelled")
     norm, loss = result.normalisation, train_config.loss
     train_errors = reconstruction_errors(result.model, data.X[split.train], loss=loss, normalisation=norm)
     threshold = float(np.percentile(train_errors, percentile))

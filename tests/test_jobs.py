@@ -134,3 +134,16 @@ def test_job_starts_once_and_pending_state_is_empty():
 )
 def test_format_seconds(seconds, text):
     assert format_seconds(seconds) == text
+
+
+def test_a_run_that_raises_after_cancel_ends_cancelled_not_failed():
+    def run(on_epoch, stop):
+        while not stop.is_set():
+            on_epoch(epoch(1, 5))
+            threading.Event().wait(0.002)
+        raise RuntimeError("stopped mid-way")
+
+    job = TrainingJob(run, epochs=5).start()
+    job.cancel()
+    assert job.join(5)
+    assert job.state().status == CANCELLED and job.state().message == ""

@@ -58,3 +58,23 @@ def test_end_to_end_train_save_load_score_export(tiny_ckpt, tiny_files, tmp_path
     assert back["flagged"].sum() == int((errors > ckpt.threshold).sum())
     m = metrics.at_threshold(errors, data.labels != "1", ckpt.threshold, data.labels)
     assert m.tp + m.fp == back["flagged"].sum()
+
+
+def test_fit_stops_without_scoring_when_cancelled(tiny_data):
+    import threading
+
+    from ecgviz.model import ModelConfig
+    from ecgviz.pipeline import TrainingCancelled, fit
+    from tests.conftest import TINY_TRAIN
+
+    stop = threading.Event()
+    epochs = []
+
+    def on_epoch(info):
+        epochs.append(info.epoch)
+        stop.set()
+
+    with pytest.raises(TrainingCancelled):
+        fit(tiny_data, ["1"], ModelConfig(embedding_dim=3), TINY_TRAIN, fractions=(0.6, 0.2, 0.2),
+            on_epoch=on_epoch, stop=stop)
+    assert epochs == [1]

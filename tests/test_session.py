@@ -121,3 +121,14 @@ def test_start_training_refuses_bad_requests_before_starting(data, tmp_path):
     unlabelled = session.make_data(BeatData(data.data.X, None, {}, data.data.sources, data.data.rows), "u")
     with pytest.raises(ValueError, match="labelled data"):
         session.start_training(unlabelled, ["1"], "x", settings, directory=tmp_path)
+
+
+def test_train_settings_defaults_match_the_library():
+    from ecgviz.model import ModelConfig
+    from ecgviz.session import TrainSettings
+    from ecgviz.train import TrainConfig
+
+    s, t = TrainSettings(), TrainConfig()
+    assert s.embedding_dim == ModelConfig().embedding_dim
+    assert (s.epochs, s.batch_size, s.lr, s.loss, s.seed, s.device, s.patience) == (
+        t.epochs, t.batch_size, t.lr, t.loss, t.seed, t.device, t.patience)
