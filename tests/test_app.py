@@ -188,6 +188,10 @@ def test_data_page_summary_and_upload(tiny, tmp_path):
     # choosing class 2 as normal too is what the explorer then evaluates
     at.multiselect(key="normals_widget").set_value(["1", "2"]).run()
     assert at.session_state["normal_labels"] == ["1", "2"]
+    # the same files sent again (e.g. after removing a broken one from the selection) keep the choice
+    at.session_state["data_upload_sig"] = None  # forces the page to parse the selection again
+    at.run()
+    assert at.session_state["normal_labels"] == ["1", "2"]
     at.switch_page("views/explorer.py").run()
     assert_clean(at)
     assert {k for k in metric_values(at) if k.startswith("Class")} == {"Class 3"}

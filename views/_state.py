@@ -95,7 +95,11 @@ def active_model() -> session.ActiveModel | None:
 
 
 def set_data(data: session.ActiveData) -> None:
-    """Make `data` active and pick sensible normal labels for it."""
+    """Make `data` active and pick sensible normal labels for it; the same beats again change nothing."""
+    current = st.session_state.get(DATA)
+    if current is not None and (current.fingerprint, current.name) == (data.fingerprint, data.name):
+        # e.g. removing a broken file from a selection re-sends the good one: keep the chosen normal labels
+        return
     st.session_state[DATA] = data
     st.session_state[NORMALS] = session.default_normal_labels(data, active_model())
     st.session_state.pop("normals_widget", None)
