@@ -37,7 +37,9 @@ _PROBE_JS = """(signature) => {
   const read = new Function("return " + signature);
   const r = window.__bench = {armed: false, old: null, t0: null, t1: null};
   const check = () => {
-    if (r.armed && r.t0 !== null && r.t1 === null && read() !== r.old) r.t1 = performance.now();
+    if (!r.armed || r.t0 === null || r.t1 !== null) return;
+    const now = read();  // null while a chart is being replaced: not yet the updated figure
+    if (now !== null && now !== r.old) r.t1 = performance.now();
   };
   document.addEventListener("keydown", () => { if (r.armed && r.t0 === null) r.t0 = performance.now(); }, true);
   new MutationObserver(check).observe(document.body, {subtree: true, childList: true, attributes: true,
