@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -61,11 +62,18 @@ ECG5000_LENGTH = 140
 _DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
 
-def _label_key(label: str) -> tuple[int, float, str]:
+def label_key(label: str) -> tuple[int, float, str]:
+    """Sort key putting numeric labels first, in numeric order ("2" < "10"), then text."""
     try:
-        return (0, float(label), label)
+        value = float(label)
     except ValueError:
         return (1, 0.0, label)
+    return (0, value, label) if math.isfinite(value) else (1, 0.0, label)
+
+
+def label_order(labels: np.ndarray | None) -> list[str]:
+    """Distinct labels in display order (see :func:`label_key`); empty for None."""
+    return [] if labels is None else sorted(map(str, np.unique(np.asarray(labels).astype(str))), key=label_key)
 
 
 def _frozen(values: np.ndarray) -> np.ndarray:
@@ -119,14 +127,14 @@ class BeatData:
         if self.labels is None:
             return {}
         uniq, counts = np.unique(self.labels, return_counts=True)
-        pairs = sorted(zip(uniq.tolist(), counts.tolist(), strict=True), key=lambda p: _label_key(p[0]))
+        pairs = sorted(zip(uniq.tolist(), counts.tolist(), strict=True), key=lambda p: label_key(p[0]))
         return dict(pairs)
 
 
 def _class_names(labels: np.ndarray | None, length: int) -> dict[str, str]:
     if labels is None:
         return {}
-    present = sorted(set(np.unique(labels).tolist()), key=_label_key)
+    present = label_order(labels)
     ecg = length == ECG5000_LENGTH and set(present) <= set(ECG5000_CLASS_NAMES)
     return {lab: ECG5000_CLASS_NAMES[lab] if ecg else f"Class {lab}" for lab in present}
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecgviz import export, figures, metrics
+from ecgviz.data import label_order
 
 PICK_MODES = ("most anomalous", "nearest the threshold", "random", "by row")
 ALL_BEATS = "All beats"
@@ -144,18 +145,6 @@ def _unlabelled(errors, idx, e, reference, n_bins, n_excluded, percentile) -> Ev
         sweep=None, roc=None, pr=None, roc_auc=None, average_precision=None, suggestions=suggestions,
         n_excluded=n_excluded, percentile=percentile,
     )
-
-
-def label_order(labels: np.ndarray) -> list[str]:
-    """Distinct labels, numbers first in numeric order ("2" < "10"), then text."""
-    def key(label: str) -> tuple[int, float, str]:
-        try:
-            value = float(label)
-        except ValueError:
-            return (1, 0.0, label)
-        return (0, value, label) if math.isfinite(value) else (1, 0.0, label)
-
-    return sorted(map(str, np.unique(np.asarray(labels).astype(str))), key=key)
 
 
 @dataclass(frozen=True)

@@ -22,21 +22,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ecgviz.data import label_order
+
 SUGGESTION_KEYS = ("max_f1", "youden", "percentile")
 
 
-def _label_key(label: str) -> tuple[int, float, str]:
-    """Sort key putting numeric labels first, in numeric order ("2" < "10")."""
-    try:
-        value = float(label)
-    except ValueError:
-        return (1, 0.0, label)
-    return (0, value, label) if math.isfinite(value) else (1, 0.0, label)
-
-
-def _sorted_labels(labels: np.ndarray | None) -> list[str]:
-    """Distinct labels in display order."""
-    return [] if labels is None else sorted(map(str, np.unique(labels)), key=_label_key)
 
 
 def _inputs(errors, is_anomaly, labels=None):
@@ -180,8 +170,8 @@ def at_threshold(errors, is_anomaly, threshold: float, labels=None) -> Metrics:
     flagged = e > threshold
     tp, fp, fn, tn = (int(np.count_nonzero(f & t)) for f in (flagged, ~flagged) for t in (a, ~a))
     counts = {k: (int(np.count_nonzero(flagged & (lab == k))), int(np.count_nonzero(lab == k)))
-              for k in _sorted_labels(lab)}
-    return _make_metrics(threshold, tp, fp, tn, fn, counts, _sorted_labels(None if lab is None else lab[a]))
+              for k in label_order(lab)}
+    return _make_metrics(threshold, tp, fp, tn, fn, counts, label_order(None if lab is None else lab[a]))
 
 
 def default_thresholds(errors, n_thresholds: int = 200) -> np.ndarray:
@@ -206,8 +196,8 @@ class SortedErrors:
         e, a, lab = _inputs(errors, is_anomaly, labels)
         self._normal = np.sort(e[~a])
         self._anomaly = np.sort(e[a])
-        self._classes = {k: np.sort(e[lab == k]) for k in _sorted_labels(lab)}
-        self._abnormal = _sorted_labels(None if lab is None else lab[a])
+        self._classes = {k: np.sort(e[lab == k]) for k in label_order(lab)}
+        self._abnormal = label_order(None if lab is None else lab[a])
         self.errors = e
 
     @staticmethod
