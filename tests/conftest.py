@@ -1,18 +1,18 @@
 """Shared test setup."""
 
 import numpy as np
+import pytest
 import torch
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+from ecgviz.data import load_files
+from ecgviz.model import ModelConfig
+from ecgviz.pipeline import fit
+from ecgviz.train import TrainConfig
+from tests.helpers import synthetic_beats, write_arff
 
 # Tiny models run fastest on one thread, and parallel test processes must not fight over cores.
 torch.set_num_threads(1)
-
-import pytest  # noqa: E402
-
-from ecgviz.data import load_files  # noqa: E402
-from ecgviz.model import ModelConfig  # noqa: E402
-from ecgviz.pipeline import fit  # noqa: E402
-from ecgviz.train import TrainConfig  # noqa: E402
-from tests.helpers import synthetic_beats, write_arff  # noqa: E402
 
 TINY_TRAIN = TrainConfig(epochs=8, batch_size=4, lr=2e-2, patience=100, seed=0, device="cpu")
 
@@ -37,3 +37,18 @@ def tiny_data(tiny_files):
 def tiny_ckpt(tiny_data):
     """A small model trained on the tiny data's normals, with its held-out split."""
     return fit(tiny_data, ["1"], ModelConfig(embedding_dim=4), TINY_TRAIN, fractions=(0.6, 0.2, 0.2), name="tiny")
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """File name -> bytes of every download button an AppTest rendered (the bytes never leave the server)."""
+    seen: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def record(self, path_or_data, mimetype, kind, filename=None):
+        if filename and isinstance(path_or_data, bytes):
+            seen[filename] = path_or_data
+        return original(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
+    return seen

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import streamlit as st
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from ecgviz import explore, metrics, session
@@ -39,21 +38,6 @@ def fresh_caches(monkeypatch, tiny):
     yield
     st.cache_data.clear()
     st.cache_resource.clear()
-
-
-@pytest.fixture
-def downloads(monkeypatch):
-    """File name -> bytes of every download button rendered during the test."""
-    seen: dict[str, bytes] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def record(self, path_or_data, mimetype, kind, filename=None):
-        if filename and isinstance(path_or_data, bytes):
-            seen[filename] = path_or_data
-        return original(self, path_or_data, mimetype, kind, filename)
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
-    return seen
 
 
 def start(tiny, page: str | None = None) -> AppTest:

@@ -29,7 +29,6 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 from streamlit import config as st_config
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from ecgviz import session
@@ -234,21 +233,6 @@ def app_env(monkeypatch, ckpts, folder):
     yield
     st.cache_data.clear()
     st.cache_resource.clear()
-
-
-@pytest.fixture
-def downloads(monkeypatch):
-    """File name -> bytes of every download button rendered during the test."""
-    seen: dict[str, bytes] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def record(self, path_or_data, mimetype, kind, filename=None):
-        if filename and isinstance(path_or_data, bytes):
-            seen[filename] = path_or_data
-        return original(self, path_or_data, mimetype, kind, filename)
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
-    return seen
 
 
 def start(tiny_data, page: str) -> AppTest:
