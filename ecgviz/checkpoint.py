@@ -128,7 +128,8 @@ def load_checkpoint(source: str | os.PathLike | bytes, name: str | None = None) 
     if d.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{label} was written by a newer ecgviz (format {d['format_version']}); please upgrade")
     try:
-        config = ModelConfig(**d["model_config"])
+        # checkpoints written before `chunk` existed read one sample per step
+        config = ModelConfig(**{"chunk": 1, **d["model_config"]})
         _check_weights(config, d["state_dict"])
         model = RecurrentAutoencoder(config)
         model.load_state_dict(d["state_dict"], strict=True)

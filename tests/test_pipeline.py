@@ -78,3 +78,17 @@ def test_fit_stops_without_scoring_when_cancelled(tiny_data):
         fit(tiny_data, ["1"], ModelConfig(embedding_dim=3), TINY_TRAIN, fractions=(0.6, 0.2, 0.2),
             on_epoch=on_epoch, stop=stop)
     assert epochs == [1]
+
+
+def test_shipped_checkpoint_meets_its_bar_on_the_held_out_split():
+    from ecgviz.checkpoint import SHIPPED_CHECKPOINT
+    from ecgviz.data import load_ecg5000
+
+    ckpt = load_checkpoint(SHIPPED_CHECKPOINT)
+    ev = evaluate(ckpt, load_ecg5000())
+    assert ev.held_out and ev.metrics.n_normal == 219 and ev.metrics.n_anomaly == 2081
+    assert ev.auroc >= 0.99 and ev.metrics.balanced_accuracy >= 0.97
+    assert ev.metrics.threshold == ckpt.threshold and ckpt.threshold_rule == "p98 of training normals"
+    # the stored metrics are what evaluation gives today
+    assert ckpt.metrics["auroc"] == pytest.approx(ev.auroc, abs=1e-6)
+    assert ckpt.metrics["balanced_accuracy"] == pytest.approx(ev.metrics.balanced_accuracy, abs=1e-3)
