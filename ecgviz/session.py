@@ -20,6 +20,7 @@ BUILTIN_NAME = "ECG5000 (built-in)"
 # Environment overrides so a deployment (or a test) can start from another model or save elsewhere.
 CHECKPOINT_ENV = "ECGVIZ_CHECKPOINT"
 CHECKPOINT_DIR_ENV = "ECGVIZ_CHECKPOINT_DIR"
+TORCH_THREADS_ENV = "ECGVIZ_TORCH_THREADS"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -63,6 +64,21 @@ class ActiveModel:
     def download_name(self) -> str:
         """File name for a download of this checkpoint."""
         return self.path.name if self.path is not None else f"{safe_name(self.name) or 'model'}.pt"
+
+
+def limit_torch_threads() -> int:
+    """Torch threads for a dashboard server: $ECGVIZ_TORCH_THREADS, else 1.
+
+    Sessions already share the cores; torch's own threads on top of them oversubscribe the CPU and spin
+    (training 3 epochs took 45 s instead of 5 s beside eight busy sessions on 2 cores).
+    """
+    import torch
+
+    raw = os.environ.get(TORCH_THREADS_ENV, "")
+    n = int(raw) if raw.isdigit() and int(raw) > 0 else 1
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
 
 
 def make_data(data: BeatData, name: str) -> ActiveData:

@@ -132,3 +132,19 @@ def test_train_settings_defaults_match_the_library():
     assert s.embedding_dim == ModelConfig().embedding_dim
     assert (s.epochs, s.batch_size, s.lr, s.loss, s.seed, s.device, s.patience) == (
         t.epochs, t.batch_size, t.lr, t.loss, t.seed, t.device, t.patience)
+
+
+def test_torch_threads_follow_the_environment(monkeypatch):
+    import torch
+
+    from ecgviz.session import TORCH_THREADS_ENV, limit_torch_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv(TORCH_THREADS_ENV, "2")
+        assert limit_torch_threads() == 2 and torch.get_num_threads() == 2
+        for bad in ("", "0", "two"):
+            monkeypatch.setenv(TORCH_THREADS_ENV, bad)
+            assert limit_torch_threads() == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

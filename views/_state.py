@@ -24,6 +24,8 @@ JOB = "train_job"
 THRESHOLD_SLOT = "_sidebar_threshold_slot"
 NOTICE = "notice"  # one-shot message shown on the next run (e.g. "model trained and activated")
 
+session.limit_torch_threads()  # once per server process: this module is imported once
+
 # Errors with a message written for the user; anything else is unexpected but still shown without a traceback.
 USER_ERRORS = (DataError, CheckpointError, SplitError, ValueError, OSError)
 
