@@ -123,7 +123,8 @@ def measure(moves: int = 30, cold_starts: int = 3, warmup_moves: int = 2, thread
     with tempfile.TemporaryDirectory(prefix="ecgviz-bench-") as tmp:
         # the shipped model whatever the caller's environment says, and nowhere to save over real checkpoints
         env = {"ECGVIZ_CHECKPOINT": None, "ECGVIZ_CHECKPOINT_DIR": tmp,
-               "OMP_NUM_THREADS": None if threads is None else str(threads)}
+               "OMP_NUM_THREADS": None if threads is None else str(threads),
+               "ECGVIZ_TORCH_THREADS": None if threads is None else str(threads)}
         apps = [_App("dashboard", ROOT / "app.py", DASHBOARD_DRAWN, DASHBOARD_SIGNATURE, env),
                 _App("empty", EMPTY_APP, EMPTY_DRAWN, EMPTY_SIGNATURE, env)]
         with sync_playwright() as p:
