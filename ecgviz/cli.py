@@ -54,8 +54,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                      loss=args.loss, seed=args.seed, device=args.device)
     bar = ProgressBar()
     try:  # the bar's line ends even when training fails
-        ckpt = fit(data, args.normal_label or ["1"], ModelConfig(embedding_dim=args.embedding_dim), tc,
-                   percentile=args.percentile, name=args.name or "", on_epoch=None if args.quiet else bar)
+        model_config = ModelConfig(embedding_dim=args.embedding_dim, chunk=args.chunk)
+        ckpt = fit(data, args.normal_label or ["1"], model_config, tc, percentile=args.percentile,
+                   name=args.name or "", on_epoch=None if args.quiet else bar)
     finally:
         if not args.quiet:
             bar.close()
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     t.add_argument("--epochs", type=int, default=d.epochs)
     t.add_argument("--embedding-dim", type=int, default=ModelConfig().embedding_dim)
+    t.add_argument("--chunk", type=int, default=ModelConfig().chunk, help="samples per LSTM step (1: classic shape)")
     t.add_argument("--batch-size", type=int, default=d.batch_size)
     t.add_argument("--lr", type=float, default=d.lr)
     t.add_argument("--patience", type=int, default=d.patience)

@@ -196,6 +196,7 @@ class TrainSettings:
     """The knobs the Model page offers; the defaults are ModelConfig's and TrainConfig's (a test keeps them equal)."""
 
     embedding_dim: int = 32
+    chunk: int = 10
     epochs: int = 40
     batch_size: int = 32
     lr: float = 3e-3
@@ -220,7 +221,7 @@ def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, se
         raise ValueError("choose at least one normal label on the Data page before training")
     # fail fast, in the page, on a split that cannot work rather than in the thread
     make_split(data.data.labels, normal_labels, seed=settings.seed)
-    model_config = ModelConfig(embedding_dim=int(settings.embedding_dim))
+    model_config = ModelConfig(embedding_dim=int(settings.embedding_dim), chunk=int(settings.chunk))
     train_config = TrainConfig(epochs=int(settings.epochs), batch_size=int(settings.batch_size), lr=float(settings.lr),
                                loss=settings.loss, seed=int(settings.seed), device=settings.device,
                                patience=int(settings.patience))
@@ -234,7 +235,8 @@ def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, se
         saved = save_checkpoint(ckpt, path)
         return model_from_path(saved, source="trained")
 
-    label = (f"{path.stem}: embedding {model_config.embedding_dim}, up to {train_config.epochs} epochs, "
+    label = (f"{path.stem}: embedding {model_config.embedding_dim}, {model_config.chunk} samples/step, "
+             f"up to {train_config.epochs} epochs, "
              f"batch {train_config.batch_size}, learning rate {train_config.lr:g}, {train_config.loss.upper()} loss, "
              f"seed {train_config.seed}, device {train_config.device}")
     return TrainingJob(run, epochs=train_config.epochs, finish=finish, label=label)

@@ -17,13 +17,14 @@ def saved(tiny_ckpt, tmp_path_factory):
 def test_train_writes_checkpoint_with_progress(tiny_files, tmp_path, capsys):
     out = tmp_path / "m.pt"
     rc = main(["train", "--data", *map(str, tiny_files), "--out", str(out), "--epochs", "2", "--embedding-dim", "3",
-               "--batch-size", "8", "--lr", "0.01", "--device", "cpu", "--seed", "4", "--normal-label", "1"])
+               "--chunk", "4", "--batch-size", "8", "--lr", "0.01", "--device", "cpu", "--seed", "4",
+               "--normal-label", "1"])
     captured = capsys.readouterr()
     assert rc == 0
     assert "epoch 2/2" in captured.err and "[" in captured.err
     assert "held-out: AUROC" in captured.out
     ckpt = load_checkpoint(out)
-    assert ckpt.model_config.embedding_dim == 3 and len(ckpt.history) == 2
+    assert ckpt.model_config.embedding_dim == 3 and ckpt.model_config.chunk == 4 and len(ckpt.history) == 2
     assert ckpt.train_config["seed"] == 4 and ckpt.train_config["batch_size"] == 8 and ckpt.split.seed == 4
 
 

@@ -560,8 +560,8 @@ def _misfits(tiny_ckpt) -> dict[str, tuple[bytes, str]]:
         "other_length": (_torch_bytes(to_dict(longer)),
                          "model 'tiny' was trained on beats of 30 samples, but the data has 24 samples per beat"),
         "other_shape": (_torch_bytes(wide), "misfit.pt is a damaged ecgviz checkpoint: weight "
-                        "encoder.rnn1.weight_ih_l0 has shape (32, 10), but its model_config (embedding 8, 1 feature(s)) "
-                        "needs (64, 10)"),
+                        "encoder.rnn1.weight_ih_l0 has shape (32, 10), but its model_config "
+                        "(embedding 8, 1 feature(s)) needs (64, 10)"),
         # a config asking for a huge model is refused before gigabytes are allocated for it
         "huge_config": (_torch_bytes(huge), "misfit.pt is a damaged ecgviz checkpoint: weight "
                         "encoder.rnn1.weight_ih_l0 has shape (32, 10)"),

@@ -111,7 +111,7 @@ def test_start_training_saves_and_loads_the_result(data, tmp_path):
     model = job.result
     assert model.source == "trained" and model.path == tmp_path / "fresh.pt" and model.path.is_file()
     assert model.ckpt.model_config.embedding_dim == 4 and model.ckpt.split.normal_labels == ("1",)
-    assert job.label.startswith("fresh: embedding 4, up to 2 epochs, batch 16")
+    assert job.label.startswith("fresh: embedding 4, 10 samples/step, up to 2 epochs, batch 16")
 
 
 def test_start_training_refuses_bad_requests_before_starting(data, tmp_path):
@@ -129,7 +129,7 @@ def test_train_settings_defaults_match_the_library():
     from ecgviz.train import TrainConfig
 
     s, t = TrainSettings(), TrainConfig()
-    assert s.embedding_dim == ModelConfig().embedding_dim
+    assert (s.embedding_dim, s.chunk) == (ModelConfig().embedding_dim, ModelConfig().chunk)
     assert (s.epochs, s.batch_size, s.lr, s.loss, s.seed, s.device, s.patience) == (
         t.epochs, t.batch_size, t.lr, t.loss, t.seed, t.device, t.patience)
 
