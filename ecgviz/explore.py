@@ -88,8 +88,7 @@ def evaluation_beats(n_beats: int, labels: np.ndarray | None, normal_labels: Seq
     """
     everything = np.arange(n_beats)
     if same_data and split is not None and split.n_beats == n_beats:
-        seen = np.union1d(split.train, split.val)
-        return np.setdiff1d(everything, seen), np.asarray(split.train, dtype=np.int64)
+        return split.unseen(), np.asarray(split.train, dtype=np.int64)
     if labels is None:
         return everything, everything
     return everything, np.flatnonzero(np.isin(labels, list(normal_labels)))

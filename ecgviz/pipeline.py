@@ -66,13 +66,17 @@ def errors_for(ckpt: Checkpoint, X: np.ndarray, device: str = "cpu") -> np.ndarr
 
 
 def evaluation_indices(ckpt: Checkpoint, data: BeatData, normal_labels: Sequence[str] | None = None):
-    """(indices, is_anomaly, held_out): the checkpoint's held-out split on its own data, else every labelled beat."""
+    """(indices, is_anomaly, held_out): on the checkpoint's own data only the beats it never saw, else every beat."""
     if not data.has_labels:
         raise ValueError("evaluation needs labelled data; use score for unlabelled beats")
     normal = tuple(normal_labels or ckpt.split.normal_labels)
-    if fingerprint(data) == ckpt.data_fingerprint and normal == ckpt.split.normal_labels:
-        idx, is_anomaly = ckpt.split.eval_indices()
-        return idx, is_anomaly, True
+    if fingerprint(data) == ckpt.data_fingerprint:
+        if normal == ckpt.split.normal_labels:
+            idx, is_anomaly = ckpt.split.eval_indices()
+            return idx, is_anomaly, True
+        # other normal labels on the same data: still never score a beat the model trained on
+        idx = ckpt.split.unseen()
+        return idx, ~np.isin(np.asarray(data.labels).astype(str)[idx], normal), True
     labels = np.asarray(data.labels).astype(str)
     return np.arange(data.n_beats), ~np.isin(labels, normal), False
 

@@ -39,6 +39,10 @@ class Split:
         is_anomaly = np.concatenate([np.zeros(len(self.test), bool), np.ones(len(self.anomalies), bool)])
         return idx, is_anomaly
 
+    def unseen(self) -> np.ndarray:
+        """Every beat the model neither trained nor early-stopped on, whatever is called normal now."""
+        return np.setdiff1d(np.arange(self.n_beats), np.union1d(self.train, self.val))
+
     def to_dict(self) -> dict:
         """Plain lists and scalars, safe for a weights-only checkpoint or JSON."""
         return {

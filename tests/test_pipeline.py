@@ -92,3 +92,11 @@ def test_shipped_checkpoint_meets_its_bar_on_the_held_out_split():
     # the stored metrics are what evaluation gives today
     assert ckpt.metrics["auroc"] == pytest.approx(ev.auroc, abs=1e-6)
     assert ckpt.metrics["balanced_accuracy"] == pytest.approx(ev.metrics.balanced_accuracy, abs=1e-3)
+
+
+def test_other_normal_labels_on_the_same_data_still_leave_out_training_beats(tiny_ckpt, tiny_data):
+    idx, is_anomaly, held_out = evaluation_indices(tiny_ckpt, tiny_data, ["1", "2"])
+    seen = np.union1d(tiny_ckpt.split.train, tiny_ckpt.split.val)
+    assert held_out and not np.intersect1d(idx, seen).size
+    assert len(idx) == tiny_data.n_beats - len(seen)
+    assert np.array_equal(is_anomaly, tiny_data.labels[idx] == "3")

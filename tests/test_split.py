@@ -60,3 +60,8 @@ def test_unlabelled_counts_every_beat_as_normal():
 def test_bad_requests(labels, normal, fractions, match):
     with pytest.raises(SplitError, match=match):
         make_split(labels, normal, fractions)
+
+
+def test_unseen_is_everything_but_train_and_val(labels):
+    s = make_split(labels, ["1"], seed=0)
+    assert np.array_equal(s.unseen(), np.sort(np.concatenate([s.test, s.anomalies])))
