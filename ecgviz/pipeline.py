@@ -12,7 +12,7 @@ from ecgviz import metrics
 from ecgviz.checkpoint import Checkpoint, library_versions
 from ecgviz.data import BeatData, fingerprint
 from ecgviz.model import ModelConfig
-from ecgviz.score import reconstruction_errors
+from ecgviz.score import reconstruction_errors, score
 from ecgviz.split import DEFAULT_FRACTIONS, Split, make_split
 from ecgviz.train import EpochInfo, TrainConfig, train
 
@@ -59,10 +59,17 @@ class Evaluation:
         }
 
 
+def scores_for(ckpt: Checkpoint, X: np.ndarray, device: str = "cpu",
+               reconstructions: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Errors (in the units of the checkpoint's threshold) and reconstructions of beats `X`; refuses other lengths."""
+    ckpt.check_fits(X.shape[1])
+    return score(ckpt.model, X, loss=ckpt.loss, normalisation=ckpt.normalisation, device=device,
+                 reconstructions=reconstructions)
+
+
 def errors_for(ckpt: Checkpoint, X: np.ndarray, device: str = "cpu") -> np.ndarray:
     """Reconstruction errors of beats `X` under a checkpoint, in the units of its threshold."""
-    ckpt.check_fits(X.shape[1])
-    return reconstruction_errors(ckpt.model, X, loss=ckpt.loss, normalisation=ckpt.normalisation, device=device)
+    return scores_for(ckpt, X, device, reconstructions=False)[0]
 
 
 def evaluation_indices(ckpt: Checkpoint, data: BeatData, normal_labels: Sequence[str] | None = None):

@@ -145,12 +145,9 @@ def same_data(model: ActiveModel, data: ActiveData) -> bool:
 
 def score(model: ActiveModel, data: ActiveData) -> tuple[np.ndarray, np.ndarray]:
     """Errors (n,) and reconstructions (n, T) of every beat; CheckpointError when the lengths differ."""
-    from ecgviz.score import score as score_beats  # deferred: torch is only needed once a model is used
+    from ecgviz.pipeline import scores_for  # deferred: torch is only needed once a model is used
 
-    model.ckpt.check_fits(data.data.length)
-    errors, recon = score_beats(model.ckpt.model, data.data.X, loss=model.ckpt.loss,
-                                normalisation=model.ckpt.normalisation)
-    return errors, recon
+    return scores_for(model.ckpt, data.data.X)
 
 
 def evaluation(model: ActiveModel, data: ActiveData, normal_labels: Sequence[str],
