@@ -16,7 +16,7 @@ from ecgviz.pipeline import DEFAULT_PERCENTILE, errors_for, evaluate, fit
 from ecgviz.split import SplitError
 from ecgviz.train import EpochInfo, TrainConfig
 
-# Every error a user can cause; anything else is a bug and keeps its traceback.
+# Every error a user can cause (the CLI and the dashboard share it); anything else is a bug.
 USER_ERRORS = (DataError, CheckpointError, SplitError, ValueError, OSError)
 
 

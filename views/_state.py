@@ -12,9 +12,8 @@ import streamlit as st
 
 from ecgviz import explore, session
 from ecgviz.checkpoint import CheckpointError
-from ecgviz.data import DataError
+from ecgviz.cli import USER_ERRORS
 from ecgviz.jobs import format_seconds
-from ecgviz.split import SplitError
 
 DATA = "active_data"
 MODEL = "active_model"
@@ -25,9 +24,6 @@ THRESHOLD_SLOT = "_sidebar_threshold_slot"
 NOTICE = "notice"  # one-shot message shown on the next run (e.g. "model trained and activated")
 
 session.limit_torch_threads()  # once per server process: this module is imported once
-
-# Errors with a message written for the user; anything else is unexpected but still shown without a traceback.
-USER_ERRORS = (DataError, CheckpointError, SplitError, ValueError, OSError)
 
 
 @contextlib.contextmanager
