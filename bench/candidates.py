@@ -2,8 +2,9 @@
 
     .venv/bin/python -m bench.candidates --spec emb=32 --spec emb=32,chunk=4 --seeds 0 1 2 [--threads 1]
 
-Each spec is comma-separated key=value: emb, chunk (ModelConfig) and epochs, batch, lr, schedule, clip
-(TrainConfig); the rest keep their defaults. One JSON line per (spec, seed) goes to --out.
+Each spec is comma-separated key=value: emb, chunk (ModelConfig) and epochs, batch, lr, schedule, clip,
+precision (TrainConfig; precision=bf16 autocasts on CUDA); the rest keep their defaults. One JSON line per
+(spec, seed) goes to --out.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from ecgviz.train import TrainConfig
 
 MODEL_KEYS = {"emb": ("embedding_dim", int), "chunk": ("chunk", int)}
 TRAIN_KEYS = {"epochs": ("epochs", int), "batch": ("batch_size", int), "lr": ("lr", float),
-              "schedule": ("lr_schedule", str), "clip": ("grad_clip", float), "patience": ("patience", int)}
+              "schedule": ("lr_schedule", str), "clip": ("grad_clip", float), "patience": ("patience", int),
+              "precision": ("precision", str)}
 
 
-def parse_spec(spec: str) -> tuple[ModelConfig, TrainConfig]:
-    """'emb=16,chunk=4,lr=0.005' -> (ModelConfig, TrainConfig) on the CPU."""
-    model, train = {}, {"device": "cpu"}
+def parse_spec(spec: str, device: str = "cpu") -> tuple[ModelConfig, TrainConfig]:
+    """'emb=16,chunk=4,lr=0.005' -> (ModelConfig, TrainConfig) on `device`."""
+    model, train = {}, {"device": device}
     for item in filter(None, spec.split(",")):
         key, _, value = item.partition("=")
         if key in MODEL_KEYS:
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spec", action="append", required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--stop-at", type=float, default=None, help="end a run once the held-out AUROC reaches this")
     ap.add_argument("--out", type=Path, default=Path("bench/results/candidates.jsonl"))
     args = ap.parse_args(argv)
@@ -56,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     data = load_ecg5000()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for spec in args.spec:
-        model_config, train_config = parse_spec(spec)
-        speed = scoring_speed(data.X, model_config, repeats=2)
+        model_config, train_config = parse_spec(spec, args.device)
+        speed = scoring_speed(data.X, model_config, args.device, repeats=2)
         for seed in args.seeds:
             started = time.perf_counter()
             run = ecgviz_training(protocol(data, seed), model_config, train_config, stop_at=args.stop_at)

@@ -51,7 +51,7 @@ class ProgressBar:
 def cmd_train(args: argparse.Namespace) -> int:
     data = _load(args.data)
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
-                     loss=args.loss, seed=args.seed, device=args.device)
+                     loss=args.loss, seed=args.seed, device=args.device, precision=args.precision)
     bar = ProgressBar()
     try:  # the bar's line ends even when training fails
         model_config = ModelConfig(embedding_dim=args.embedding_dim, chunk=args.chunk)
@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, default=d.patience)
     t.add_argument("--loss", choices=("l1", "mse"), default=d.loss)
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    t.add_argument("--precision", choices=("fp32", "bf16"), default=d.precision,
+                   help="bf16: autocast on a CUDA GPU (ignored on other devices)")
     t.add_argument("--seed", type=int, default=d.seed)
     t.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
                    help="stored threshold: this percentile of the training normals' errors")

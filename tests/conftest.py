@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
 from ecgviz.data import load_files
 from ecgviz.model import ModelConfig
@@ -43,6 +42,9 @@ def tiny_ckpt(tiny_data):
 def downloads(monkeypatch):
     """File name -> bytes of every download button an AppTest rendered (the bytes never leave the server)."""
     seen: dict[str, bytes] = {}
+    # imported here so the library's tests also run where streamlit is not installed (a GPU machine)
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
     original = MemoryMediaFileStorage.load_and_get_id
 
     def record(self, path_or_data, mimetype, kind, filename=None):

@@ -1,5 +1,6 @@
 import itertools
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -107,3 +108,11 @@ def test_chunked_model_learns(beats):
     res = train(*beats, ModelConfig(embedding_dim=4, chunk=4), CFG)
     assert res.model.config.chunk == 4
     assert res.history[-1]["train_loss"] < 0.7 * res.history[0]["train_loss"]
+
+
+def test_precision_is_checked_and_bf16_changes_nothing_off_cuda(beats):
+    with pytest.raises(ValueError, match="precision"):
+        train(*beats, ModelConfig(embedding_dim=4), replace(CFG, epochs=1, precision="fp16"))
+    a = train(*beats, ModelConfig(embedding_dim=4), replace(CFG, epochs=2))
+    b = train(*beats, ModelConfig(embedding_dim=4), replace(CFG, epochs=2, precision="bf16"))
+    assert [h["val_loss"] for h in a.history] == [h["val_loss"] for h in b.history]
