@@ -2,7 +2,7 @@
 
 Both apps run at the same time and are measured in turns (start, start, move, move, ...), so load from
 elsewhere on the machine falls on both alike. Times are taken inside the page (performance.now()):
-a round trip runs from the keydown event to the first DOM change that shows the new value, a cold start
+a round trip runs from the keydown event to the first frame after the DOM shows the new value, a cold start
 from launching `streamlit run` to the first chart (the dashboard) or the number (the empty app) in the page.
 """
 
@@ -24,22 +24,34 @@ TIMEOUT_MS = 120_000  # a cold dashboard loads torch and scores 5,000 beats on a
 VIEWPORT = {"width": 1400, "height": 1000}
 
 # What "drawn" and "updated" mean in each app, as JavaScript expressions read in the page.
-# The dashboard's first chart is the error histogram; its threshold line is layout.shapes[0].
-DASHBOARD_DRAWN = "[...document.querySelectorAll('.js-plotly-plot')].some(g => g._fullData && g._fullData.length)"
-DASHBOARD_SIGNATURE = ("(() => { const g = document.querySelector('[data-testid=stPlotlyChart] .js-plotly-plot');"
-                       " const s = g && g.layout && g.layout.shapes;"
-                       " return s && s.length ? String(s[0].x0) : null; })()")
+# The dashboard's figure is the threshold chart (histogram + recall curves), drawn in the browser: its threshold
+# line moves on the key press. The server's part (metric cards, ROC/PR, beat viewer) follows once the slider
+# rests (chart.js's DEBOUNCE_MS); it is timed too, as a second signature. The empty app has one number for both.
+DASHBOARD_DRAWN = "!!document.querySelector('.ecgviz-tc-bars rect')"
+DASHBOARD_SIGNATURE = ("(document.querySelector('line.ecgviz-tc-threshold') || {getAttribute: () => null})"
+                       ".getAttribute('x1')")
+# the fragment's last element: the sidebar's threshold line, rewritten after the cards and charts of the step
+DASHBOARD_CARDS = ("[...document.querySelectorAll('[data-testid=stSidebar] [data-testid=stCaptionContainer]')]"
+                   ".map((e) => e.textContent).join('|') || null")
+DASHBOARD_SLIDER = "input.ecgviz-tc-range"
 EMPTY_DRAWN = "!!document.querySelector('[data-testid=stMetricValue]')"
 EMPTY_SIGNATURE = "(document.querySelector('[data-testid=stMetricValue]') || {}).textContent || null"
+EMPTY_SLIDER = "[data-testid=stSlider] >> role=slider"
 
-# Installed once per page: remembers the keydown time, then the first moment the signature differs.
-_PROBE_JS = """(signature) => {
-  const read = new Function("return " + signature);
-  const r = window.__bench = {armed: false, old: null, t0: null, t1: null};
+# Installed once per page: remembers the keydown time, then the first moment each signature differs.
+_PROBE_JS = """(signatures) => {
+  const reads = signatures.map((s) => new Function("return " + s));
+  const r = window.__bench = {armed: false, old: [], t0: null, t1: [], seen: []};
   const check = () => {
-    if (!r.armed || r.t0 === null || r.t1 !== null) return;
-    const now = read();  // null while a chart is being replaced: not yet the updated figure
-    if (now !== null && now !== r.old) r.t1 = performance.now();
+    if (!r.armed || r.t0 === null) return;
+    reads.forEach((read, k) => {
+      if (r.t1[k] !== null) return;
+      const now = read();  // null while an element is being replaced: not yet updated
+      if (now === null || now === r.old[k] || r.seen[k]) return;
+      // updated on screen: the frame after the change, when the browser paints it
+      r.seen[k] = true;
+      requestAnimationFrame(() => { r.t1[k] = performance.now(); });
+    });
   };
   document.addEventListener("keydown", () => { if (r.armed && r.t0 === null) r.t0 = performance.now(); }, true);
   new MutationObserver(check).observe(document.body, {subtree: true, childList: true, attributes: true,
@@ -47,9 +59,10 @@ _PROBE_JS = """(signature) => {
   const frame = () => { check(); requestAnimationFrame(frame); };
   requestAnimationFrame(frame);
 }"""
-_ARM_JS = """(signature) => {
+_ARM_JS = """(signatures) => {
   const r = window.__bench;
-  r.old = new Function("return " + signature)(); r.t0 = null; r.t1 = null; r.armed = true;
+  r.old = signatures.map((s) => new Function("return " + s)()); r.t0 = null;
+  r.t1 = signatures.map(() => null); r.seen = signatures.map(() => false); r.armed = true;
 }"""
 
 
@@ -58,10 +71,13 @@ class _App:
     name: str
     path: Path
     drawn: str
-    signature: str
+    signature: str  # the figure
+    cards: str  # the numbers the server computes
+    slider: str  # CSS selector of the element that takes the key presses
     env: dict
     cold_s: list[float] = field(default_factory=list)
     round_trip_ms: list[float] = field(default_factory=list)
+    cards_ms: list[float] = field(default_factory=list)
     server: StreamlitServer | None = None
     page: object = None
 
@@ -88,24 +104,26 @@ def _cold_start(app: _App, browser) -> None:
 def _ready_for_moves(app: _App) -> None:
     wait_idle(app.page, timeout=TIMEOUT_MS)
     app.page.wait_for_function(f"() => ({app.signature}) !== null", timeout=TIMEOUT_MS)
-    app.page.evaluate(_PROBE_JS, app.signature)
-    app.page.locator("[data-testid=stSlider]").get_by_role("slider").first.focus()
+    app.page.evaluate(_PROBE_JS, [app.signature, app.cards])
+    app.page.locator(app.slider).first.focus()
 
 
 def _move(app: _App, key: str, record: bool) -> None:
     """One key press on the focused slider; record the in-page time until the app shows the new value."""
     page = app.page
-    page.evaluate(_ARM_JS, app.signature)
+    page.evaluate(_ARM_JS, [app.signature, app.cards])
     page.keyboard.press(key)
-    page.wait_for_function("() => window.__bench.t1 !== null", timeout=TIMEOUT_MS)
-    ms = page.evaluate("() => { const r = window.__bench; r.armed = false; return r.t1 - r.t0; }")
+    page.wait_for_function("() => window.__bench.t1.every((t) => t !== null)", timeout=TIMEOUT_MS)
+    figure, cards = page.evaluate(
+        "() => { const r = window.__bench; r.armed = false; return r.t1.map((t) => t - r.t0); }")
     if record:
-        app.round_trip_ms.append(float(ms))
+        app.round_trip_ms.append(float(figure))
+        app.cards_ms.append(float(cards))
     wait_idle(page, timeout=TIMEOUT_MS)  # the whole fragment run is over before the next press
 
 
 def _summary(app: _App) -> dict:
-    rt = app.round_trip_ms
+    rt, cards = app.round_trip_ms, app.cards_ms
     return {
         "app": app.name,
         "cold_start_s": statistics.median(app.cold_s) if app.cold_s else None,
@@ -113,6 +131,9 @@ def _summary(app: _App) -> dict:
         "round_trip_p50_ms": float(np.percentile(rt, 50)) if rt else None,
         "round_trip_p95_ms": float(np.percentile(rt, 95)) if rt else None,
         "round_trips_ms": rt,
+        "cards_p50_ms": float(np.percentile(cards, 50)) if cards else None,
+        "cards_p95_ms": float(np.percentile(cards, 95)) if cards else None,
+        "cards_ms": cards,
     }
 
 
@@ -125,8 +146,9 @@ def measure(moves: int = 30, cold_starts: int = 3, warmup_moves: int = 2, thread
         env = {"ECGVIZ_CHECKPOINT": None, "ECGVIZ_CHECKPOINT_DIR": tmp,
                "OMP_NUM_THREADS": None if threads is None else str(threads),
                "ECGVIZ_TORCH_THREADS": None if threads is None else str(threads)}
-        apps = [_App("dashboard", ROOT / "app.py", DASHBOARD_DRAWN, DASHBOARD_SIGNATURE, env),
-                _App("empty", EMPTY_APP, EMPTY_DRAWN, EMPTY_SIGNATURE, env)]
+        apps = [_App("dashboard", ROOT / "app.py", DASHBOARD_DRAWN, DASHBOARD_SIGNATURE, DASHBOARD_CARDS,
+                     DASHBOARD_SLIDER, env),
+                _App("empty", EMPTY_APP, EMPTY_DRAWN, EMPTY_SIGNATURE, EMPTY_SIGNATURE, EMPTY_SLIDER, env)]
         with sync_playwright() as p:
             browser = launch_browser(p)
             try:

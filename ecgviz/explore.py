@@ -177,7 +177,11 @@ def slider_range(errors: np.ndarray, extra: Sequence[float] = ()) -> SliderRange
     if hi <= lo:
         lo, hi = lo - 1.0, hi + 1.0
     step = _nice_step(hi - lo)
-    return SliderRange(lo=math.floor(lo / step) * step, hi=math.ceil(hi / step) * step, step=step)
+    # rounded to the step's decimals: the browser's slider counts steps from lo in decimal, so lo and hi
+    # must be exact multiples of the step as written (5.8, not 5.800000000000001)
+    digits = max(0, 1 - math.floor(math.log10(step)))
+    return SliderRange(lo=round(math.floor(lo / step) * step, digits), hi=round(math.ceil(hi / step) * step, digits),
+                       step=step)
 
 
 def pick_beat(errors: np.ndarray, labels: np.ndarray | None, label: str | None, mode: str, *,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,11 @@ def expected_metrics(tiny, threshold: float):
     return metrics.at_threshold(errors[idx], labels != "1", threshold, labels), errors
 
 
+def chart(at: AppTest) -> dict:
+    """The data the explorer sends to its browser-side threshold chart."""
+    return json.loads(at.get("bidi_component")[0].proto.json)
+
+
 def arff_bytes(tmp_path: Path, name: str, X: np.ndarray, labels=None) -> bytes:
     return write_arff(tmp_path / name, X, labels).read_bytes()
 
@@ -77,9 +83,14 @@ def arff_bytes(tmp_path: Path, name: str, X: np.ndarray, labels=None) -> bytes:
 def test_explorer_is_the_default_page_with_charts_and_metrics(tiny):
     at = start(tiny)
     assert at.title[0].value == "Threshold explorer"
-    assert len(at.get("plotly_chart")) == 6  # histogram, recall curves, ROC, PR, confusion, beat
+    assert len(at.get("plotly_chart")) == 4  # ROC, PR, confusion, beat; the histogram is the threshold chart
     threshold = at.session_state["threshold"]
     m, _ = expected_metrics(tiny, threshold)
+    data = chart(at)
+    assert data["threshold"] == pytest.approx(threshold)
+    # the chart's exact counts at the threshold: normal beats above it, then each abnormal class
+    assert data["at"] == [m.fp] + [m.class_counts[k][0] for k in ("2", "3")]
+    assert [g["name"] for g in data["groups"]] == ["Normal", "Class 2", "Class 3"]
     values = metric_values(at)
     assert values["Normal beats passed"] == f"{m.tn:,} / {m.n_normal:,}"
     assert values["Anomalies caught"] == f"{m.tp:,} / {m.n_anomaly:,}"
@@ -87,18 +98,21 @@ def test_explorer_is_the_default_page_with_charts_and_metrics(tiny):
     assert "tiny" in sidebar and f"{threshold:.4g}" in sidebar
 
 
-def test_moving_the_slider_recomputes_the_metrics(tiny):
+def test_a_typed_threshold_recomputes_the_metrics_and_moves_the_chart(tiny):
     at = start(tiny)
-    slider = at.slider(key="thr_slider")
     _, errors = expected_metrics(tiny, 0.0)
+    revision = chart(at)["revision"]
     for value in np.quantile(errors, [0.2, 0.5, 0.8]):
-        value = float(np.clip(round(value / slider.step) * slider.step, slider.min, slider.max))
-        at.slider(key="thr_slider").set_value(value).run()
+        at.number_input(key="thr_number").set_value(float(value)).run()
         assert_clean(at)
         m, _ = expected_metrics(tiny, value)
         values = metric_values(at)
         assert at.session_state["threshold"] == pytest.approx(value)
-        assert at.number_input(key="thr_number").value == pytest.approx(value)  # kept in sync
+        data = chart(at)
+        assert data["threshold"] == pytest.approx(value)
+        assert data["revision"] > revision  # set by the server: the chart must adopt it
+        revision = data["revision"]
+        assert data["at"] == [m.fp] + [m.class_counts[k][0] for k in ("2", "3")]
         assert values["Normal beats passed"] == f"{m.tn:,} / {m.n_normal:,}"
         assert values["Anomalies caught"] == f"{m.tp:,} / {m.n_anomaly:,}"
         assert values["Precision"] == explore.percent(m.precision)
@@ -108,13 +122,8 @@ def test_moving_the_slider_recomputes_the_metrics(tiny):
                 assert values[f"Class {label}"] == f"{flagged:,} / {total:,}"
 
 
-def test_number_input_and_suggestions_move_the_slider(tiny):
+def test_suggestions_set_the_threshold_the_number_box_and_the_chart(tiny):
     at = start(tiny)
-    slider = at.slider(key="thr_slider")
-    target = float(slider.min + (slider.max - slider.min) * 0.3)
-    at.number_input(key="thr_number").set_value(target).run()
-    assert at.slider(key="thr_slider").value == pytest.approx(target)
-    assert at.session_state["threshold"] == pytest.approx(target)
     at.button(key="suggest_max_f1").click().run()
     assert_clean(at)
     _, errors = expected_metrics(tiny, 0.0)
@@ -123,6 +132,10 @@ def test_number_input_and_suggestions_move_the_slider(tiny):
     best = session.evaluation(model, data, ["1"], errors).suggestions["max_f1"]
     assert at.session_state["threshold"] == pytest.approx(best)
     assert at.number_input(key="thr_number").value == pytest.approx(best)
+    assert chart(at)["threshold"] == pytest.approx(best)
+    at.button(key="suggest_model").click().run()
+    assert at.session_state["threshold"] == pytest.approx(model.ckpt.threshold)
+    assert chart(at)["threshold"] == pytest.approx(model.ckpt.threshold)
 
 
 def test_beat_viewer_shows_the_most_anomalous_beat_and_its_verdict(tiny):
@@ -142,12 +155,13 @@ def test_beat_viewer_shows_the_most_anomalous_beat_and_its_verdict(tiny):
 
 def test_threshold_is_kept_across_pages(tiny, downloads):
     at = start(tiny)
-    slider = at.slider(key="thr_slider")
-    value = float(slider.min + round((slider.max - slider.min) * 0.4 / slider.step) * slider.step)
-    at.slider(key="thr_slider").set_value(value).run()
+    r = chart(at)["range"]
+    value = float(r["lo"] + round((r["hi"] - r["lo"]) * 0.4 / r["step"]) * r["step"])
+    at.number_input(key="thr_number").set_value(value).run()
     at.switch_page("views/data.py").run()
     at.switch_page("views/explorer.py").run()
-    assert at.slider(key="thr_slider").value == pytest.approx(value)
+    assert at.number_input(key="thr_number").value == pytest.approx(value)
+    assert chart(at)["threshold"] == pytest.approx(value)
     at.switch_page("views/export.py").run()
     assert_clean(at)
     assert any(name.endswith(f"_t{value:.4f}.csv") for name in downloads)
@@ -288,12 +302,13 @@ def test_real_start_with_ecg5000_and_the_shipped_checkpoint(monkeypatch):
     data = at.session_state["active_data"]
     assert data.name == session.BUILTIN_NAME and data.data.n_beats == 5000
     assert at.session_state["active_model"].source == "shipped"
-    assert len(at.get("plotly_chart")) == 6
+    assert len(at.get("plotly_chart")) == 4 and len(at.get("bidi_component")) == 1
     ev = session.evaluation(at.session_state["active_model"], data, ["1"], session.score(
         at.session_state["active_model"], data)[0])
     m = ev.metrics_at(at.session_state["threshold"])
     assert metric_values(at)["Anomalies caught"] == f"{m.tp:,} / {m.n_anomaly:,}"
     assert m.n_normal + m.n_anomaly == len(ev.eval_idx) < 5000
+    assert sum(g["total"] for g in chart(at)["groups"]) == len(ev.eval_idx)
 
 
 def test_a_checkpoint_for_other_beat_lengths_is_not_activated(tiny, tmp_path):

@@ -178,6 +178,19 @@ def expected_figures(ref, threshold: float) -> dict[str, str]:
     return figures
 
 
+def expected_readout(ref, threshold: float) -> str:
+    """The counts the threshold chart shows under its slider, from ecgviz.metrics."""
+    errors, idx, is_anomaly, labels, _ = ref
+    m = metrics.at_threshold(errors[idx], is_anomaly, threshold, labels[idx])
+    return (f"normal beats passed {m.tn:,} / {m.n_normal:,} ({100 * m.normal_recall:.1f}%) · "
+            f"anomalies caught {m.tp:,} / {m.n_anomaly:,} ({100 * m.anomaly_recall:.1f}%)")
+
+
+def readout(page) -> str:
+    """The chart's own line under its slider, without the threshold at its start."""
+    return page.locator(".ecgviz-tc-readout").inner_text().split(" · ", 1)[1]
+
+
 def shown_figures(page) -> dict[str, str]:
     """The explorer's headline and per-class figures as the page shows them."""
     shown = {label: metric(page, label).inner_text() for label in HEADLINE}
@@ -212,13 +225,18 @@ def download_csv(page, button_text: str) -> tuple[str, pd.DataFrame]:
 def test_explorer_shows_charts_and_figures_without_a_click(page, reference):
     expect(page.locator("h1")).to_have_text("Threshold explorer")
     charts = page.locator("[data-testid=stPlotlyChart]")
-    # histogram, recall curves, ROC, PR, confusion matrix, one beat
-    expect(charts).to_have_count(6)
-    for i in range(6):
+    expect(charts).to_have_count(4)  # ROC, PR, confusion matrix, one beat
+    for i in range(4):
         expect(charts.nth(i).locator(".main-svg").first).to_be_visible()
+    # the threshold chart, drawn in the browser: a bar per non-empty bin, five recall curves, its slider
+    expect(page.locator(".ecgviz-tc-bars rect").first).to_be_visible()
+    expect(page.locator("polyline.ecgviz-tc-curve")).to_have_count(5)
+    expect(page.locator("input.ecgviz-tc-range")).to_be_visible()
     expect(page.locator("[data-testid=stMetricValue]")).to_have_count(9)  # 4 headline, 4 classes, 1 beat
     expect(threshold_input(page)).to_have_value(f"{reference.result()[-1].threshold:.4f}")
-    assert shown_figures(page) == expected_figures(reference.result(), float(shown_threshold(page)))
+    shown = float(shown_threshold(page))
+    assert shown_figures(page) == expected_figures(reference.result(), shown)
+    assert readout(page) == expected_readout(reference.result(), reference.result()[-1].threshold)
     assert_no_error(page)
     screenshot(page, "explorer")
 
@@ -227,7 +245,7 @@ def test_slider_keys_move_the_threshold_and_the_figures(page, reference):
     ref = reference.result()
     expect(threshold_input(page)).to_have_value(f"{ref[-1].threshold:.4f}")
     start, before = float(shown_threshold(page)), shown_figures(page)
-    thumb = page.locator("[data-testid=stSlider]").get_by_role("slider")
+    thumb = page.locator("input.ecgviz-tc-range")
     step = float(thumb.get_attribute("step"))
     thumb.focus()
 
@@ -236,6 +254,8 @@ def test_slider_keys_move_the_threshold_and_the_figures(page, reference):
     after = shown_figures(page)
     assert after != before
     assert after == expected_figures(ref, lower)
+    # the chart's own counts (looked up in the browser, before the server answered) are the same numbers
+    assert readout(page) == expected_readout(ref, float(thumb.input_value()))
     sidebar = page.locator("[data-testid=stSidebar]")
     expect(sidebar.get_by_text(f"{lower:.4g}", exact=True)).to_be_visible()
 
@@ -243,6 +263,7 @@ def test_slider_keys_move_the_threshold_and_the_figures(page, reference):
         moved = float(press(page, "ArrowRight"))
     assert moved == pytest.approx(lower + 3 * step, abs=1e-6)
     assert shown_figures(page) == expected_figures(ref, moved)
+    assert readout(page) == expected_readout(ref, moved)
 
     press(page, "End")  # above every error: nothing flagged
     assert metric(page, "Anomalies caught").inner_text() == f"0 / {int(ref[2].sum()):,}"

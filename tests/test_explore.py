@@ -135,3 +135,11 @@ def test_metrics_payload_matches_the_metrics_at_the_threshold(beats):
     assert doc["n_flagged"] == int((errors > 12.5).sum())
     unlabelled = json.loads(explore.metrics_payload(explore.evaluate(errors, None, {}, []), 12.5))
     assert unlabelled["metrics"] is None and unlabelled["n_flagged"] == doc["n_flagged"]
+
+
+def test_slider_range_ends_are_written_as_whole_steps():
+    r = explore.slider_range(np.array([5.83, 142.71]))
+    assert (r.lo, r.hi, r.step) == (5.8, 142.8, 0.2)
+    assert repr(r.lo) == "5.8"
+    tiny = explore.slider_range(np.array([0.0012345, 0.0098765]))
+    assert float(f"{tiny.lo:.12g}") == tiny.lo and tiny.lo <= 0.0012345 and tiny.hi >= 0.0098765

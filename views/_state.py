@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from ecgviz import explore, session
+from ecgviz import explore, livechart, session
 from ecgviz.checkpoint import CheckpointError
 from ecgviz.cli import USER_ERRORS
 from ecgviz.jobs import format_seconds
@@ -19,6 +19,7 @@ DATA = "active_data"
 MODEL = "active_model"
 NORMALS = "normal_labels"
 THRESHOLD = "threshold"
+THRESHOLD_REVISION = "threshold_revision"  # bumped whenever the threshold is set other than by the chart's slider
 JOB = "train_job"
 THRESHOLD_SLOT = "_sidebar_threshold_slot"
 NOTICE = "notice"  # one-shot message shown on the next run (e.g. "model trained and activated")
@@ -111,10 +112,15 @@ def set_model(model: session.ActiveModel) -> None:
 
 
 def set_threshold(value: float) -> None:
-    """The one threshold every page uses; slider widgets resync from it."""
+    """The one threshold every page uses; the explorer's slider and number box resync from it."""
     st.session_state[THRESHOLD] = float(value)
-    for key in ("thr_slider", "thr_number"):
-        st.session_state.pop(key, None)
+    st.session_state[THRESHOLD_REVISION] = threshold_revision() + 1
+    st.session_state.pop("thr_number", None)
+
+
+def threshold_revision() -> int:
+    """How many times the threshold was set from outside the chart: the chart adopts the value when it changes."""
+    return int(st.session_state.get(THRESHOLD_REVISION, 0))
 
 
 def threshold() -> float | None:
@@ -138,6 +144,19 @@ def show_notice() -> None:
 def _scores(model_id: str, data_fp: str, _model: session.ActiveModel, _data: session.ActiveData):
     # keyed by content ids only: the model and data objects themselves are not hashed
     return session.score(_model, _data)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _chart_base(model_id: str, data_fp: str, normals: tuple[str, ...], lo: float, hi: float, step: float,
+                log_y: bool, _ev: explore.Evaluation) -> livechart.ChartBase:
+    return livechart.chart_base(_ev, explore.SliderRange(lo, hi, step), log_y=log_y)
+
+
+def chart_base(ev: explore.Evaluation, rng: explore.SliderRange, log_y: bool) -> livechart.ChartBase:
+    """The live chart's data for the active model, data and normal labels, built once per range and axis type."""
+    model, data = active_model(), active_data()
+    normals = tuple(st.session_state.get(NORMALS) or ())
+    return _chart_base(model.id, data.fingerprint, normals, rng.lo, rng.hi, rng.step, log_y, ev)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -4,11 +4,15 @@ import time
 
 import streamlit as st
 
-from ecgviz import explore, figures
+from ecgviz import explore, figures, livechart
 from views import _state as state
+from views._threshold_chart import threshold_chart
 
 PLOT_CONFIG = {"displaylogo": False}
-SUGGESTIONS = {"max_f1": "Max F1", "youden": "Youden's J", "percentile": "p{p:g} of normals"}
+# button text and what it means: (short label, tooltip)
+SUGGESTIONS = {"max_f1": ("Max F1", "the threshold with the highest F1 on these beats"),
+               "youden": ("Youden", "the threshold maximising Youden's J = normal recall + anomaly recall - 1"),
+               "percentile": ("p{p:g}", "the {p:g}th percentile of the normal beats' errors (needs no labels)")}
 
 st.title("Threshold explorer")
 state.show_notice()
@@ -35,22 +39,19 @@ elif not ev.labelled:
             "Choose the normal labels on the **Data** page.", icon=":material/info:")
 
 
-def _from_slider() -> None:
-    value = float(st.session_state.thr_slider)
+def _from_chart() -> None:
+    # the chart already shows this value: no revision bump, or it would be sent back to it
+    value = rng.clamp(float(st.session_state.thr_chart.threshold))
     st.session_state[state.THRESHOLD] = value
     st.session_state.thr_number = value
 
 
 def _from_number() -> None:
-    value = float(st.session_state.thr_number)
-    st.session_state[state.THRESHOLD] = value
-    st.session_state.thr_slider = rng.clamp(value)
+    state.set_threshold(rng.clamp(float(st.session_state.thr_number)))
 
 
 def _use(value: float) -> None:
-    st.session_state[state.THRESHOLD] = float(value)
-    st.session_state.thr_slider = rng.clamp(value)
-    st.session_state.thr_number = rng.clamp(value)
+    state.set_threshold(rng.clamp(value))
 
 
 def _metric(column, label: str, flagged: int, total: int, share: float | None, help_text: str) -> None:
@@ -64,30 +65,29 @@ def explorer() -> None:
     """Everything the threshold drives; a slider step reruns only this."""
     started = time.perf_counter()
     t = rng.clamp(state.threshold())
-    # widget values survive page changes only through the shared threshold; re-seed them, inside the range
-    st.session_state.thr_slider = rng.clamp(st.session_state.get("thr_slider", t))
+    # the number box survives page changes only through the shared threshold; re-seed it, inside the range
     st.session_state.thr_number = rng.clamp(st.session_state.get("thr_number", t))
 
-    left, right = st.columns([5, 1], vertical_alignment="bottom")
-    left.slider("Threshold (reconstruction error above it = abnormal)", min_value=rng.lo, max_value=rng.hi,
-                step=rng.step, key="thr_slider", on_change=_from_slider)
-    right.number_input("Exact value", min_value=rng.lo, max_value=rng.hi, step=rng.step, format="%.4f",
-                       key="thr_number", on_change=_from_number)
-    t = state.threshold()
-
-    buttons = st.columns(len(SUGGESTIONS) + 2, vertical_alignment="center")
-    buttons[0].markdown("**Suggestions**")
-    for column, (key, label) in zip(buttons[1:], SUGGESTIONS.items(), strict=False):
+    number, *buttons, log = st.columns([1.5] + [1] * (len(SUGGESTIONS) + 1) + [0.9], vertical_alignment="bottom")
+    number.number_input("Threshold (error above it = abnormal)", min_value=rng.lo, max_value=rng.hi, step=rng.step,
+                        format="%.4f", key="thr_number", on_change=_from_number)
+    for column, (key, (label, why)) in zip(buttons, SUGGESTIONS.items(), strict=False):
         value = ev.suggestions.get(key)
-        text = label.format(p=ev.percentile)
+        text, why = label.format(p=ev.percentile), why.format(p=ev.percentile)
         if value is None:
-            column.button(text, disabled=True, help="needs labelled data with normal and abnormal beats",
-                          key=f"suggest_{key}")
+            column.button(text, disabled=True, help=f"{why}: needs labelled data with normal and abnormal beats",
+                          key=f"suggest_{key}", width="stretch")
         else:
-            column.button(f"{text}: {value:.3f}", on_click=_use, args=(value,), key=f"suggest_{key}",
-                          help=f"set the threshold to {value:.6g}")
-    buttons[-1].button(f"Model's own: {model.ckpt.threshold:.3f}", on_click=_use, args=(model.ckpt.threshold,),
-                       key="suggest_model", help=model.ckpt.threshold_rule or "the threshold stored with the model")
+            column.button(f"{text} {value:.4g}", on_click=_use, args=(value,), key=f"suggest_{key}",
+                          help=f"{why}: set the threshold to {value:.6g}", width="stretch")
+    buttons[-1].button(f"Model {model.ckpt.threshold:.4g}", on_click=_use, args=(model.ckpt.threshold,),
+                       key="suggest_model", width="stretch",
+                       help=f"the threshold stored with the model ({model.ckpt.threshold_rule or 'no rule recorded'})")
+    log_y = log.toggle("Log", key="hist_log", help="logarithmic count axis for the histogram")
+
+    # the slider and its figure update in the browser at once; the value reaches this fragment when it rests
+    threshold_chart(livechart.chart_data(state.chart_base(ev, rng, log_y), t, revision=state.threshold_revision()),
+                    key="thr_chart", on_change=_from_chart)
 
     m = ev.metrics_at(t)
     if m is None:
@@ -112,15 +112,6 @@ def explorer() -> None:
             _metric(column, ev.name(label), flagged, total, m.class_recall[label],
                     f"beats of class {label} above the threshold")
 
-    left, right = st.columns(2)
-    with left:
-        log_y = st.toggle("Logarithmic count axis", key="hist_log")
-        st.plotly_chart(figures.error_histogram(ev.bins, t, log_y=log_y, title="Reconstruction error per class"),
-                        config=PLOT_CONFIG)
-    with right:
-        if m is not None:
-            st.plotly_chart(figures.recall_curves(ev.sweep.thresholds, ev.recall_curves(), ev.curve_colors(), t,
-                                                  ev.current_recalls(m)), config=PLOT_CONFIG)
     if m is not None:
         roc_col, pr_col, cm_col = st.columns(3)
         fpr = 1.0 - m.normal_recall
