@@ -24,18 +24,31 @@ _IDLE_JS = """(quiet) => {
 }"""
 _RUNNING_JS = """() => (document.querySelector("[data-testid=stApp]") || {getAttribute: () => null})
     .getAttribute("data-test-script-state") === "running" """
-# The explorer's metric texts (headline figures, per class, the shown beat's error and its distance to the threshold).
-# The keydown time is taken in the page; the end is the first frame or mutation where those texts differ, with
-# every metric still there (a run never blanks them, but a half-drawn page must not count). Install PROBE_JS once
-# per page; run ARM_JS before each key press, then wait for window.__rt.t1 and read t1 - t0.
+# Two ends per key press, both timed from the keydown taken in the page. The figure: the threshold chart's line
+# and counts, redrawn in the browser; its time is the frame after the change, when it is painted. The cards: the
+# explorer's metric texts (headline figures, per class, the shown beat's error), which come from the server once
+# the slider rests; the first change with every metric still there counts (a half-drawn page must not).
+# Install PROBE_JS once per page; run ARM_JS before each key press, then wait for window.__rt.done.
 PROBE_JS = """() => {
-  const read = () => Array.from(document.querySelectorAll("[data-testid=stMain] [data-testid=stMetric]"),
-                                e => e.textContent);
-  const r = window.__rt = {armed: false, old: null, t0: null, t1: null, read: read};
+  const figure = () => {
+    const line = document.querySelector("line.ecgviz-tc-threshold");
+    const text = document.querySelector(".ecgviz-tc-readout");
+    return (line ? line.getAttribute("x1") : "") + "|" + (text ? text.textContent : "");
+  };
+  const cards = () => Array.from(document.querySelectorAll("[data-testid=stMain] [data-testid=stMetric]"),
+                                 e => e.textContent);
+  const r = window.__rt = {armed: false, t0: null, figure: figure, cards: cards, done: false};
   const check = () => {
-    if (!r.armed || r.t0 === null || r.t1 !== null) return;
-    const now = read();
-    if (now.length === r.old.length && now.join("|") !== r.old.join("|")) r.t1 = performance.now();
+    if (!r.armed || r.t0 === null) return;
+    if (!r.figSeen && figure() !== r.oldFigure) {
+      r.figSeen = true;
+      requestAnimationFrame(() => { r.tFigure = performance.now(); r.done = r.tCards !== null; });
+    }
+    const now = cards();
+    if (r.tCards === null && now.length === r.oldCards.length && now.join("|") !== r.oldCards.join("|")) {
+      r.tCards = performance.now();
+      r.done = r.tFigure !== null;
+    }
   };
   document.addEventListener("keydown", () => { if (r.armed && r.t0 === null) r.t0 = performance.now(); }, true);
   new MutationObserver(check).observe(document.body, {subtree: true, childList: true, attributes: true,
@@ -43,7 +56,11 @@ PROBE_JS = """() => {
   const frame = () => { check(); requestAnimationFrame(frame); };
   requestAnimationFrame(frame);
 }"""
-ARM_JS = "() => { const r = window.__rt; r.old = r.read(); r.t0 = null; r.t1 = null; r.armed = true; }"
+ARM_JS = """() => {
+  const r = window.__rt;
+  Object.assign(r, {oldFigure: r.figure(), oldCards: r.cards(), t0: null, tFigure: null, tCards: null,
+                    figSeen: false, done: false, armed: true});
+}"""
 
 
 async def idle(page, settle_ms: int = 500, quiet_ms: int = 200) -> None:

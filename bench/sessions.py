@@ -70,7 +70,8 @@ class SessionResult:
     name: str
     n_beats: int
     trainer: bool
-    round_trips_ms: list[float] = field(default_factory=list)
+    round_trips_ms: list[float] = field(default_factory=list)  # key press to the threshold chart redrawn
+    cards_ms: list[float] = field(default_factory=list)  # key press to the server's metric cards updated
     pressed_at: list[float] = field(default_factory=list)  # time.monotonic() of each measured key press
     timeouts: int = 0
     data_captions: list[str] = field(default_factory=list)  # the sidebar's data summary at each check
@@ -140,10 +141,10 @@ async def _train(page, result: SessionResult, gate: _Gate) -> None:
 
 
 async def _moves(page, result: SessionResult, moves: int) -> None:
-    """Press PageUp/PageDown in turn on the focused slider; time each key press until the metric texts change."""
+    """Press PageUp/PageDown in turn on the focused slider; time each press to the redrawn chart and metric texts."""
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-    thumb = page.locator("[data-testid=stSlider]").get_by_role("slider").first
+    thumb = page.locator("input.ecgviz-tc-range").first
     await thumb.focus()
     now, lo, hi = float(await thumb.input_value()), float(await thumb.get_attribute("min")), \
         float(await thumb.get_attribute("max"))
@@ -154,11 +155,14 @@ async def _moves(page, result: SessionResult, moves: int) -> None:
         pressed = time.monotonic()
         await page.keyboard.press(keys[k % 2])
         try:
-            await page.wait_for_function("() => window.__rt.t1 !== null", timeout=MOVE_TIMEOUT_MS, polling=50)
+            await page.wait_for_function("() => window.__rt.done", timeout=MOVE_TIMEOUT_MS, polling=50)
         except PlaywrightTimeout:
             result.timeouts += 1
         else:
-            result.round_trips_ms.append(await page.evaluate("() => window.__rt.t1 - window.__rt.t0"))
+            figure, cards = await page.evaluate("() => [window.__rt.tFigure - window.__rt.t0, "
+                                                "window.__rt.tCards - window.__rt.t0]")
+            result.round_trips_ms.append(figure)
+            result.cards_ms.append(cards)
             result.pressed_at.append(pressed)
         await idle(page, settle_ms=0)  # the whole fragment run is over before the next press
         normal = await metric(page, "Normal beats passed").inner_text()

@@ -32,7 +32,8 @@ def seen(index: int, file: str, n_beats: int, shown: dict) -> SessionResult:
     """What session `index` (its own file and beat count) reported, when the page showed the file `shown`."""
     totals = (str(shown["n_normal"]), str(shown["n_anomaly"]))
     caption_file = shown["name"]
-    return SessionResult(index, file, n_beats, trainer=False, round_trips_ms=[100.0], pressed_at=[0.0],
+    return SessionResult(index, file, n_beats, trainer=False, round_trips_ms=[10.0], cards_ms=[150.0],
+                         pressed_at=[0.0],
                          data_captions=[f"{caption_file} {shown['n_beats']} beats of 140 samples, 3 labels "
                                         "normal: Normal (1)"],
                          model_names=["shipped"], beat_captions=[f"beat 3: {caption_file}, row 3, Normal (1)"],
@@ -127,3 +128,7 @@ def test_every_slider_move_answers_within_a_generous_bound(outcome):
     assert len(rt) == SESSIONS * MOVES and outcome.stats()["timeouts"] == 0
     assert np.all(rt > 0)
     assert outcome.stats()["p95_ms"] < ROUND_TRIP_BOUND_MS, outcome.stats()
+    # the server's part of every move (metric cards) arrived too, after the figure
+    cards = outcome.round_trips(cards=True)
+    assert len(cards) == len(rt) and np.all(cards >= rt)
+    assert outcome.stats(cards=True)["p95_ms"] < ROUND_TRIP_BOUND_MS, outcome.stats(cards=True)
