@@ -1,12 +1,14 @@
 """Threshold explorer, server side: what one slider step costs before Streamlit sends it.
 
-One step is what the explorer fragment (views/explorer.py) computes when the threshold moves: the metrics
-(SortedErrors.at), the six figures it draws, the beat it shows, and the JSON Streamlit makes of each figure
-(st.plotly_chart calls plotly.tools.return_figure_from_figure_or_data, then plotly.io.to_json).
+One step is what the explorer fragment (views/explorer.py) computes when the threshold reaches it: the metrics
+(SortedErrors.at), the threshold chart's data (ecgviz.livechart, its evaluation-wide part cached as the page
+caches it), the four plotly figures, the beat it shows, and the JSON Streamlit makes of each (json.dumps for the
+chart's data; st.plotly_chart calls plotly.tools.return_figure_from_figure_or_data, then plotly.io.to_json).
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -16,7 +18,7 @@ import numpy as np
 import plotly.io
 import plotly.tools
 
-from ecgviz import explore, figures
+from ecgviz import explore, figures, livechart
 from ecgviz.data import ECG5000_CLASS_NAMES
 
 
@@ -28,7 +30,8 @@ class Scene:
     labels: np.ndarray
     beat: Callable[[int], tuple[np.ndarray, np.ndarray]]  # index -> (original, reconstruction)
     ev: explore.Evaluation
-    prepare_s: float  # explore.evaluate: paid once per data set, not per step
+    chart_base: livechart.ChartBase
+    prepare_s: float  # explore.evaluate and livechart.chart_base: paid once per data set, not per step
 
 
 def make_scene(errors, labels, beat, class_names=ECG5000_CLASS_NAMES, normal_labels=("1",), split=None) -> Scene:
@@ -36,7 +39,8 @@ def make_scene(errors, labels, beat, class_names=ECG5000_CLASS_NAMES, normal_lab
     started = time.perf_counter()
     ev = explore.evaluate(errors, labels, class_names, normal_labels, split=split, same_data=split is not None,
                           percentile=95.0)
-    return Scene(np.asarray(errors, np.float64), np.asarray(labels).astype(str), beat, ev,
+    base = livechart.chart_base(ev, explore.slider_range(ev.errors))
+    return Scene(np.asarray(errors, np.float64), np.asarray(labels).astype(str), beat, ev, base,
                  time.perf_counter() - started)
 
 
@@ -60,13 +64,12 @@ def synthetic_scene(base: Scene, n: int, seed: int = 0) -> Scene:
 
 
 def step(scene: Scene, t: float, mode: str = explore.PICK_MODES[0]) -> list:
-    """The figures (plotly Figures) one slider step builds, in the page's order."""
+    """What one slider step builds, in the page's order: the threshold chart's data, then the plotly Figures."""
     ev = scene.ev
     m = ev.metrics_at(t)
-    figs = [figures.error_histogram(ev.bins, t, log_y=False, title="Reconstruction error per class")]
+    # the chart's evaluation-wide part is cached by the page (views/_state.chart_base); a step adds the threshold
+    figs = [livechart.chart_data(scene.chart_base, t, revision=1)]
     if m is not None:
-        figs.append(figures.recall_curves(ev.sweep.thresholds, ev.recall_curves(), ev.curve_colors(), t,
-                                          ev.current_recalls(m)))
         fpr = 1.0 - m.normal_recall
         figs.append(figures.roc_figure(*ev.roc, ev.roc_auc, (fpr, m.anomaly_recall)))
         figs.append(figures.pr_figure(*ev.pr, ev.average_precision, (m.anomaly_recall, m.precision)))
@@ -82,7 +85,9 @@ def step(scene: Scene, t: float, mode: str = explore.PICK_MODES[0]) -> list:
 
 
 def serialise(fig) -> str:
-    """The spec string st.plotly_chart sends for a figure."""
+    """The JSON Streamlit sends: the chart component's data, or st.plotly_chart's spec for a figure."""
+    if isinstance(fig, dict):
+        return json.dumps(fig)
     return plotly.io.to_json(plotly.tools.return_figure_from_figure_or_data(fig, validate_figure=True),
                              validate=False)
 

@@ -193,7 +193,7 @@ def run_explorer(plan: Plan, rows: list, details: dict) -> None:
         rows.append(Row(f"explorer.step_ms.{key}", f"Slider step, server side, {r['n_beats']:,} beats",
                         r["p50_ms"], "ms", p95=r["p95_ms"], cpu_value=r["cpu_p50_ms"], target=target,
                         met=_met(plan.quick, r["p50_ms"] <= 30) if target else None,
-                        note=f"metrics + 6 figures + JSON: build {r['build_p50_ms']:.0f} ms, JSON "
+                        note=f"metrics + chart data + 4 figures + JSON: build {r['build_p50_ms']:.0f} ms, JSON "
                              f"{r['serialise_p50_ms']:.0f} ms ({r['json_bytes'] / 1e3:.0f} kB); "
                              f"{r['steps']} steps"))
 

@@ -57,12 +57,6 @@ class Evaluation:
         """Beats of the whole data set above the threshold."""
         return int(np.count_nonzero(self.errors > threshold))
 
-    def current_recalls(self, m: metrics.Metrics) -> dict[str, float]:
-        """Per-curve values at the current threshold, keyed like the recall curves."""
-        out = {} if m.normal_recall is None else {"Normal": m.normal_recall}
-        out.update({self.name(k): v for k, v in m.class_recall.items()})
-        return out
-
     def recall_curves(self) -> dict[str, np.ndarray]:
         """Normal recall and each abnormal class's recall across the sweep's thresholds."""
         if self.sweep is None:

@@ -77,19 +77,6 @@ def _threshold_shape(x: float) -> dict:
     }
 
 
-def _threshold_label(x: float) -> dict:
-    return {
-        "x": x,
-        "y": 1,
-        "yref": "paper",
-        "text": f"threshold {x:.3g}",
-        "showarrow": False,
-        "xanchor": "left",
-        "yanchor": "bottom",
-        "font": {"size": 11},
-    }
-
-
 def _scatter(x, y, **props) -> dict:
     return {"type": "scatter", "x": x, "y": y, **props}
 
@@ -100,38 +87,6 @@ def _figure(traces: list[dict], layout: dict) -> go.Figure:
     return go.Figure(data=traces, layout=layout, _validate=False)
 
 
-def error_histogram(bins: HistogramBins, threshold: float | None, *, log_y: bool = False, title: str = "") -> go.Figure:
-    """Overlaid per-group error histograms (pre-binned bars) with the threshold as a dashed line."""
-    width = float(bins.edges[1] - bins.edges[0])  # the bins are equally wide
-    traces = [
-        {
-            "type": "bar",
-            "x": bins.centers,
-            "y": counts,
-            "width": width,
-            "name": name,
-            "marker": {"color": bins.colors[name], "line": {"width": 0}},
-            "opacity": 0.6,
-            "hovertemplate": "error %{x:.3g}<br>%{y} beats<extra>" + name + "</extra>",
-        }
-        for name, counts in bins.counts.items()
-    ]
-    layout = {
-        "title": {"text": title},
-        "barmode": "overlay",
-        "bargap": 0,
-        "xaxis": {"title": {"text": "reconstruction error"}},
-        "yaxis": {"title": {"text": "beats"}, "type": "log" if log_y else "linear"},
-        "legend": {"orientation": "h", "y": -0.2},
-        "margin": _MARGIN,
-        "height": 380,
-    }
-    if threshold is not None:
-        layout["shapes"] = [_threshold_shape(threshold)]
-        layout["annotations"] = [_threshold_label(threshold)]
-    return _figure(traces, layout)
-
-
 def thin(*arrays: np.ndarray, max_points: int = MAX_CURVE_POINTS) -> tuple[np.ndarray, ...]:
     """Keep about max_points evenly spaced points (always the first and last) of equally long arrays."""
     n = len(arrays[0])
@@ -139,38 +94,6 @@ def thin(*arrays: np.ndarray, max_points: int = MAX_CURVE_POINTS) -> tuple[np.nd
         return tuple(np.asarray(a) for a in arrays)
     idx = np.unique(np.linspace(0, n - 1, max_points).round().astype(np.int64))
     return tuple(np.asarray(a)[idx] for a in arrays)
-
-
-def recall_curves(
-    thresholds: np.ndarray,
-    curves: Mapping[str, np.ndarray],
-    colors: Mapping[str, str],
-    threshold: float | None,
-    current: Mapping[str, float] | None = None,
-) -> go.Figure:
-    """Recall of each group versus threshold; the current threshold is a dashed line with a marker per group."""
-    traces = []
-    for name, values in curves.items():
-        x, y = thin(np.asarray(thresholds, dtype=np.float64), np.asarray(values, dtype=np.float64))
-        traces.append(_scatter(x, y, name=name, mode="lines", line={"color": colors.get(name), "width": 2},
-                               hovertemplate="threshold %{x:.3g}<br>recall %{y:.1%}<extra>" + name + "</extra>"))
-    if threshold is not None and current:
-        names = list(current)
-        marker = {"size": 10, "color": [colors.get(n) for n in names], "line": {"color": "white", "width": 1}}
-        traces.append(_scatter(np.full(len(names), threshold), np.array([current[n] for n in names], dtype=float),
-                               mode="markers", marker=marker, text=names, showlegend=False,
-                               hovertemplate="%{text}: %{y:.1%}<extra></extra>"))
-    layout = {
-        "title": {"text": "Recall versus threshold"},
-        "xaxis": {"title": {"text": "threshold"}},
-        "yaxis": {"title": {"text": "fraction recognised"}, "range": [-0.02, 1.02], "tickformat": ".0%"},
-        "legend": {"orientation": "h", "y": -0.2},
-        "margin": _MARGIN,
-        "height": 380,
-    }
-    if threshold is not None:
-        layout["shapes"] = [_threshold_shape(threshold)]
-    return _figure(traces, layout)
 
 
 def _curve_figure(x, y, point, *, title, x_title, y_title, name, diagonal: bool) -> go.Figure:

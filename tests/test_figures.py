@@ -39,33 +39,12 @@ def test_histogram_bins_survive_a_constant_error():
     assert bins.edges[0] < 3.0 < bins.edges[-1]
 
 
-def test_error_histogram_has_one_bar_trace_per_group_and_the_threshold_line(errors):
-    e, labels = errors
-    bins = figures.histogram_bins(e, {"Normal": labels == "1", "PVC": labels == "2"})
-    fig = figures.error_histogram(bins, 14.5, log_y=True)
-    assert [t.type for t in fig.data] == ["bar", "bar"]
-    assert np.array_equal(np.asarray(fig.data[1].y), bins.counts["PVC"])
-    assert fig.layout.yaxis.type == "log"
-    assert fig.layout.shapes[0].x0 == 14.5 and fig.layout.shapes[0].x1 == 14.5
-    assert figures.error_histogram(bins, None).layout.shapes == ()
-
-
 def test_thin_keeps_ends_and_caps_points():
     x = np.arange(10_000, dtype=float)
     (t,) = figures.thin(x, max_points=100)
     assert len(t) <= 100 and t[0] == 0 and t[-1] == 9_999
     (same,) = figures.thin(x[:50], max_points=100)
     assert len(same) == 50
-
-
-def test_recall_curves_mark_the_current_threshold():
-    th = np.linspace(0, 1, 11)
-    curves = {"Normal": th, "PVC": 1 - th}
-    fig = figures.recall_curves(th, curves, {"Normal": "#000", "PVC": "#f00"}, 0.3, {"Normal": 0.3, "PVC": 0.7})
-    assert [t.name for t in fig.data[:2]] == ["Normal", "PVC"]
-    markers = fig.data[2]
-    assert list(markers.x) == [0.3, 0.3] and list(markers.y) == [0.3, 0.7]
-    assert fig.layout.shapes[0].x0 == 0.3
 
 
 def test_roc_and_pr_show_the_operating_point_and_area():
@@ -113,16 +92,12 @@ def test_loss_curves_plot_both_losses_and_tolerate_a_missing_validation_loss():
     assert fig.layout.shapes[0].x0 == 1
 
 
-def test_every_figure_is_valid_plotly(errors):
+def test_every_figure_is_valid_plotly():
     """The builders skip plotly's validation for speed, so it is done here instead."""
     import plotly.graph_objects as go
 
-    e, labels = errors
-    bins = figures.histogram_bins(e, {"Normal": labels == "1", "PVC": labels == "2"})
     th = np.linspace(0, 1, 11)
     built = [
-        figures.error_histogram(bins, 12.0, log_y=True, title="t"),
-        figures.recall_curves(th, {"Normal": th}, {"Normal": "#000"}, 0.5, {"Normal": 0.5}),
         figures.roc_figure(th, th, 0.5, (0.2, 0.3)),
         figures.pr_figure(th, th, 0.5, (0.2, 0.3)),
         figures.confusion_figure(np.array([[1, 2], [3, 4]])),
