@@ -69,8 +69,9 @@ def explorer() -> None:
     st.session_state.thr_number = rng.clamp(st.session_state.get("thr_number", t))
 
     number, *buttons, log = st.columns([1.5] + [1] * (len(SUGGESTIONS) + 1) + [0.9], vertical_alignment="bottom")
-    number.number_input("Threshold (error above it = abnormal)", min_value=rng.lo, max_value=rng.hi, step=rng.step,
-                        format="%.4f", key="thr_number", on_change=_from_number)
+    number.number_input("Threshold", min_value=rng.lo, max_value=rng.hi, step=rng.step, format="%.4f",
+                        key="thr_number", on_change=_from_number,
+                        help="a beat whose reconstruction error is above the threshold is flagged as abnormal")
     for column, (key, (label, why)) in zip(buttons, SUGGESTIONS.items(), strict=False):
         value = ev.suggestions.get(key)
         text, why = label.format(p=ev.percentile), why.format(p=ev.percentile)
