@@ -30,6 +30,7 @@ ROW_IDS = (
     "browser.round_trip_ms.dashboard",
     "browser.round_trip_ms.empty",
     "browser.round_trip_p95_ratio",
+    "browser.server_update_ms.dashboard",
     "browser.cold_start_s.dashboard",
     "browser.cold_start_s.empty",
     "browser.cold_start_extra_s",

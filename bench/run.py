@@ -221,6 +221,11 @@ def run_browser(plan: Plan, rows: list, details: dict, skip_reason: str | None, 
     rows.append(Row("browser.round_trip_p95_ratio", "Round trip p95, dashboard / empty app", ratio, "x",
                     target="<= 1.3x", met=_met(plan.quick, None if ratio is None else ratio <= 1.3),
                     note=skip_reason or ""))
+    rows.append(Row("browser.server_update_ms.dashboard",
+                    "Slider key press to the server's update (metric cards, ROC/PR, sidebar), dashboard",
+                    d.get("cards_p50_ms"), "ms", p95=d.get("cards_p95_ms"),
+                    note=skip_reason or "the figure moves in the browser; the server gets the value once the "
+                                        "slider rests 120 ms"))
     note = skip_reason or f"`streamlit run` to first chart drawn (empty app: the number); median of {plan.cold_starts}"
     rows.append(Row("browser.cold_start_s.dashboard", "Cold start, dashboard", d.get("cold_start_s"), "s", note=note))
     rows.append(Row("browser.cold_start_s.empty", "Cold start, empty app", e.get("cold_start_s"), "s", note=note))
