@@ -138,6 +138,14 @@ def test_suggestions_set_the_threshold_the_number_box_and_the_chart(tiny):
     assert chart(at)["threshold"] == pytest.approx(model.ckpt.threshold)
 
 
+def test_log_toggle_switches_the_chart_to_a_log_count_axis(tiny):
+    at = start(tiny)
+    assert chart(at)["log_y"] is False
+    at.toggle(key="hist_log").set_value(True).run()
+    assert_clean(at)
+    assert chart(at)["log_y"] is True
+
+
 def test_beat_viewer_shows_the_most_anomalous_beat_and_its_verdict(tiny):
     at = start(tiny)
     _, errors = expected_metrics(tiny, 0.0)

@@ -301,6 +301,29 @@ def upload_files(tmp_path) -> tuple[Path, Path]:
     return good, broken
 
 
+def test_a_typed_threshold_and_a_click_on_the_track_move_the_chart(page, reference):
+    ref = reference.result()
+    typed = 25.1234  # off the slider's grid: the chart shows it with the server's exact counts
+    box = threshold_input(page)
+    box.fill(str(typed))
+    box.press("Enter")
+    wait_idle(page)
+    expect(page.locator("text.ecgviz-tc-threshold-label")).to_have_text("threshold 25.12")
+    assert readout(page) == expected_readout(ref, typed)
+    assert shown_figures(page) == expected_figures(ref, typed)
+
+    track = page.locator("input.ecgviz-tc-range")
+    area = track.bounding_box()
+    page.mouse.click(area["x"] + 0.3 * area["width"], area["y"] + area["height"] / 2)
+    value = float(track.input_value())
+    assert value > typed
+    wait_idle(page)  # the value reaches the server once the slider rests
+    expect(box).to_have_value(f"{value:.4f}")
+    assert readout(page) == expected_readout(ref, value)
+    assert shown_figures(page) == expected_figures(ref, value)
+    assert_no_error(page)
+
+
 def test_upload_then_a_broken_file_then_export(page, reference, upload_files):
     good, broken = upload_files
     goto(page, "Data")
