@@ -321,6 +321,16 @@ def test_a_typed_threshold_and_a_click_on_the_track_move_the_chart(page, referen
     expect(box).to_have_value(f"{value:.4f}")
     assert readout(page) == expected_readout(ref, value)
     assert shown_figures(page) == expected_figures(ref, value)
+
+    # type another value, then click the same spot again: the slider's old value must reach the server anew
+    box.fill(str(typed))
+    box.press("Enter")
+    wait_idle(page)
+    expect(box).to_have_value(f"{typed:.4f}")
+    page.mouse.click(area["x"] + 0.3 * area["width"], area["y"] + area["height"] / 2)
+    wait_idle(page)
+    expect(box).to_have_value(f"{value:.4f}")
+    assert shown_figures(page) == expected_figures(ref, value)
     assert_no_error(page)
 
 

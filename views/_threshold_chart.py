@@ -25,5 +25,11 @@ _COMPONENT = st.components.v2.component(
 
 
 def threshold_chart(data: dict, *, key: str, on_change: Callable[[], None]) -> None:
-    """Mount the chart; when the user moves its slider, `on_change` runs with st.session_state[key].threshold set."""
-    _COMPONENT(data=data, key=key, default={"threshold": data["threshold"]}, on_threshold_change=on_change)
+    """Mount the chart; when the user moves its slider, `on_change` runs (read the value with slider_value(key))."""
+    _COMPONENT(data=data, key=key, default={"threshold": {"value": data["threshold"], "move": 0}},
+               on_threshold_change=on_change)
+
+
+def slider_value(key: str) -> float:
+    """The value the chart's slider last sent."""
+    return float(st.session_state[key].threshold["value"])

@@ -6,7 +6,7 @@ import streamlit as st
 
 from ecgviz import explore, figures, livechart
 from views import _state as state
-from views._threshold_chart import threshold_chart
+from views._threshold_chart import slider_value, threshold_chart
 
 PLOT_CONFIG = {"displaylogo": False}
 # button text and what it means: (short label, tooltip)
@@ -41,7 +41,7 @@ elif not ev.labelled:
 
 def _from_chart() -> None:
     # the chart already shows this value: no revision bump, or it would be sent back to it
-    value = rng.clamp(float(st.session_state.thr_chart.threshold))
+    value = rng.clamp(slider_value("thr_chart"))
     st.session_state[state.THRESHOLD] = value
     st.session_state.thr_number = value
 

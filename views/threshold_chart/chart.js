@@ -182,7 +182,7 @@ function draw(root, state) {
 
 export default function ({ data, parentElement, setStateValue }) {
   const root = parentElement.querySelector(".ecgviz-tc");
-  const state = root.__ecgviz || (root.__ecgviz = { revision: null, rangeKey: null, timer: null, observer: null });
+  const state = root.__ecgviz || (root.__ecgviz = { revision: null, rangeKey: null, timer: null, observer: null, moves: 0 });
   state.data = data;
   const input = root.querySelector("input.ecgviz-tc-range");
   const r = data.range;
@@ -203,7 +203,10 @@ export default function ({ data, parentElement, setStateValue }) {
     state.exact = false;
     placeThreshold(root, state);
     clearTimeout(state.timer);
-    state.timer = setTimeout(() => setStateValue("threshold", state.value), DEBOUNCE_MS);
+    // numbered, so a value the server has since replaced (typed, suggested) still counts as a change when the
+    // slider comes back to it
+    state.timer = setTimeout(() => setStateValue("threshold", { value: state.value, move: ++state.moves }),
+      DEBOUNCE_MS);
   };
   draw(root, state);
   if (!state.observer && typeof ResizeObserver !== "undefined") {
