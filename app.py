@@ -9,6 +9,8 @@ import streamlit as st
 from views import _state as state
 
 st.set_page_config(page_title="ecgviz: abnormal heartbeats", page_icon=":material/ecg_heart:", layout="wide")
+# metric cards hold counts like "2,039 / 2,081": their numbers shrink with the window instead of being cut off
+st.html("<style>[data-testid=stMetricValue] { font-size: clamp(1.25rem, 2vw, 2.25rem); }</style>")
 
 state.init()
 state.adopt_finished_training()
