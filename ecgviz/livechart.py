@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecgviz import figures
+from ecgviz import figures, metrics
 from ecgviz.explore import ALL_BEATS, Evaluation, SliderRange
 
 # Slider positions are capped: a range of 1,000 steps (explore.slider_range) gives ~1,000 grid values.
@@ -39,11 +39,6 @@ def grid(rng: SliderRange) -> np.ndarray:
     return rng.lo + np.arange(n) * rng.step
 
 
-def _above(sorted_errors: np.ndarray, t) -> np.ndarray:
-    # "above" is the dashboard's rule everywhere: a beat is flagged when its error > threshold
-    return sorted_errors.size - np.searchsorted(sorted_errors, t, side="right")
-
-
 def _numbers(values: np.ndarray) -> list[float]:
     # 7 significant digits: far below a pixel, and a third of the JSON of full doubles
     return [float(f"{v:.7g}") for v in np.asarray(values, dtype=np.float64)]
@@ -57,8 +52,7 @@ class ChartBase:
     sorted_groups: tuple[np.ndarray, ...]  # each group's sorted errors, for exact counts at off-grid thresholds
 
 
-def chart_base(ev: Evaluation, rng: SliderRange, *, log_y: bool = False,
-               title: str = "Reconstruction error per class") -> ChartBase:
+def chart_base(ev: Evaluation, rng: SliderRange, *, title: str = "Reconstruction error per class") -> ChartBase:
     """Everything the browser-side chart needs except the threshold: computed once per evaluation and range."""
     groups = _groups(ev)
     g = grid(rng)
@@ -76,19 +70,18 @@ def chart_base(ev: Evaluation, rng: SliderRange, *, log_y: bool = False,
     payload = {
         "title": title,
         "range": {"lo": rng.lo, "hi": rng.hi, "step": rng.step, "n": len(g)},
-        "log_y": bool(log_y),
         "hist": hist,
         "curves": curves,
         "groups": [{"name": name, "kind": kind, "color": color, "total": int(s.size),
-                    "above": _above(s, g).tolist()} for name, kind, color, s in groups],
+                    "above": metrics.n_above(s, g).tolist()} for name, kind, color, s in groups],
     }
     return ChartBase(payload=payload, sorted_groups=tuple(s for *_, s in groups))
 
 
-def chart_data(base: ChartBase, threshold: float, *, revision: int) -> dict:
+def chart_data(base: ChartBase, threshold: float, *, revision: int, log_y: bool = False) -> dict:
     """The payload at `threshold`; `revision` changes whenever the server (not the chart) set the threshold."""
-    return {**base.payload, "threshold": float(threshold), "revision": int(revision),
-            "at": [int(_above(s, threshold)) for s in base.sorted_groups]}
+    return {**base.payload, "threshold": float(threshold), "revision": int(revision), "log_y": bool(log_y),
+            "at": [int(metrics.n_above(s, threshold)) for s in base.sorted_groups]}
 
 
 def counts_at(data: Mapping, value: float) -> dict[str, int]:

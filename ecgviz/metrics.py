@@ -189,6 +189,11 @@ def default_thresholds(errors, n_thresholds: int = 200) -> np.ndarray:
     return np.unique(grid)
 
 
+def n_above(sorted_errors: np.ndarray, threshold) -> np.ndarray:
+    """How many of the ascending `sorted_errors` are flagged (error > threshold), for one or many thresholds."""
+    return sorted_errors.size - np.searchsorted(sorted_errors, threshold, side="right")
+
+
 class SortedErrors:
     """Errors pre-sorted per class so metrics at one threshold cost O(log n) per class."""
 
@@ -200,17 +205,13 @@ class SortedErrors:
         self._abnormal = label_order(None if lab is None else lab[a])
         self.errors = e
 
-    @staticmethod
-    def _n_above(sorted_e: np.ndarray, t) -> np.ndarray:
-        return sorted_e.size - np.searchsorted(sorted_e, t, side="right")
-
     def at(self, threshold: float) -> Metrics:
         """Metrics at one threshold (what a slider calls on every move)."""
         if math.isnan(threshold):
             raise ValueError("threshold must not be NaN")
-        tp = int(self._n_above(self._anomaly, threshold))
-        fp = int(self._n_above(self._normal, threshold))
-        counts = {k: (int(self._n_above(v, threshold)), v.size) for k, v in self._classes.items()}
+        tp = int(n_above(self._anomaly, threshold))
+        fp = int(n_above(self._normal, threshold))
+        counts = {k: (int(n_above(v, threshold)), v.size) for k, v in self._classes.items()}
         return _make_metrics(threshold, tp, fp, self._normal.size - fp, self._anomaly.size - tp,
                              counts, self._abnormal)
 
@@ -220,9 +221,9 @@ class SortedErrors:
             thresholds, dtype=np.float64).ravel()
         if np.isnan(t).any():
             raise ValueError("thresholds must not be NaN")
-        tp = self._n_above(self._anomaly, t).astype(np.int64)
-        fp = self._n_above(self._normal, t).astype(np.int64)
-        recall = {k: self._n_above(self._classes[k], t) / self._classes[k].size for k in self._abnormal}
+        tp = n_above(self._anomaly, t).astype(np.int64)
+        fp = n_above(self._normal, t).astype(np.int64)
+        recall = {k: n_above(self._classes[k], t) / self._classes[k].size for k in self._abnormal}
         return Sweep(thresholds=t, tp=tp, fp=fp, tn=self._normal.size - fp, fn=self._anomaly.size - tp,
                      class_recall=recall)
 

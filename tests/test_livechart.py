@@ -48,7 +48,7 @@ def test_off_grid_threshold_carries_its_own_exact_counts(labelled):
 
 def test_payload_is_plain_json_with_curves_matching_groups(labelled):
     ev, rng = labelled
-    data = livechart.chart_data(livechart.chart_base(ev, rng, log_y=True), 12.5, revision=1)
+    data = livechart.chart_data(livechart.chart_base(ev, rng), 12.5, revision=1, log_y=True)
     back = json.loads(json.dumps(data, allow_nan=False))
     assert back["log_y"] is True
     assert [s["name"] for s in back["curves"]["series"]] == [g["name"] for g in back["groups"]]

@@ -148,15 +148,15 @@ def _scores(model_id: str, data_fp: str, _model: session.ActiveModel, _data: ses
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _chart_base(model_id: str, data_fp: str, normals: tuple[str, ...], lo: float, hi: float, step: float,
-                log_y: bool, _ev: explore.Evaluation) -> livechart.ChartBase:
-    return livechart.chart_base(_ev, explore.SliderRange(lo, hi, step), log_y=log_y)
+                _ev: explore.Evaluation) -> livechart.ChartBase:
+    return livechart.chart_base(_ev, explore.SliderRange(lo, hi, step))
 
 
-def chart_base(ev: explore.Evaluation, rng: explore.SliderRange, log_y: bool) -> livechart.ChartBase:
-    """The live chart's data for the active model, data and normal labels, built once per range and axis type."""
+def chart_base(ev: explore.Evaluation, rng: explore.SliderRange) -> livechart.ChartBase:
+    """The live chart's data for the active model, data and normal labels, built once per slider range."""
     model, data = active_model(), active_data()
     normals = tuple(st.session_state.get(NORMALS) or ())
-    return _chart_base(model.id, data.fingerprint, normals, rng.lo, rng.hi, rng.step, log_y, ev)
+    return _chart_base(model.id, data.fingerprint, normals, rng.lo, rng.hi, rng.step, ev)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

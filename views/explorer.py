@@ -87,8 +87,8 @@ def explorer() -> None:
     log_y = log.toggle("Log", key="hist_log", help="logarithmic count axis for the histogram")
 
     # the slider and its figure update in the browser at once; the value reaches this fragment when it rests
-    threshold_chart(livechart.chart_data(state.chart_base(ev, rng, log_y), t, revision=state.threshold_revision()),
-                    key="thr_chart", on_change=_from_chart)
+    threshold_chart(livechart.chart_data(state.chart_base(ev, rng), t, revision=state.threshold_revision(),
+                                         log_y=log_y), key="thr_chart", on_change=_from_chart)
 
     m = ev.metrics_at(t)
     if m is None:
