@@ -1,12 +1,12 @@
 """ecgviz dashboard: `streamlit run app.py`.
 
-The pages live in views/, not pages/: Streamlit treats a pages/ folder as its older multipage layout and would
-then run a page without this script (no set-up, no sidebar) when a session starts on that page's URL.
+st.navigation below names every page in pages/, so Streamlit runs this script first on every page URL (set-up and
+sidebar included) and lists no page it does not name; tests/test_browser.py and tests/test_app.py hold it to that.
 """
 
 import streamlit as st
 
-from views import _state as state
+from pages.common import state
 
 st.set_page_config(page_title="ecgviz: abnormal heartbeats", page_icon=":material/ecg_heart:", layout="wide")
 # metric cards hold counts like "2,039 / 2,081": their numbers shrink with the window instead of being cut off
@@ -17,10 +17,10 @@ state.adopt_finished_training()
 
 page = st.navigation(
     [
-        st.Page("views/data.py", title="Data", icon=":material/dataset:"),
-        st.Page("views/model.py", title="Model", icon=":material/model_training:"),
-        st.Page("views/explorer.py", title="Threshold explorer", icon=":material/query_stats:", default=True),
-        st.Page("views/export.py", title="Export", icon=":material/download:"),
+        st.Page("pages/data.py", title="Data", icon=":material/dataset:"),
+        st.Page("pages/model.py", title="Model", icon=":material/model_training:"),
+        st.Page("pages/explorer.py", title="Threshold explorer", icon=":material/query_stats:", default=True),
+        st.Page("pages/export.py", title="Export", icon=":material/download:"),
     ]
 )
 # pages rerun the app whenever they change the data or model, so a summary drawn first is never stale

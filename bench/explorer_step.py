@@ -1,7 +1,7 @@
 """Threshold explorer, server side: what one slider step costs before Streamlit sends it.
 
-One step is what the explorer fragment (views/explorer.py) computes when the threshold reaches it: the metrics
-(SortedErrors.at), the threshold chart's data (ecgviz.livechart, its evaluation-wide part cached as the page
+One step is what the explorer fragment (pages/explorer.py) computes when the threshold reaches it: the metrics
+(SortedErrors.at), the threshold chart's data (ecgviz.dashboard.livechart, its evaluation-wide part cached as the page
 caches it), the four plotly figures, the beat it shows, and the JSON Streamlit makes of each (json.dumps for the
 chart's data; st.plotly_chart calls plotly.tools.return_figure_from_figure_or_data, then plotly.io.to_json).
 """
@@ -18,7 +18,7 @@ import numpy as np
 import plotly.io
 import plotly.tools
 
-from ecgviz import explore, figures, livechart
+from ecgviz.dashboard import explore, figures, livechart
 from ecgviz.data import ECG5000_CLASS_NAMES
 
 
@@ -35,7 +35,7 @@ class Scene:
 
 
 def make_scene(errors, labels, beat, class_names=ECG5000_CLASS_NAMES, normal_labels=("1",), split=None) -> Scene:
-    """Build the Evaluation the way the dashboard does (views/_state.py via ecgviz.session.evaluation)."""
+    """Build the Evaluation the way the dashboard does (pages/common/state.py via session.evaluation)."""
     started = time.perf_counter()
     ev = explore.evaluate(errors, labels, class_names, normal_labels, split=split, same_data=split is not None,
                           percentile=95.0)
@@ -46,7 +46,7 @@ def make_scene(errors, labels, beat, class_names=ECG5000_CLASS_NAMES, normal_lab
 
 def ecg5000_scene() -> Scene:
     """The dashboard's start: the shipped model's errors on the bundled ECG5000 beats, its split left out."""
-    from ecgviz import session
+    from ecgviz.dashboard import session
 
     model, data = session.model_from_path(session.default_checkpoint_path(), source="shipped"), session.builtin_data()
     errors, recon = session.score(model, data)
@@ -67,7 +67,7 @@ def step(scene: Scene, t: float, mode: str = explore.PICK_MODES[0]) -> list:
     """What one slider step builds, in the page's order: the threshold chart's data, then the plotly Figures."""
     ev = scene.ev
     m = ev.metrics_at(t)
-    # the chart's evaluation-wide part is cached by the page (views/_state.chart_base); a step adds the threshold
+    # the chart's evaluation-wide part is cached by the page (pages/common/state.chart_base); a step adds the threshold
     figs = [livechart.chart_data(scene.chart_base, t, revision=1)]
     if m is not None:
         fpr = 1.0 - m.normal_recall

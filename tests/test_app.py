@@ -12,8 +12,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from ecgviz import explore, metrics, session
+from ecgviz import metrics
 from ecgviz.checkpoint import SHIPPED_CHECKPOINT, save_checkpoint
+from ecgviz.dashboard import explore, session
 from ecgviz.data import load_files
 from tests.helpers import synthetic_beats, write_arff
 
@@ -166,17 +167,17 @@ def test_threshold_is_kept_across_pages(tiny, downloads):
     r = chart(at)["range"]
     value = float(r["lo"] + round((r["hi"] - r["lo"]) * 0.4 / r["step"]) * r["step"])
     at.number_input(key="thr_number").set_value(value).run()
-    at.switch_page("views/data.py").run()
-    at.switch_page("views/explorer.py").run()
+    at.switch_page("pages/data.py").run()
+    at.switch_page("pages/explorer.py").run()
     assert at.number_input(key="thr_number").value == pytest.approx(value)
     assert chart(at)["threshold"] == pytest.approx(value)
-    at.switch_page("views/export.py").run()
+    at.switch_page("pages/export.py").run()
     assert_clean(at)
     assert any(name.endswith(f"_t{value:.4f}.csv") for name in downloads)
 
 
 def test_data_page_summary_and_upload(tiny, tmp_path):
-    at = start(tiny, "views/data.py")
+    at = start(tiny, "pages/data.py")
     assert metric_values(at)["Beats"] == "80"
     X, labels = synthetic_beats(n_normal=9, n_anomaly=4, length=24, seed=5)
     files = [("up_TRAIN.arff", arff_bytes(tmp_path, "a.arff", X[:6], labels[:6]), "text/plain"),
@@ -198,13 +199,13 @@ def test_data_page_summary_and_upload(tiny, tmp_path):
     at.session_state["data_upload_sig"] = None  # forces the page to parse the selection again
     at.run()
     assert at.session_state["normal_labels"] == ["1", "2"]
-    at.switch_page("views/explorer.py").run()
+    at.switch_page("pages/explorer.py").run()
     assert_clean(at)
     assert {k for k in metric_values(at) if k.startswith("Class")} == {"Class 3"}
 
 
 def test_a_bad_upload_shows_the_error_and_keeps_the_data(tiny):
-    at = start(tiny, "views/data.py")
+    at = start(tiny, "pages/data.py")
     at.file_uploader(key="data_upload").set_value(("broken.arff", b"@relation x\n@data\n1,2,oops\n", "text/plain"))
     at.run()
     assert not at.exception
@@ -214,20 +215,20 @@ def test_a_bad_upload_shows_the_error_and_keeps_the_data(tiny):
 
 
 def test_unlabelled_upload_runs_in_score_only_mode(tiny, tmp_path, downloads):
-    at = start(tiny, "views/data.py")
+    at = start(tiny, "pages/data.py")
     X, _ = synthetic_beats(n_normal=10, n_anomaly=2, length=24, seed=2)
     at.file_uploader(key="data_upload").set_value(("plain.arff", arff_bytes(tmp_path, "p.arff", X), "text/plain"))
     at.run()
     assert_clean(at)
     assert any("no labels" in i.value for i in at.info)
-    at.switch_page("views/explorer.py").run()
+    at.switch_page("pages/explorer.py").run()
     assert_clean(at)
     assert any("score-only" in i.value for i in at.info)
     t = at.session_state["threshold"]
     model = session.model_from_path(tiny["ckpt_path"])
     errors, _ = session.score(model, session.make_data(load_files([tmp_path / "p.arff"]), "p"))
     assert metric_values(at)["Beats flagged"] == f"{int((errors > t).sum()):,} / 12"
-    at.switch_page("views/export.py").run()
+    at.switch_page("pages/export.py").run()
     assert_clean(at)
     at.radio(key="export_rows").set_value("All beats").run()
     csv = next(v for k, v in downloads.items() if k.startswith("ecgviz_all"))
@@ -235,19 +236,19 @@ def test_unlabelled_upload_runs_in_score_only_mode(tiny, tmp_path, downloads):
 
 
 def test_data_of_another_length_is_refused_by_the_model(tiny, tmp_path):
-    at = start(tiny, "views/data.py")
+    at = start(tiny, "pages/data.py")
     X, labels = synthetic_beats(n_normal=6, n_anomaly=2, length=30)
     at.file_uploader(key="data_upload").set_value(("long.arff", arff_bytes(tmp_path, "l.arff", X, labels),
                                                    "text/plain")).run()
     assert not at.exception
     assert any("24 samples" in w.value for w in at.warning)
-    at.switch_page("views/explorer.py").run()
+    at.switch_page("pages/explorer.py").run()
     assert not at.exception
     assert len(at.error) == 1 and "24 samples" in at.error[0].value and "30 samples" in at.error[0].value
 
 
 def test_export_downloads_match_the_data(tiny, downloads):
-    at = start(tiny, "views/export.py")
+    at = start(tiny, "pages/export.py")
     t = at.session_state["threshold"]
     _, errors = expected_metrics(tiny, t)
     flagged = next(v for k, v in downloads.items() if k.startswith("ecgviz_flagged"))
@@ -264,7 +265,7 @@ def test_export_downloads_match_the_data(tiny, downloads):
 
 
 def test_model_page_loads_uploads_and_refuses_bad_checkpoints(tiny, tmp_path):
-    at = start(tiny, "views/model.py")
+    at = start(tiny, "pages/model.py")
     assert any("tiny" in md.value for md in at.markdown)
     at.file_uploader(key="ckpt_upload").set_value(("junk.pt", b"not a checkpoint", "application/octet-stream"))
     at.run()
@@ -280,7 +281,7 @@ def test_model_page_loads_uploads_and_refuses_bad_checkpoints(tiny, tmp_path):
 
 
 def test_training_runs_in_the_background_and_activates_the_result(tiny):
-    at = start(tiny, "views/model.py")
+    at = start(tiny, "pages/model.py")
     at.text_input[0].set_value("trained_here")
     labelled = {n.label: n for n in at.number_input}
     labelled["Embedding size"].set_value(4)
@@ -320,11 +321,11 @@ def test_real_start_with_ecg5000_and_the_shipped_checkpoint(monkeypatch):
 
 
 def test_a_checkpoint_for_other_beat_lengths_is_not_activated(tiny, tmp_path):
-    at = start(tiny, "views/data.py")
+    at = start(tiny, "pages/data.py")
     X, labels = synthetic_beats(n_normal=6, n_anomaly=2, length=30)
     at.file_uploader(key="data_upload").set_value(("long.arff", arff_bytes(tmp_path, "l.arff", X, labels),
                                                    "text/plain")).run()
-    at.switch_page("views/model.py").run()
+    at.switch_page("pages/model.py").run()
     before = at.session_state["active_model"]
     at.file_uploader(key="ckpt_upload").set_value(("again.pt", tiny["ckpt_path"].read_bytes(),
                                                    "application/octet-stream")).run()
@@ -338,6 +339,6 @@ def test_without_a_model_the_pages_say_where_to_get_one(tiny, monkeypatch, tmp_p
     at = start(tiny)
     assert any("No model is loaded" in i.value for i in at.info)
     assert not at.get("plotly_chart")
-    for page in ("views/export.py", "views/model.py", "views/data.py"):
+    for page in ("pages/export.py", "pages/model.py", "pages/data.py"):
         at.switch_page(page).run()
         assert_clean(at)

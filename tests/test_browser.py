@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Expect, sync_playwright
 
-from ecgviz import metrics, session
+from ecgviz import metrics
 from ecgviz.checkpoint import SHIPPED_CHECKPOINT
+from ecgviz.dashboard import session
 from ecgviz.data import ECG5000_CLASS_NAMES
 from tests.browser_support import (
     CHROMIUM_ENV,
@@ -372,3 +373,32 @@ def test_upload_then_a_broken_file_then_export(page, reference, upload_files):
     assert len(table) == N_UPLOADED
     assert set(table["source"]) == {"my_beats.arff"}
     assert table["row"].tolist() == list(range(1, N_UPLOADED + 1))
+
+
+NAVIGATION = ["Data", "Model", "Threshold explorer", "Export"]
+
+
+@pytest.mark.parametrize(("path", "title"), [("data", "Data"), ("model", "Model"), ("", "Threshold explorer"),
+                                             ("export", "Export")])
+def test_every_page_url_runs_the_app_set_up_first(chromium, browser, tmp_path, path, title):
+    # a fresh server whose first visitor opens this page's URL: app.py must run first (sidebar, set-up) and list
+    # only the pages st.navigation names, although they live in a folder called pages/ (pages/common/state.py
+    # has the workaround this needs; without it the first visit to /data ran data.py alone and failed)
+    env = {session.CHECKPOINT_DIR_ENV: str(tmp_path), "OMP_NUM_THREADS": "1"}
+    with StreamlitServer(ROOT / "app.py", env=env) as srv:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.set_default_timeout(TIMEOUT_MS)
+        try:
+            pg = context.new_page()
+            pg.goto(srv.url + path)
+            wait_idle(pg)
+            expect(pg.locator("h1")).to_have_text(title)
+            sidebar = pg.locator("[data-testid=stSidebarUserContent]")
+            for heading in ("Data", "Model", "Threshold"):
+                expect(sidebar.get_by_text(heading, exact=True)).to_be_visible()
+            expect(sidebar).to_contain_text("ECG5000")
+            links = pg.locator("[data-testid=stSidebarNav] a").all_inner_texts()
+            assert [t.split("\n")[-1].strip() for t in links] == NAVIGATION  # the icon's name comes first
+            assert_no_error(pg)
+        finally:
+            context.close()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecgviz import explore, metrics
+from ecgviz import metrics
+from ecgviz.dashboard import explore
 from ecgviz.split import make_split
 
 NAMES = {"1": "Normal", "2": "PVC", "3": "SVE"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecgviz import figures
+from ecgviz.dashboard import figures
 
 
 @pytest.fixture(scope="module")

@@ -31,9 +31,9 @@ from hypothesis import strategies as hs
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
-from ecgviz import session
 from ecgviz.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_dict
 from ecgviz.cli import main
+from ecgviz.dashboard import session
 from ecgviz.data import DataError, load_files, load_uploads
 from ecgviz.pipeline import errors_for
 
@@ -359,7 +359,7 @@ def test_cli_outcome(case, request, ckpts, tmp_path, capsys):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_upload_page_outcome(case, request, app_env, tiny_data, ckpts):
     expected = outcome(case, request)
-    at = start(tiny_data, "views/data.py")
+    at = start(tiny_data, "pages/data.py")
     path = path_of(case, request)
     limit = upload_limit_mb()
     assert at.file_uploader(key="data_upload").proto.max_upload_size_mb == limit
@@ -385,11 +385,11 @@ def test_upload_page_outcome(case, request, app_env, tiny_data, ckpts):
     assert_nothing_is_nan(at)  # the class previews
     if case.id == "long_series":  # the tiny model says it needs 24 samples; give it the long one
         assert any(f"{T} samples" in w for w in shown)
-        at.switch_page("views/model.py").run()
+        at.switch_page("pages/model.py").run()
         long_ckpt = ("long.pt", ckpts["long"].read_bytes(), "application/octet-stream")
         at.file_uploader(key="ckpt_upload").set_value(long_ckpt).run()
         assert not at.error
-    at.switch_page("views/explorer.py").run()
+    at.switch_page("pages/explorer.py").run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert_nothing_is_nan(at)
 
@@ -419,7 +419,7 @@ def test_any_mangled_file_loads_finite_beats_or_fails_with_a_data_error(case, su
 
 def test_failed_upload_keeps_an_uploaded_data_set(request, app_env, tiny_data):
     good, bad = CASES[IDS.index("constant_beats")], CASES[IDS.index("nan")]
-    at = start(tiny_data, "views/data.py")
+    at = start(tiny_data, "pages/data.py")
     at.file_uploader(key="data_upload").set_value((good.name, good.content, "text/plain")).run()
     assert at.session_state["active_data"].name == good.name
     at.file_uploader(key="data_upload").set_value((bad.name, bad.content, "text/plain")).run()
@@ -433,7 +433,7 @@ def test_upload_limit_counts_every_file_of_a_selection(app_env, tiny_data):
     parts = [("part_TRAIN.arff", arff(cells(1500, seed=1))), ("part_TEST.arff", arff(cells(1500, seed=2)))]
     sizes = [len(raw) for _, raw in parts]
     assert all(size < 2**20 for size in sizes) and sum(sizes) > 2**20
-    at = start(tiny_data, "views/data.py")
+    at = start(tiny_data, "pages/data.py")
     previous = st_config.get_option("server.maxUploadSize")
     st_config.set_option("server.maxUploadSize", 1)
     try:
@@ -541,7 +541,7 @@ def test_malicious_checkpoint_refused_everywhere(kind, evil, written, tiny_data,
         assert capsys.readouterr().err == f"ecgviz: error: {message}\n"
         assert not marker.exists()
 
-    at = start(tiny_data, "views/model.py")
+    at = start(tiny_data, "pages/model.py")
     at.file_uploader(key="ckpt_upload").set_value(("model.pt", path.read_bytes(), "application/octet-stream")).run()
     assert not at.exception
     assert [e.value for e in at.error] == [message]
@@ -592,7 +592,7 @@ def test_misfit_checkpoint_named_everywhere(kind, tiny_ckpt, tiny_data, written,
     assert main(args) == 2
     assert capsys.readouterr().err == f"ecgviz: error: {message}\n"
 
-    at = start(tiny_data, "views/model.py")
+    at = start(tiny_data, "pages/model.py")
     at.file_uploader(key="ckpt_upload").set_value(("misfit.pt", blob, "application/octet-stream")).run()
     assert not at.exception
     assert [e.value for e in at.error] == [message]
@@ -641,10 +641,10 @@ def test_spreadsheet_injection_is_neutralised_in_cli_and_export(folder, ckpts, t
     capsys.readouterr()
     _check_neutralised(out.read_bytes(), errors, data.X)
 
-    at = start(tiny_data, "views/data.py")
+    at = start(tiny_data, "pages/data.py")
     at.file_uploader(key="data_upload").set_value((FORMULA_FILE, path.read_bytes(), "text/plain")).run()
     assert not at.exception and not at.error
-    at.switch_page("views/export.py").run()
+    at.switch_page("pages/export.py").run()
     at.radio(key="export_rows").set_value("All beats").run()
     at.checkbox(key="export_samples").check().run()
     assert not at.exception and not at.error

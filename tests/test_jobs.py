@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ecgviz.jobs import CANCELLED, DONE, ERROR, TrainingJob, format_seconds, train_job
+from ecgviz.dashboard.jobs import CANCELLED, DONE, ERROR, TrainingJob, format_seconds, train_job
 
 
 class FakeClock:

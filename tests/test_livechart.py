@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from ecgviz import explore, livechart, metrics
-from ecgviz.explore import SliderRange
+from ecgviz import metrics
+from ecgviz.dashboard import explore, livechart
+from ecgviz.dashboard.explore import SliderRange
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecgviz import session
 from ecgviz.checkpoint import CheckpointError, save_checkpoint
+from ecgviz.dashboard import session
 from ecgviz.data import BeatData, DataError
 from ecgviz.model import ModelConfig
 from ecgviz.pipeline import fit
@@ -124,8 +124,8 @@ def test_start_training_refuses_bad_requests_before_starting(data, tmp_path):
 
 
 def test_train_settings_defaults_match_the_library():
+    from ecgviz.dashboard.session import TrainSettings
     from ecgviz.model import ModelConfig
-    from ecgviz.session import TrainSettings
     from ecgviz.train import TrainConfig
 
     s, t = TrainSettings(), TrainConfig()
@@ -137,7 +137,7 @@ def test_train_settings_defaults_match_the_library():
 def test_torch_threads_follow_the_environment(monkeypatch):
     import torch
 
-    from ecgviz.session import TORCH_THREADS_ENV, limit_torch_threads
+    from ecgviz.dashboard.session import TORCH_THREADS_ENV, limit_torch_threads
 
     before = torch.get_num_threads()
     try:

@@ -2,9 +2,12 @@
 
 import streamlit as st
 
-from ecgviz import explore, export
+from ecgviz import export
 from ecgviz.checkpoint import to_bytes
-from views import _state as state
+from ecgviz.dashboard import explore
+from pages.common import state
+
+state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
 
 PREVIEW_ROWS = 200
 

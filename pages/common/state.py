@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from ecgviz import explore, livechart, session
 from ecgviz.checkpoint import CheckpointError
 from ecgviz.cli import USER_ERRORS
-from ecgviz.jobs import format_seconds
+from ecgviz.dashboard import explore, livechart, session
+from ecgviz.dashboard.jobs import format_seconds
 
 DATA = "active_data"
 MODEL = "active_model"
@@ -25,6 +25,22 @@ THRESHOLD_SLOT = "_sidebar_threshold_slot"
 NOTICE = "notice"  # one-shot message shown on the next run (e.g. "model trained and activated")
 
 session.limit_torch_threads()  # once per server process: this module is imported once
+
+
+def run_through_app() -> None:
+    """Make sure app.py runs first; every page calls this on its first line.
+
+    Streamlit (1.67) decides once per server process, at the first session, whether a folder named pages/ means
+    its older multipage mode; until app.py has called st.navigation it then runs a page's file on its own (no
+    set-up, no sidebar, every file in pages/ listed). A server whose first visitor opens /data hits that.
+    Clearing the flag and rerunning puts st.navigation in charge; tests/test_browser.py opens every page URL on
+    a fresh server to hold it to that.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 @contextlib.contextmanager
@@ -184,13 +200,13 @@ def require_model() -> session.ActiveModel | None:
     model = active_model()
     if model is None:
         st.info("No model is loaded. Load or train one on the **Model** page.", icon=":material/info:")
-        st.page_link("views/model.py", label="Go to the Model page", icon=":material/model_training:")
+        st.page_link("pages/model.py", label="Go to the Model page", icon=":material/model_training:")
         return None
     try:
         model.ckpt.check_fits(active_data().data.length)
     except CheckpointError as exc:
         st.error(str(exc), icon=":material/error:")
-        st.page_link("views/model.py", label="Load or train a matching model", icon=":material/model_training:")
+        st.page_link("pages/model.py", label="Load or train a matching model", icon=":material/model_training:")
         return None
     return model
 

@@ -4,9 +4,11 @@ import time
 
 import streamlit as st
 
-from ecgviz import explore, figures, livechart
-from views import _state as state
-from views._threshold_chart import slider_value, threshold_chart
+from ecgviz.dashboard import explore, figures, livechart
+from pages.common import state
+from pages.common.threshold_chart import slider_value, threshold_chart
+
+state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
 
 PLOT_CONFIG = {"displaylogo": False}
 # button text and what it means: (short label, tooltip)

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecgviz import export, figures, metrics
+from ecgviz import export, metrics
+from ecgviz.dashboard import figures
 from ecgviz.data import label_order
 
 PICK_MODES = ("most anomalous", "nearest the threshold", "random", "by row")

@@ -4,9 +4,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ecgviz import figures, session
+from ecgviz.dashboard import figures, session
 from ecgviz.data import DataError
-from views import _state as state
+from pages.common import state
+
+state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
 
 PLOT_CONFIG = {"displaylogo": False}
 MAX_PREVIEWS = 12  # more classes than this is unusual; previews beyond it would only slow the page

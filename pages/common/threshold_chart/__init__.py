@@ -1,4 +1,4 @@
-"""The threshold slider and its live figure, drawn in the browser (views/threshold_chart/), fed by ecgviz.livechart."""
+"""The threshold slider and its live figure, drawn in the browser (chart.js, chart.css here), fed by livechart."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-_ASSETS = Path(__file__).with_name("threshold_chart")
+_ASSETS = Path(__file__).parent
 _HTML = """<div class="ecgviz-tc">
   <div class="ecgviz-tc-head"><span class="ecgviz-tc-title"></span><span class="ecgviz-tc-legend"></span></div>
   <svg class="ecgviz-tc-svg" role="img" aria-label="Reconstruction error histogram and recall curves"></svg>

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgviz import explore
 from ecgviz.checkpoint import CHECKPOINT_DIR, SHIPPED_CHECKPOINT, Checkpoint, load_checkpoint, save_checkpoint, to_bytes
+from ecgviz.dashboard import explore
+from ecgviz.dashboard.jobs import TrainingJob
 from ecgviz.data import BeatData, fingerprint, load_ecg5000, load_uploads
-from ecgviz.jobs import TrainingJob
 
 BUILTIN_NAME = "ECG5000 (built-in)"
 # Environment overrides so a deployment (or a test) can start from another model or save elsewhere.

@@ -1,7 +1,7 @@
 // The threshold explorer's live figure: error histogram per class, recall curves below it, one slider under
 // both. A slider step moves the threshold line, the markers and the counts here, in the browser; the value
 // goes to the server once the slider rests (DEBOUNCE_MS), which then updates the metrics and other charts.
-// Counts come precomputed per slider position (ecgviz/livechart.py), so what is shown here is exact.
+// Counts come precomputed per slider position (ecgviz/dashboard/livechart.py), so what is shown here is exact.
 
 const DEBOUNCE_MS = 120;
 const M = { left: 58, right: 18, top: 26, gap: 48, axis: 34 };

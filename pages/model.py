@@ -2,10 +2,12 @@
 
 import streamlit as st
 
-from ecgviz import explore, figures, session
 from ecgviz.checkpoint import CheckpointError
-from ecgviz.jobs import CANCELLED, DONE, ERROR, format_seconds
-from views import _state as state
+from ecgviz.dashboard import explore, figures, session
+from ecgviz.dashboard.jobs import CANCELLED, DONE, ERROR, format_seconds
+from pages.common import state
+
+state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
 
 PLOT_CONFIG = {"displaylogo": False}
 
