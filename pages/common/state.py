@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import runpy
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,23 +25,27 @@ JOB = "train_job"
 THRESHOLD_SLOT = "_sidebar_threshold_slot"
 NOTICE = "notice"  # one-shot message shown on the next run (e.g. "model trained and activated")
 
+_APP = Path(__file__).resolve().parents[2] / "app.py"
+
 session.limit_torch_threads()  # once per server process: this module is imported once
 
 
 def run_through_app() -> None:
     """Make sure app.py runs first; every page calls this on its first line.
 
-    Streamlit (1.67) decides once per server process, at the first session, whether a folder named pages/ means
-    its older multipage mode; until app.py has called st.navigation it then runs a page's file on its own (no
-    set-up, no sidebar, every file in pages/ listed). A server whose first visitor opens /data hits that.
-    Clearing the flag and rerunning puts st.navigation in charge; tests/test_browser.py opens every page URL on
-    a fresh server to hold it to that.
+    Streamlit (1.67) decides from the existence of a folder named pages/ that it is in its older multipage mode
+    until app.py has called st.navigation: a server whose first visitor opens /data (and every AppTest run) runs
+    that page's file on its own, with no set-up, no sidebar and every file in pages/ listed. Here the page then
+    runs app.py in its place (same run, so a form submit or click is not lost) and stops; app.py's st.navigation
+    clears the flag and runs this page again, properly. tests/test_browser.py opens every page URL on a fresh
+    server and tests/test_layout.py shows the Streamlit rule this works around.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        runpy.run_path(str(_APP), run_name="__main__")
+        st.stop()
 
 
 @contextlib.contextmanager
