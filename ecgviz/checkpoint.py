@@ -46,6 +46,8 @@ class Checkpoint:
     versions: dict = field(default_factory=dict)
     name: str = ""
     created: str = ""
+    data_sources: tuple[str, ...] = ()  # file names of the data it was trained on, in load order
+    train_state: dict = field(default_factory=dict, repr=False)  # {"optimizer": Adam state dict}: for a resume
 
     def with_threshold(self, threshold: float, rule: str = "chosen by the user") -> Checkpoint:
         """A copy carrying another threshold."""
@@ -90,6 +92,8 @@ def to_dict(ckpt: Checkpoint) -> dict:
         "versions": dict(ckpt.versions) or library_versions(),
         "name": ckpt.name,
         "created": ckpt.created or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "data_sources": list(ckpt.data_sources),
+        **({"train_state": ckpt.train_state} if ckpt.train_state else {}),
     }
 
 
@@ -150,6 +154,8 @@ def load_checkpoint(source: str | os.PathLike | bytes, name: str | None = None) 
             versions=dict(d.get("versions", {})),
             name=str(d.get("name") or Path(label).stem),
             created=str(d.get("created", "")),
+            data_sources=_data_sources(d.get("data_sources", [])),
+            train_state=_train_state(d.get("train_state", {})),
         )
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
         raise CheckpointError(f"{label} is a damaged ecgviz checkpoint: {_first_reason(exc)}") from None
@@ -170,6 +176,28 @@ def _check_weights(config: ModelConfig, state: object) -> None:
         if tuple(have.shape) != shape:
             raise ValueError(f"weight {key} has shape {tuple(have.shape)}, but its model_config "
                              f"(embedding {config.embedding_dim}, {config.n_features} feature(s)) needs {shape}")
+
+
+def _data_sources(value: object) -> tuple[str, ...]:
+    """Optional list of file names: at most 1,000, each a string of at most 255 characters."""
+    if not isinstance(value, list | tuple) or len(value) > 1000:
+        raise ValueError("data_sources must be a list of at most 1000 file names")
+    if not all(isinstance(v, str) and 0 < len(v) <= 255 for v in value):
+        raise ValueError("data_sources must hold file names (text of 1-255 characters)")
+    return tuple(value)
+
+
+def _train_state(value: object) -> dict:
+    """Optional resume state: {"optimizer": {"state": {...}, "param_groups": [...]}}, or empty."""
+    if not isinstance(value, dict):
+        raise ValueError("train_state must be a dict")
+    if not value:
+        return {}
+    opt = value.get("optimizer")
+    if not (isinstance(opt, dict) and isinstance(opt.get("state"), dict) and isinstance(opt.get("param_groups"), list)
+            and all(isinstance(g, dict) for g in opt["param_groups"])):
+        raise ValueError("train_state has no usable optimizer state")
+    return {"optimizer": opt}
 
 
 def _first_reason(exc: Exception) -> str:

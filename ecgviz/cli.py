@@ -7,14 +7,15 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
-from ecgviz import export
+from ecgviz import export, quality
 from ecgviz.checkpoint import SHIPPED_CHECKPOINT, CheckpointError, load_checkpoint, save_checkpoint
 from ecgviz.data import DataError, load_ecg5000, load_files
 from ecgviz.model import ModelConfig
-from ecgviz.pipeline import DEFAULT_PERCENTILE, errors_for, evaluate, fit
+from ecgviz.pipeline import DEFAULT_PERCENTILE, errors_for, evaluate, fit, resume_fit, scores_for
 from ecgviz.split import SplitError
-from ecgviz.train import EpochInfo, TrainConfig
+from ecgviz.train import BY_CAP, EpochInfo, TrainConfig
 
 # Every error a user can cause (the CLI and the dashboard share it); anything else is a bug.
 USER_ERRORS = (DataError, CheckpointError, SplitError, ValueError, OSError)
@@ -49,26 +50,52 @@ class ProgressBar:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise ValueError(f"{out} already exists; choose another --out or add --force to overwrite it")
     data = _load(args.data)
-    tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
-                     loss=args.loss, seed=args.seed, device=args.device, precision=args.precision)
+    max_seconds = None if args.max_minutes is None else args.max_minutes * 60
     bar = ProgressBar()
     try:  # the bar's line ends even when training fails
-        model_config = ModelConfig(embedding_dim=args.embedding_dim, chunk=args.chunk)
-        ckpt = fit(data, args.normal_label or ["1"], model_config, tc, percentile=args.percentile,
-                   name=args.name or "", on_epoch=None if args.quiet else bar)
+        if args.resume:
+            ckpt = resume_fit(load_checkpoint(args.resume), data, args.epochs, max_seconds=max_seconds,
+                              device=args.device, name=args.name, on_epoch=None if args.quiet else bar)
+        else:
+            tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+                             loss=args.loss, seed=args.seed, device=args.device, precision=args.precision,
+                             max_seconds=max_seconds)
+            model_config = ModelConfig(embedding_dim=args.embedding_dim, chunk=args.chunk)
+            ckpt = fit(data, args.normal_label or ["1"], model_config, tc, percentile=args.percentile,
+                       name=args.name or "", on_epoch=None if args.quiet else bar)
     finally:
         if not args.quiet:
             bar.close()
-    path = save_checkpoint(ckpt, args.out)
+    path = save_checkpoint(ckpt, out)
     m = ckpt.metrics
     tc = ckpt.train_config
-    print(f"saved {path}  (best epoch {tc['best_epoch']}, {tc['elapsed_s']:.1f}s on {tc['device_used']})")
+    print(f"saved {path}  (best epoch {tc['best_epoch']} of {len(ckpt.history)}, ended by {tc['ended_by']}, "
+          f"{tc['elapsed_s']:.1f}s on {tc['device_used']}, {tc['torch_threads']} torch thread(s))")
     print(f"threshold {ckpt.threshold:.4f} ({ckpt.threshold_rule})")
-    if m:
+    if m.get("auroc") is not None:
         print(f"held-out: AUROC {m['auroc']:.4f}  balanced accuracy {m['balanced_accuracy']:.4f}  "
               f"normal recall {m['normal_recall']:.4f}  anomaly recall {m['anomaly_recall']:.4f}")
+    for line in continue_advice(ckpt, str(path)):
+        print(line)
+    q = quality.from_metrics(m)
+    if q is not None and q.degenerate:
+        print(f"warning: {q.message()}")
     return 0
+
+
+def continue_advice(ckpt, path: str) -> list[str]:
+    """What to say about how a run ended: the command that continues it when it was cut off while improving."""
+    tc = ckpt.train_config
+    if not tc.get("still_improving"):
+        return []
+    why = "its epoch cap" if tc.get("ended_by") == BY_CAP else "its time budget"
+    return [f"validation loss was still falling when the run reached {why} ({len(ckpt.history)} epochs); "
+            f"to continue from where it stopped:",
+            f"  python -m ecgviz train --resume {path} --out {path} --force [--epochs N]"]
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -89,6 +116,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{key:<18} {'n/a' if value is None else f'{value:.4f}'}")
     for label, (flagged, total) in m.class_counts.items():
         print(f"class {label:<12} flagged {flagged}/{total}")
+    normals = ev.indices[~ev.is_anomaly]
+    if len(normals):
+        q = quality.assess(data.X[normals], scores_for(ckpt, data.X[normals])[1], ev.auroc)
+        if q.degenerate:
+            print(f"warning: {q.message()}")
     return 0
 
 
@@ -114,15 +146,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train an autoencoder on normal beats and save a checkpoint")
     t.add_argument("--data", nargs="+", metavar="FILE", help="ARFF/TSV/CSV files (default: bundled ECG5000)")
-    t.add_argument("--out", required=True, metavar="PATH", help="checkpoint to write (.pt)")
+    t.add_argument("--out", required=True, metavar="PATH", help="checkpoint to write (.pt); never overwritten "
+                   "unless --force")
+    t.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    t.add_argument("--resume", metavar="CKPT", help="continue this checkpoint's training on its own data "
+                   "(its settings; --epochs more epochs, default: as many as its first run's cap)")
     t.add_argument("--normal-label", action="append", metavar="L", help="label of normal beats (repeatable; default 1)")
     d = TrainConfig()
-    t.add_argument("--epochs", type=int, default=d.epochs)
+    t.add_argument("--epochs", type=int, default=d.epochs,
+                   help="epoch cap (default: scaled to the data; early stopping usually ends the run first)")
+    t.add_argument("--max-minutes", type=float, help="time budget: stop after the epoch that passes it")
     t.add_argument("--embedding-dim", type=int, default=ModelConfig().embedding_dim)
     t.add_argument("--chunk", type=int, default=ModelConfig().chunk, help="samples per LSTM step (1: classic shape)")
     t.add_argument("--batch-size", type=int, default=d.batch_size)
     t.add_argument("--lr", type=float, default=d.lr)
-    t.add_argument("--patience", type=int, default=d.patience)
+    t.add_argument("--patience", type=int, default=d.patience,
+                   help="epochs without a better validation loss before stopping (default: cap / 4, at least 10)")
     t.add_argument("--loss", choices=("l1", "mse"), default=d.loss)
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     t.add_argument("--precision", choices=("fp32", "bf16"), default=d.precision,

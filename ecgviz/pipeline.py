@@ -8,13 +8,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ecgviz import metrics
-from ecgviz.checkpoint import Checkpoint, library_versions
+from ecgviz import metrics, quality
+from ecgviz.checkpoint import Checkpoint, CheckpointError, library_versions
 from ecgviz.data import BeatData, fingerprint
 from ecgviz.model import ModelConfig
 from ecgviz.score import reconstruction_errors, score
 from ecgviz.split import DEFAULT_FRACTIONS, Split, make_split
-from ecgviz.train import EpochInfo, TrainConfig, train
+from ecgviz.train import EpochInfo, Resume, TrainConfig, TrainResult, train
 
 # The stored threshold needs no anomaly labels: it passes this share of the training normals, so it sets a
 # target false-alarm rate. Training normals (2,481 on ECG5000) give a far steadier percentile than the 219
@@ -124,12 +124,66 @@ def fit(
     on_epoch: Callable[[EpochInfo], bool | None] | None = None,
     stop: threading.Event | None = None,
 ) -> Checkpoint:
-    """Split, train, choose the label-free threshold, and measure held-out metrics: a ready checkpoint."""
+    """Split, train, choose the label-free threshold, and measure held-out metrics: a ready checkpoint.
+
+    A set `stop` discards the run (TrainingCancelled) unless it carries `keep = True`: then the best model so far
+    is finished like any other, marked as stopped by the user.
+    """
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
     split: Split = make_split(data.labels, normal_labels, fractions, seed=train_config.seed, n_beats=data.n_beats)
     result = train(data.X[split.train], data.X[split.val], model_config, train_config, on_epoch=on_epoch, stop=stop)
-    if stop is not None and stop.is_set():
+    return _finish(data, split, model_config, train_config, result, percentile, name, stop)
+
+
+def resume_fit(
+    ckpt: Checkpoint,
+    data: BeatData,
+    epochs: int | None = None,
+    *,
+    max_seconds: float | None = None,
+    device: str | None = None,
+    name: str | None = None,
+    on_epoch: Callable[[EpochInfo], bool | None] | None = None,
+    stop: threading.Event | None = None,
+) -> Checkpoint:
+    """Continue training `ckpt` on its own data for `epochs` more (default: its first run's cap); same split."""
+    if not ckpt.train_state.get("optimizer"):
+        raise CheckpointError(f"model '{ckpt.name}' has no stored optimizer state, so it cannot be continued; "
+                              "train a new one")
+    if fingerprint(data) != ckpt.data_fingerprint:
+        raise CheckpointError(f"model '{ckpt.name}' can only be continued on the data it was trained on"
+                              + (f" ({', '.join(ckpt.data_sources)})" if ckpt.data_sources else ""))
+    tc = ckpt.train_config
+    fields = {k: tc[k] for k in TrainConfig.__dataclass_fields__ if k in tc}
+    first_cap = int(tc.get("epoch_cap") or tc.get("epochs") or 40) - int(tc.get("resumed_from", 0))
+    config = TrainConfig(**{**fields, "epochs": int(epochs or max(first_cap, 1)), "max_seconds": max_seconds,
+                            **({"device": device} if device else {})})
+    resume = Resume(model_state=ckpt.model.state_dict(), optimizer_state=ckpt.train_state["optimizer"],
+                    history=tuple(ckpt.history), normalisation=ckpt.normalisation,
+                    lr=float(tc.get("lr", config.lr)))
+    result = train(data.X[ckpt.split.train], data.X[ckpt.split.val], ckpt.model_config, config,
+                   on_epoch=on_epoch, stop=stop, resume=resume)
+    percentile = _percentile_of(ckpt.threshold_rule)
+    done = _finish(data, ckpt.split, ckpt.model_config, config, result, percentile,
+                   ckpt.name if name is None else name, stop)
+    return replace(done, train_config={**done.train_config, "resumed_from": len(ckpt.history)})
+
+
+def _percentile_of(rule: str) -> float:
+    """The percentile in a rule like 'p98 of training normals' (the default for any other rule)."""
+    try:
+        return float(rule.split()[0].removeprefix("p")) if rule.startswith("p") else DEFAULT_PERCENTILE
+    except ValueError:
+        return DEFAULT_PERCENTILE
+
+
+def _finish(data: BeatData, split: Split, model_config: ModelConfig, train_config: TrainConfig,
+            result: TrainResult, percentile: float, name: str, stop: threading.Event | None) -> Checkpoint:
+    """Threshold, metrics and quality of a trained model, as a checkpoint."""
+    import torch
+
+    if stop is not None and stop.is_set() and not getattr(stop, "keep", False):
         # whoever set the event discards the result: do not spend seconds scoring it
         raise TrainingCancelled("training was cancelled")
     norm, loss = result.normalisation, train_config.loss
@@ -147,11 +201,19 @@ def fit(
         threshold_rule=f"p{percentile:g} of training normals",
         history=tuple(result.history),
         train_config={**train_config.to_dict(), "device_used": result.device, "best_epoch": result.best_epoch,
-                      "cancelled": result.cancelled, "elapsed_s": result.elapsed_s},
+                      "cancelled": result.cancelled, "elapsed_s": result.elapsed_s, "ended_by": result.ended_by,
+                      "epoch_cap": result.epoch_cap, "patience_used": result.patience,
+                      "still_improving": result.still_improving, "torch_threads": torch.get_num_threads()},
         class_names=dict(data.class_names),
         versions=library_versions(),
         name=name,
+        data_sources=tuple(dict.fromkeys(str(s) for s in data.sources)),
+        train_state={"optimizer": result.optimizer_state} if result.optimizer_state else {},
     )
+    summary = {}
     if data.has_labels and len(split.anomalies) and len(split.test):
-        ckpt = replace(ckpt, metrics=evaluate(ckpt, data).summary())
-    return ckpt
+        summary = evaluate(ckpt, data).summary()
+    held = split.test if len(split.test) else split.val
+    _, recon = scores_for(ckpt, data.X[held])
+    summary["quality"] = quality.assess(data.X[held], recon, summary.get("auroc")).to_dict()
+    return replace(ckpt, metrics=summary)
