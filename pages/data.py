@@ -47,7 +47,8 @@ with st.container(border=True):
             st.session_state.pop("data_upload_error", None)
             try:
                 check_total_size(files)
-                state.set_data(session.data_from_uploads([(f.name, f.getvalue()) for f in files]))
+                raw = [(f.name, f.getvalue()) for f in files]
+                state.set_data(session.data_from_uploads(raw), files=raw)
                 state.notify(f"Loaded {state.active_data().data.n_beats:,} beats from {state.active_data().name}.")
                 st.rerun()
             except DataError as exc:
@@ -79,7 +80,7 @@ if data.has_labels:
         active.labels,
         format_func=lambda k: f"{active.class_name(k)} ({k})",
         key="normals_widget",
-        on_change=lambda: st.session_state.update({state.NORMALS: list(st.session_state.normals_widget)}),
+        on_change=lambda: state.set_normals(list(st.session_state.normals_widget)),
     )
     normals = set(st.session_state.get(state.NORMALS) or [])
     counts = data.label_counts()

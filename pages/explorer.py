@@ -44,7 +44,7 @@ elif not ev.labelled:
 def _from_chart() -> None:
     # the chart already shows this value: no revision bump, or it would be sent back to it
     value = rng.clamp(slider_value("thr_chart"))
-    st.session_state[state.THRESHOLD] = value
+    state.remember_threshold(value)
     st.session_state.thr_number = value
 
 

@@ -5,11 +5,13 @@ import streamlit as st
 from ecgviz.checkpoint import CheckpointError
 from ecgviz.dashboard import explore, figures, session
 from ecgviz.dashboard.jobs import CANCELLED, DONE, ERROR, format_seconds
+from ecgviz.pipeline import DEFAULT_PERCENTILE
 from pages.common import state
 
 state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
 
 PLOT_CONFIG = {"displaylogo": False}
+LOAD_TAB, TRAIN_TAB = ":material/folder_open: Load a checkpoint", ":material/model_training: Train a model"
 
 st.title("Model")
 state.show_notice()
@@ -46,13 +48,43 @@ with st.container(border=True):
                 f"{explore.percent(held_out.get('normal_recall'))}, anomalies caught "
                 f"{explore.percent(held_out.get('anomaly_recall'))} at the stored threshold."
             )
+        state.warn_if_degenerate(state.model_quality(model))
+        tc = ckpt.train_config
+        if tc.get("ended_by") == "user":
+            st.caption(f"Stopped early by the user at epoch {len(ckpt.history)}; this is the best model up to then "
+                       f"(epoch {tc.get('best_epoch')}).")
+        if tc.get("still_improving"):
+            why = "its epoch cap" if tc.get("ended_by") == "epoch cap" else "its time budget"
+            st.warning(f"Validation loss was still falling when training reached {why} ({len(ckpt.history)} "
+                       "epochs): it would probably improve with more training.", icon=":material/trending_down:")
+            if ckpt.train_state and session.same_data(model, state.active_data()):
+                running_now = (st.session_state.get(state.JOB) is not None
+                               and not st.session_state[state.JOB].state().finished)
+                if st.button("Continue training", icon=":material/fast_forward:", key="resume_start",
+                             disabled=running_now):
+                    try:
+                        state.start_job(session.start_resume(model, state.active_data(),
+                                                             directory=session.checkpoint_dir()))
+                    except ValueError as exc:
+                        st.error(str(exc), icon=":material/error:")
+                    else:
+                        state.remember_form(tab=TRAIN_TAB)
+                        st.session_state["model_tab"] = TRAIN_TAB
+                        st.rerun()
+        state.data_provenance(model)
         if ckpt.history:
             with st.expander("Training history"):
                 best = ckpt.train_config.get("best_epoch")
                 st.plotly_chart(figures.loss_curves(list(ckpt.history), best), config=PLOT_CONFIG,
                                 key="active_history")
 
-load_tab, train_tab = st.tabs([":material/folder_open: Load a checkpoint", ":material/model_training: Train a model"])
+# the open tab is kept (in the workspace) across page changes and reloads; a running job opens the training tab
+job = st.session_state.get(state.JOB)
+running = job is not None and not job.state().finished
+if "model_tab" not in st.session_state:
+    st.session_state["model_tab"] = TRAIN_TAB if running else state.form_value("tab", LOAD_TAB)
+load_tab, train_tab = st.tabs([LOAD_TAB, TRAIN_TAB], key="model_tab",
+                              on_change=lambda: state.remember_form(tab=st.session_state["model_tab"]))
 
 with load_tab:
     choices = state.checkpoint_choices()
@@ -71,42 +103,55 @@ with load_tab:
         activate(lambda: session.model_from_bytes(upload.getvalue(), upload.name))
 
 data = state.active_data()
-job = st.session_state.get(state.JOB)
-running = job is not None and not job.state().finished
 
 with train_tab:
     st.caption(f"Trains on the normal beats of **{data.name}** (normal: {state.normal_names(data)}); "
                "15% of them are held back for early stopping and for honest metrics.")
+    d = session.TrainSettings()
+    f = state.form_value
     with st.form("train_form", border=False):
-        name = st.text_input("Save as", value="my_model", help="file name in checkpoints/, letters/digits/_/-")
-        d = session.TrainSettings()
+        name = st.text_input("Save as", value=f("name", "my_model"),
+                             help="file name in checkpoints/, letters/digits/_/-; an existing name is refused")
         c1, c2, c3, c4, c5 = st.columns(5)
-        embedding = c1.number_input("Embedding size", 1, 512, d.embedding_dim, help="size of the bottleneck vector")
-        chunk = c2.number_input("Samples per step", 1, 64, d.chunk,
+        embedding = c1.number_input("Embedding size", 1, 512, f("embedding_dim", d.embedding_dim),
+                                    help="size of the bottleneck vector")
+        chunk = c2.number_input("Samples per step", 1, 64, f("chunk", d.chunk),
                                 help="samples the LSTMs read and write per step: 10 is ~10x faster than 1, "
                                      "with the same held-out AUROC on ECG5000")
-        epochs = c3.number_input("Epochs (at most)", 1, 1000, d.epochs, help="early stopping may end sooner")
-        batch = c4.number_input("Batch size", 1, 4096, d.batch_size)
-        lr = c5.number_input("Learning rate", 1e-5, 1.0, d.lr, format="%.4f", step=1e-4)
-        c1, c2, c3, c4 = st.columns(4)
-        loss = c1.selectbox("Loss", ["l1", "mse"], help="l1: absolute error summed over the beat; mse: mean squared")
-        seed = c2.number_input("Seed", 0, 2**31 - 1, d.seed)
-        device = c3.selectbox("Device", session.available_devices())
-        patience = c4.number_input("Patience (epochs)", 1, 1000, d.patience, help="stop after this many epochs "
-                                                                                  "without a better validation loss")
+        epochs = c3.number_input("Epochs (at most)", 1, 5000, f("epochs", d.epochs), placeholder="auto",
+                                 help="a safety cap: early stopping usually ends the run first. Empty: scaled to "
+                                      "the data (40 on ECG5000, more on small sets)")
+        batch = c4.number_input("Batch size", 1, 4096, f("batch_size", d.batch_size))
+        lr = c5.number_input("Learning rate", 1e-5, 1.0, f("lr", d.lr), format="%.4f", step=1e-4)
+        c1, c2, c3, c4, c5, c6 = st.columns(6)
+        losses = ["l1", "mse"]
+        loss = c1.selectbox("Loss", losses, index=losses.index(f("loss", d.loss)) if f("loss", d.loss) in losses else 0,
+                            help="l1: absolute error summed over the beat; mse: mean squared")
+        seed = c2.number_input("Seed", 0, 2**31 - 1, f("seed", d.seed))
+        devices = session.available_devices()
+        device = c3.selectbox("Device", devices, index=devices.index(f("device", d.device))
+                              if f("device", d.device) in devices else 0)
+        patience = c4.number_input("Patience (epochs)", 1, 1000, f("patience", d.patience), placeholder="auto",
+                                   help="stop after this many epochs without a better validation loss; "
+                                        "empty: a tenth of the cap, at least 10")
+        minutes = c5.number_input("Time budget (min)", 0.1, 24 * 60.0, f("max_minutes", d.max_minutes),
+                                  placeholder="none", help="stop after the epoch that passes it; empty: no limit")
+        percentile = c6.number_input("Threshold percentile", 50.0, 100.0, f("percentile", DEFAULT_PERCENTILE),
+                                     step=0.5, help="the stored threshold passes this share of the training normals")
         submitted = st.form_submit_button("Start training", icon=":material/play_arrow:", disabled=running,
                                           type="primary")
     if submitted:
         settings = session.TrainSettings(embedding_dim=embedding, chunk=chunk, epochs=epochs, batch_size=batch, lr=lr,
-                                         loss=loss, seed=seed, device=device, patience=patience)
+                                         loss=loss, seed=seed, device=device, patience=patience, max_minutes=minutes,
+                                         percentile=percentile)
+        state.remember_form(name=name, **{k: getattr(settings, k) for k in session.TrainSettings.__dataclass_fields__})
         try:
             new_job = session.start_training(data, st.session_state.get(state.NORMALS) or [], name.strip(),
                                              settings, directory=session.checkpoint_dir())
         except ValueError as exc:
             st.error(str(exc), icon=":material/error:")
         else:
-            st.session_state[state.JOB] = new_job.start()
-            st.session_state["job_adopted"] = False
+            state.start_job(new_job)
             st.rerun()
 
 
@@ -119,15 +164,22 @@ def progress() -> None:
     if s.finished:
         # hand over to a full run, which adopts the model and shows the outcome
         st.rerun(scope="app")
-    text = f"Epoch {s.epoch}/{s.epochs} · {format_seconds(s.elapsed_s)} elapsed · about {format_seconds(s.eta_s)} left"
-    if job.cancel_requested:
+    text = (f"Epoch {s.epoch} (at most {s.epochs}) · {format_seconds(s.elapsed_s)} elapsed · at most about "
+            f"{format_seconds(s.eta_s)} left; early stopping usually ends it sooner")
+    if job.keep_requested:
+        text = "Stopping; scoring and saving the best model so far…"
+    elif job.cancel_requested:
         text = "Cancelling…"
     elif s.status == "finishing" or s.epoch >= s.epochs:
         text = "Scoring held-out beats and saving the checkpoint…"
     st.markdown(f"**Training {job.label}**")
     st.progress(s.progress, text=text)
-    st.button("Cancel", on_click=job.cancel, disabled=job.cancel_requested, icon=":material/stop:",
-              key="train_cancel")
+    left, right, _ = st.columns([1, 1, 3])
+    left.button("Stop and keep the best", on_click=job.stop_and_keep, disabled=job.cancel_requested,
+                icon=":material/save:", key="train_keep",
+                help="stop now; the best model so far is saved, activated and marked as stopped early by you")
+    right.button("Cancel and discard", on_click=job.cancel, disabled=job.cancel_requested, icon=":material/stop:",
+                 key="train_cancel", help="stop now and save nothing")
     if s.history:
         st.plotly_chart(figures.loss_curves(list(s.history), s.best_epoch), config=PLOT_CONFIG, key="live_history")
 
@@ -139,7 +191,10 @@ if job is not None:
             progress()
         elif s.status == DONE:
             result = job.result
-            st.success(f"Training finished after {s.epoch} epochs in {format_seconds(s.elapsed_s)}; saved as "
+            how = "stopped early by you, best model kept" if s.kept else "finished"
+            ended = (result.ckpt.train_config.get("ended_by") if result else None) or "the epoch cap"
+            st.success(f"Training {how} after {s.epoch} epochs in {format_seconds(s.elapsed_s)} (ended by "
+                       f"{'you' if s.kept else ended}); saved as "
                        f"{result.path.name if result and result.path else 'a checkpoint'}.",
                        icon=":material/check_circle:")
             st.plotly_chart(figures.loss_curves(list(s.history), s.best_epoch), config=PLOT_CONFIG,

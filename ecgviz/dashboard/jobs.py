@@ -15,6 +15,12 @@ PENDING, RUNNING, FINISHING, DONE, ERROR, CANCELLED = "pending", "running", "fin
 RunFn = Callable[[Callable[[Any], bool | None], threading.Event], Any]
 
 
+class StopRequest(threading.Event):
+    """The stop event a training loop polls; `keep` says whether the best model so far is wanted."""
+
+    keep = False
+
+
 @dataclass(frozen=True)
 class JobState:
     """A consistent snapshot of a job, safe to read from any thread."""
@@ -27,6 +33,7 @@ class JobState:
     elapsed_s: float
     eta_s: float | None  # None until one epoch has finished; an upper bound because early stopping may end sooner
     message: str  # the error message when status is "error"
+    kept: bool = False  # the user stopped it and kept the best model so far
 
     @property
     def finished(self) -> bool:
@@ -47,18 +54,19 @@ class TrainingJob(Generic[T]):
     """
 
     def __init__(self, run: RunFn, epochs: int, *, finish: Callable[[Any], T] | None = None,
-                 clock: Callable[[], float] = time.monotonic, label: str = ""):
+                 clock: Callable[[], float] = time.monotonic, label: str = "", history: tuple[dict, ...] = ()):
         self.label = label  # what is being trained, for display
         self._run = run
         self._finish = finish
         self._clock = clock
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._stop = StopRequest()
         self._thread: threading.Thread | None = None
         self._status = PENDING
         self._epochs = int(epochs)
-        self._epoch = 0
-        self._history: list[dict] = []
+        # a continued run starts from its earlier loss curve
+        self._history: list[dict] = [dict(h) for h in history]
+        self._epoch = self._first = len(self._history)
         self._best_epoch: int | None = None
         self._message = ""
         self._started = 0.0
@@ -77,9 +85,20 @@ class TrainingJob(Generic[T]):
         self._thread.start()
         return self
 
-    def cancel(self) -> None:
-        """Ask the training loop to stop after the current batch; the result is discarded."""
+    def cancel(self, keep: bool = False) -> None:
+        """Ask the training loop to stop after the current batch; `keep`: finish the best model so far, else discard."""
+        if not self._stop.is_set():
+            self._stop.keep = bool(keep)
         self._stop.set()
+
+    def stop_and_keep(self) -> None:
+        """Stop now and keep (save, activate) the best model so far."""
+        self.cancel(keep=True)
+
+    @property
+    def keep_requested(self) -> bool:
+        """True when the user stopped the job and asked for the best model so far."""
+        return self._stop.is_set() and self._stop.keep
 
     @property
     def cancel_requested(self) -> bool:
@@ -105,15 +124,15 @@ class TrainingJob(Generic[T]):
             now = self._ended if self._ended is not None else self._clock()
             elapsed = max(now - self._started, 0.0) if self._status != PENDING else 0.0
             eta = None
-            if self._status == RUNNING and self._epoch > 0:
-                per_epoch = (self._last_epoch_at - self._started) / self._epoch
+            if self._status == RUNNING and self._epoch > self._first:
+                per_epoch = (self._last_epoch_at - self._started) / max(self._epoch - self._first, 1)
                 since_last = now - self._last_epoch_at
                 eta = max(per_epoch * (self._epochs - self._epoch) - since_last, 0.0)
             elif self._status in (FINISHING, DONE):
                 eta = 0.0
             return JobState(status=self._status, epoch=self._epoch, epochs=self._epochs,
                             history=tuple(dict(h) for h in self._history), best_epoch=self._best_epoch,
-                            elapsed_s=elapsed, eta_s=eta, message=self._message)
+                            elapsed_s=elapsed, eta_s=eta, message=self._message, kept=self.keep_requested)
 
     def _on_epoch(self, info: Any) -> bool:
         # info is an ecgviz.train.EpochInfo; read by attribute so tests can pass any look-alike
@@ -127,10 +146,16 @@ class TrainingJob(Generic[T]):
                                   "elapsed_s": float(getattr(info, "elapsed_s", 0.0))})
         return self._stop.is_set()
 
+    @property
+    def epochs(self) -> int:
+        """The planned epochs (the cap), as the training loop last reported them."""
+        with self._lock:
+            return self._epochs
+
     def _work(self) -> None:
         try:
             trained = self._run(self._on_epoch, self._stop)
-            if self._stop.is_set():
+            if self._stop.is_set() and not self._stop.keep:
                 self._end(CANCELLED)
                 return
             with self._lock:
@@ -140,7 +165,7 @@ class TrainingJob(Generic[T]):
                 self._result = result
             self._end(DONE)
         except Exception as exc:  # the UI shows the message; the thread must never die silently
-            if self._stop.is_set():  # a run may raise once asked to stop: that is a cancel, not a failure
+            if self._stop.is_set() and not self._stop.keep:  # a run may raise once asked to stop: a cancel
                 self._end(CANCELLED)
                 return
             self._end(ERROR, str(exc) or type(exc).__name__)
@@ -162,7 +187,7 @@ def train_job(X_train, X_val, model_config, train_config, *, finish: Callable[[A
     def run(on_epoch, stop):
         return train_fn(X_train, X_val, model_config, train_config, on_epoch=on_epoch, stop=stop)
 
-    return TrainingJob(run, epochs=int(getattr(train_config, "epochs", 0)), finish=finish)
+    return TrainingJob(run, epochs=int(getattr(train_config, "epochs", 0) or 0), finish=finish)
 
 
 def _maybe_float(value) -> float | None:

@@ -194,13 +194,15 @@ class TrainSettings:
 
     embedding_dim: int = 32
     chunk: int = 10
-    epochs: int = 40
+    epochs: int | None = None  # None: the cap is scaled to the data
     batch_size: int = 32
     lr: float = 3e-3
     loss: str = "l1"
     seed: int = 0
     device: str = "auto"
-    patience: int = 10
+    patience: int | None = None  # None: a tenth of the cap, at least 10
+    max_minutes: float | None = None  # time budget
+    percentile: float = 98.0  # stored threshold: this percentile of the training normals' errors
 
 
 def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, settings: TrainSettings, *,
@@ -217,23 +219,65 @@ def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, se
     if not normal_labels:
         raise ValueError("choose at least one normal label on the Data page before training")
     # fail fast, in the page, on a split that cannot work rather than in the thread
-    make_split(data.data.labels, normal_labels, seed=settings.seed)
     model_config = ModelConfig(embedding_dim=int(settings.embedding_dim), chunk=int(settings.chunk))
-    train_config = TrainConfig(epochs=int(settings.epochs), batch_size=int(settings.batch_size), lr=float(settings.lr),
-                               loss=settings.loss, seed=int(settings.seed), device=settings.device,
-                               patience=int(settings.patience))
+    train_config = TrainConfig(epochs=_opt_int(settings.epochs), batch_size=int(settings.batch_size),
+                               lr=float(settings.lr), loss=settings.loss, seed=int(settings.seed),
+                               device=settings.device, patience=_opt_int(settings.patience),
+                               max_seconds=None if not settings.max_minutes else float(settings.max_minutes) * 60)
+    percentile = float(settings.percentile)
+    if not 0 < percentile <= 100:
+        raise ValueError("the threshold percentile must be above 0 and at most 100")
     fit_fn = fit_fn or fit
+    n_train = len(make_split(data.data.labels, normal_labels, seed=settings.seed).train)
+    cap, _ = train_config.plan(n_train)
 
     def run(on_epoch, stop) -> Checkpoint:
         return fit_fn(data.data, tuple(normal_labels), model_config, train_config, name=path.stem,
-                      on_epoch=on_epoch, stop=stop)
+                      on_epoch=on_epoch, stop=stop, percentile=percentile)
 
     def finish(ckpt: Checkpoint) -> ActiveModel:
         saved = save_checkpoint(ckpt, path)
         return model_from_path(saved, source="trained")
 
     label = (f"{path.stem}: embedding {model_config.embedding_dim}, {model_config.chunk} samples/step, "
-             f"up to {train_config.epochs} epochs, "
+             f"up to {cap} epochs{'' if settings.epochs else ' (scaled to the data)'}, "
              f"batch {train_config.batch_size}, learning rate {train_config.lr:g}, {train_config.loss.upper()} loss, "
              f"seed {train_config.seed}, device {train_config.device}")
-    return TrainingJob(run, epochs=train_config.epochs, finish=finish, label=label)
+    return TrainingJob(run, epochs=cap, finish=finish, label=label)
+
+
+def start_resume(model: ActiveModel, data: ActiveData, epochs: int | None = None, *,
+                 directory: Path | None = None, resume_fn: Callable | None = None) -> TrainingJob[ActiveModel]:
+    """Continue a model's training on its own data in the background; saved under a new name, then loaded."""
+    from ecgviz.pipeline import resume_fit
+
+    ckpt = model.ckpt
+    if not ckpt.train_state.get("optimizer"):
+        raise ValueError(f"model '{model.name}' has no stored optimizer state, so it cannot be continued")
+    if not same_data(model, data):
+        raise ValueError(f"model '{model.name}' can only be continued on the data it was trained on")
+    tc = ckpt.train_config
+    first_cap = int(tc.get("epoch_cap") or tc.get("epochs") or 40) - int(tc.get("resumed_from", 0))
+    extra = int(epochs or max(first_cap, 1))
+    done = len(ckpt.history)
+    base = re.sub(r"_\d+ep$", "", safe_name(model.name) or "model")
+    directory = directory or checkpoint_dir()
+    name, n = f"{base}_{done + extra}ep", 2
+    while (directory / f"{name}.pt").exists():
+        name, n = f"{base}_{done + extra}ep_{n}", n + 1
+    path = checkpoint_path_for(name, directory)
+    resume_fn = resume_fn or resume_fit
+
+    def run(on_epoch, stop) -> Checkpoint:
+        return resume_fn(ckpt, data.data, extra, name=path.stem, on_epoch=on_epoch, stop=stop)
+
+    def finish(result: Checkpoint) -> ActiveModel:
+        return model_from_path(save_checkpoint(result, path), source="trained")
+
+    label = f"{path.stem}: {model.name} continued for up to {extra} more epochs (from epoch {done})"
+    return TrainingJob(run, epochs=done + extra, finish=finish, label=label, history=tuple(ckpt.history))
+
+
+def _opt_int(value) -> int | None:
+    """An optional positive count: None (or 0) means automatic."""
+    return int(value) if value else None

@@ -13,7 +13,7 @@ import streamlit as st
 
 from ecgviz.checkpoint import CheckpointError
 from ecgviz.cli import USER_ERRORS
-from ecgviz.dashboard import explore, livechart, session
+from ecgviz.dashboard import explore, livechart, session, workspace
 from ecgviz.dashboard.jobs import format_seconds
 
 DATA = "active_data"
@@ -24,6 +24,9 @@ THRESHOLD_REVISION = "threshold_revision"  # bumped whenever the threshold is se
 JOB = "train_job"
 THRESHOLD_SLOT = "_sidebar_threshold_slot"
 NOTICE = "notice"  # one-shot message shown on the next run (e.g. "model trained and activated")
+WORKSPACE = "workspace"  # this session's server-side workspace (see ecgviz/dashboard/workspace.py)
+WS_SEEN = "workspace_revision"  # the workspace revision this session last read or wrote
+WS_PARAM = "ws"  # the URL query parameter that names the workspace
 
 _APP = Path(__file__).resolve().parents[2] / "app.py"
 
@@ -83,8 +86,70 @@ def default_model() -> session.ActiveModel | None:
     return _load_file_model(str(path.resolve()), path.stat().st_mtime_ns)
 
 
+@functools.cache
+def _store(root: str, idle: str, each: str, total: str) -> workspace.WorkspaceStore:
+    return workspace.store_from_env()
+
+
+def store() -> workspace.WorkspaceStore:
+    """The server's workspace store (one per configuration, so tests may point it elsewhere)."""
+    import os
+
+    return _store(*(os.environ.get(k, "") for k in (workspace.ROOT_ENV, workspace.IDLE_HOURS_ENV,
+                                                    workspace.MB_EACH_ENV, workspace.MB_TOTAL_ENV)))
+
+
+def current_workspace() -> workspace.Workspace:
+    """This session's workspace: the one named in the URL if it still exists, else a new one (put in the URL)."""
+    ws = st.session_state.get(WORKSPACE)
+    wanted = st.query_params.get(WS_PARAM)
+    if ws is None or (wanted and wanted != ws.id):
+        found = store().get(wanted)
+        if found is None and ws is None:
+            found = store().new()
+        if found is not None:
+            ws = st.session_state[WORKSPACE] = found
+            st.session_state.pop(WS_SEEN, None)
+    if st.query_params.get(WS_PARAM) != ws.id:
+        st.query_params[WS_PARAM] = ws.id
+    ws.touch()
+    return ws
+
+
+def _pull(ws: workspace.Workspace) -> None:
+    """Adopt what the workspace holds (after a reload, or a change made in another tab)."""
+    if ws.data is not None:
+        st.session_state[DATA] = ws.data
+    if ws.model is not None or ws.revision:
+        st.session_state[MODEL] = ws.model
+    if ws.threshold is not None and ws.threshold != st.session_state.get(THRESHOLD):
+        st.session_state[THRESHOLD] = ws.threshold
+        st.session_state[THRESHOLD_REVISION] = threshold_revision() + 1
+        st.session_state.pop("thr_number", None)
+    if ws.normals is not None and ws.normals != st.session_state.get(NORMALS):
+        st.session_state[NORMALS] = list(ws.normals)
+        st.session_state.pop("normals_widget", None)
+    st.session_state[JOB] = ws.job
+    st.session_state["job_adopted"] = ws.job_adopted
+    st.session_state[WS_SEEN] = ws.revision
+
+
+def _push(**values) -> None:
+    """Write plain values to the workspace, and remember that this session has seen the result."""
+    ws = st.session_state.get(WORKSPACE)
+    if ws is not None:
+        ws.update(**values)
+        st.session_state[WS_SEEN] = ws.revision
+
+
 def init() -> None:
-    """First run of a session: built-in data, default model, its threshold."""
+    """Every run: the session's workspace (reread when another tab changed it); built-in defaults on a first run."""
+    ws = current_workspace()
+    if st.session_state.get(WS_SEEN) != ws.revision and ws.revision:
+        _pull(ws)
+    if ws.note:
+        notify(ws.note)
+        ws.note = ""
     if DATA not in st.session_state:
         st.session_state[DATA] = session.builtin_data()
     if MODEL not in st.session_state:
@@ -102,6 +167,10 @@ def init() -> None:
             st.session_state[THRESHOLD] = float(model.ckpt.threshold)
     if NORMALS not in st.session_state:
         st.session_state[NORMALS] = session.default_normal_labels(st.session_state[DATA], st.session_state[MODEL])
+    if not ws.revision:  # a new workspace starts from this session's defaults
+        ws.set_data(st.session_state[DATA])
+        ws.set_model(st.session_state[MODEL])
+        _push(threshold=threshold(), normals=list(st.session_state[NORMALS]))
 
 
 def active_data() -> session.ActiveData:
@@ -114,8 +183,11 @@ def active_model() -> session.ActiveModel | None:
     return st.session_state.get(MODEL)
 
 
-def set_data(data: session.ActiveData) -> None:
-    """Make `data` active and pick sensible normal labels for it; the same beats again change nothing."""
+def set_data(data: session.ActiveData, files: list[tuple[str, bytes]] | None = None) -> None:
+    """Make `data` active and pick sensible normal labels for it; the same beats again change nothing.
+
+    `files` (uploads) are kept in the workspace, so a reload can load them again.
+    """
     current = st.session_state.get(DATA)
     if current is not None and (current.fingerprint, current.name) == (data.fingerprint, data.name):
         # e.g. removing a broken file from a selection re-sends the good one: keep the chosen normal labels
@@ -123,12 +195,25 @@ def set_data(data: session.ActiveData) -> None:
     st.session_state[DATA] = data
     st.session_state[NORMALS] = session.default_normal_labels(data, active_model())
     st.session_state.pop("normals_widget", None)
+    ws = st.session_state.get(WORKSPACE)
+    if ws is not None:
+        ws.set_data(data, files)
+        _push(normals=list(st.session_state[NORMALS]))
+
+
+def set_normals(labels: list[str]) -> None:
+    """The labels counted as normal, kept in the workspace."""
+    st.session_state[NORMALS] = list(labels)
+    _push(normals=list(labels))
 
 
 def set_model(model: session.ActiveModel) -> None:
     """Make `model` active after checking it fits the data (CheckpointError otherwise); adopt its threshold."""
     model.ckpt.check_fits(active_data().data.length)
     st.session_state[MODEL] = model
+    ws = st.session_state.get(WORKSPACE)
+    if ws is not None:
+        ws.set_model(model)
     set_threshold(float(model.ckpt.threshold))
 
 
@@ -137,6 +222,33 @@ def set_threshold(value: float) -> None:
     st.session_state[THRESHOLD] = float(value)
     st.session_state[THRESHOLD_REVISION] = threshold_revision() + 1
     st.session_state.pop("thr_number", None)
+    _push(threshold=float(value))
+
+
+def remember_threshold(value: float) -> None:
+    """A threshold set by the chart's slider (already shown there): kept in the workspace, no resync."""
+    st.session_state[THRESHOLD] = float(value)
+    _push(threshold=float(value))
+
+
+def start_job(job) -> None:
+    """Start a training job and keep it in the workspace, where a reload or another tab finds it."""
+    st.session_state[JOB] = job.start()
+    st.session_state["job_adopted"] = False
+    _push(job=job, job_adopted=False)
+
+
+def form_value(key: str, default):
+    """A Model page setting as last submitted in this workspace, else `default`."""
+    ws = st.session_state.get(WORKSPACE)
+    return ws.form.get(key, default) if ws is not None else default
+
+
+def remember_form(**values) -> None:
+    """Keep Model page settings (form values, the open tab) in the workspace."""
+    ws = st.session_state.get(WORKSPACE)
+    if ws is not None:
+        _push(form={**ws.form, **values})
 
 
 def threshold_revision() -> int:
@@ -270,6 +382,10 @@ def adopt_finished_training() -> None:
     if job is None or st.session_state.get("job_adopted") or job.state().status != "done":
         return
     st.session_state["job_adopted"] = True
+    ws = st.session_state.get(WORKSPACE)
+    if ws is not None and not ws.adopt_job():
+        return  # another tab of this workspace adopted it first; the next run rereads the workspace
+    st.session_state[WS_SEEN] = ws.revision if ws is not None else None
     model = job.result
     if model is None:
         return
@@ -292,3 +408,42 @@ def checkpoint_choices() -> list[Path]:
             seen.add(path.resolve())
             out.append(path)
     return out
+
+
+def model_quality(model: session.ActiveModel, ev: explore.Evaluation | None = None,
+                  reconstructions: np.ndarray | None = None):
+    """The model's quality check: from the explorer's scores when given, else as stored at training time."""
+    from ecgviz import quality
+
+    if ev is not None and reconstructions is not None:
+        data = active_data().data
+        idx = ev.eval_idx
+        if ev.is_anomaly is not None:
+            idx = idx[~ev.is_anomaly]
+        if len(idx):
+            return quality.assess(data.X[idx], reconstructions[idx], ev.roc_auc if ev.labelled else None)
+    return quality.from_metrics(model.ckpt.metrics)
+
+
+def warn_if_degenerate(q) -> None:
+    """A visible warning, with what to try, when a model looks collapsed or at chance level."""
+    if q is not None and q.degenerate:
+        st.warning(q.message(), icon=":material/warning:")
+
+
+def data_provenance(model: session.ActiveModel) -> None:
+    """When the model was trained on other data: name that data and offer to load it where it is at hand."""
+    ckpt, data = model.ckpt, active_data()
+    if ckpt.data_fingerprint == data.fingerprint:
+        return
+    files = ", ".join(ckpt.data_sources) if ckpt.data_sources else "files not recorded in this checkpoint"
+    st.info(f"'{model.name}' was trained on other data than {data.name}: {files}; beats of {ckpt.seq_len} "
+            f"samples, fingerprint {ckpt.data_fingerprint[:12]}. Its held-out split only applies to that data.",
+            icon=":material/info:")
+    for i, (label, load) in enumerate(workspace.data_offers(st.session_state.get(WORKSPACE), ckpt.data_fingerprint)):
+        if st.button(f"Load {label}", key=f"provenance_load_{i}", icon=":material/dataset:"):
+            new, raw = load()
+            set_data(new, files=raw)
+            set_threshold(float(model.ckpt.threshold))
+            notify(f"Loaded {new.name}, the data '{model.name}' was trained on.")
+            st.rerun()
