@@ -13,6 +13,22 @@ from tests.helpers import synthetic_beats, write_arff
 # Tiny models run fastest on one thread, and parallel test processes must not fight over cores.
 torch.set_num_threads(1)
 
+
+@pytest.fixture(scope="session", autouse=True)
+def workspace_dir(tmp_path_factory):
+    """Dashboard workspaces (of AppTest runs and of servers the browser tests start) go to a temporary folder."""
+    import os
+
+    from ecgviz.dashboard.workspace import ROOT_ENV
+
+    old = os.environ.get(ROOT_ENV)
+    os.environ[ROOT_ENV] = str(tmp_path_factory.mktemp("workspaces"))
+    yield os.environ[ROOT_ENV]
+    if old is None:
+        os.environ.pop(ROOT_ENV, None)
+    else:
+        os.environ[ROOT_ENV] = old
+
 TINY_TRAIN = TrainConfig(epochs=8, batch_size=4, lr=2e-2, patience=100, seed=0, device="cpu")
 
 
