@@ -37,7 +37,7 @@ class Quality:
 
     def message(self) -> str:
         """The warnings and the advice as one paragraph; empty when there is nothing to say."""
-        return " ".join(self.warnings) + " " + TRY if self.warnings else ""
+        return "This model looks degenerate. " + " ".join(self.warnings) + " " + TRY if self.warnings else ""
 
 
 def variance_ratios(X: np.ndarray, recon: np.ndarray) -> tuple[float | None, float | None]:

@@ -39,6 +39,7 @@ if not data.data.has_labels:
 elif not ev.labelled:
     st.info("Every label is marked normal (or no normal label is chosen), so there is nothing to catch. "
             "Choose the normal labels on the **Data** page.", icon=":material/info:")
+state.warn_if_degenerate(state.model_quality(model, ev, reconstructions))
 
 
 def _from_chart() -> None:
