@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +14,15 @@ from ecgviz import export, quality
 from ecgviz.checkpoint import SHIPPED_CHECKPOINT, CheckpointError, load_checkpoint, save_checkpoint
 from ecgviz.data import DataError, load_ecg5000, load_files
 from ecgviz.model import ModelConfig
-from ecgviz.pipeline import DEFAULT_PERCENTILE, errors_for, evaluate, fit, resume_fit, scores_for
+from ecgviz.pipeline import (
+    DEFAULT_PERCENTILE,
+    TrainingCancelled,
+    errors_for,
+    evaluate,
+    fit,
+    resume_fit,
+    scores_for,
+)
 from ecgviz.split import SplitError
 from ecgviz.train import BY_CAP, EpochInfo, TrainConfig
 
@@ -56,17 +65,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = _load(args.data)
     max_seconds = None if args.max_minutes is None else args.max_minutes * 60
     bar = ProgressBar()
+    on_epoch = None if args.quiet else bar
+    if args.resume:
+        resumed = load_checkpoint(args.resume)
+
+        def run(stop):
+            return resume_fit(resumed, data, args.epochs, max_seconds=max_seconds, device=args.device,
+                              name=args.name, on_epoch=on_epoch, stop=stop)
+    else:
+        tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+                         loss=args.loss, seed=args.seed, device=args.device, precision=args.precision,
+                         max_seconds=max_seconds)
+        model_config = ModelConfig(embedding_dim=args.embedding_dim, chunk=args.chunk)
+
+        def run(stop):
+            return fit(data, args.normal_label or ["1"], model_config, tc, percentile=args.percentile,
+                       name=args.name or "", on_epoch=on_epoch, stop=stop)
     try:  # the bar's line ends even when training fails
-        if args.resume:
-            ckpt = resume_fit(load_checkpoint(args.resume), data, args.epochs, max_seconds=max_seconds,
-                              device=args.device, name=args.name, on_epoch=None if args.quiet else bar)
-        else:
-            tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
-                             loss=args.loss, seed=args.seed, device=args.device, precision=args.precision,
-                             max_seconds=max_seconds)
-            model_config = ModelConfig(embedding_dim=args.embedding_dim, chunk=args.chunk)
-            ckpt = fit(data, args.normal_label or ["1"], model_config, tc, percentile=args.percentile,
-                       name=args.name or "", on_epoch=None if args.quiet else bar)
+        ckpt = run_interruptible(run)
     finally:
         if not args.quiet:
             bar.close()
@@ -87,9 +103,49 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Stop(threading.Event):
+    keep = False  # read by ecgviz.pipeline.fit: finish the best model so far instead of discarding it
+
+
+def run_interruptible(run):
+    """run(stop) in a worker thread. Ctrl-C stops and keeps the best model so far; a second Ctrl-C discards it."""
+    stop, box, done = _Stop(), {}, threading.Event()
+
+    def work():
+        try:
+            box["result"] = run(stop)
+        except BaseException as exc:  # handed to the main thread, which raises it
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="ecgviz-train", daemon=True).start()
+    # an Event, not Thread.join: a join interrupted by Ctrl-C can leave the thread looking finished
+    while not done.is_set():
+        try:
+            done.wait(0.2)
+        except KeyboardInterrupt:
+            if stop.is_set():
+                stop.keep = False
+                print("\nstopping; nothing will be saved", file=sys.stderr)
+            else:
+                stop.keep = True
+                stop.set()
+                print("\nstopping; the best model so far will be saved (Ctrl-C again to discard it)",
+                      file=sys.stderr)
+    if "error" in box:
+        if isinstance(box["error"], TrainingCancelled):
+            raise KeyboardInterrupt
+        raise box["error"]
+    return box["result"]
+
+
 def continue_advice(ckpt, path: str) -> list[str]:
     """What to say about how a run ended: the command that continues it when it was cut off while improving."""
     tc = ckpt.train_config
+    if tc.get("ended_by") == "user":
+        return [f"stopped early by the user: saved the best model up to epoch {len(ckpt.history)} "
+                f"(best epoch {tc.get('best_epoch')})"]
     if not tc.get("still_improving"):
         return []
     why = "its epoch cap" if tc.get("ended_by") == BY_CAP else "its time budget"

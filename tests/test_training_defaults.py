@@ -1,7 +1,12 @@
 """Training that fits the data: the automatic cap and patience, resuming, the quality check, keep-best, the CLI."""
 
 import itertools
+import os
+import signal
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +22,7 @@ from ecgviz.train import BY_PATIENCE, BY_USER, TrainConfig, still_improving
 from tests.helpers import write_arff
 
 SMALL = ModelConfig(embedding_dim=8)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def small_set(n_normal=120, n_anomaly=40, length=60, seed=0) -> BeatData:
@@ -168,3 +174,24 @@ def test_cli_and_dashboard_share_defaults():
         s.epochs, s.patience, s.batch_size, s.lr, s.loss, s.seed) == (
         t.epochs, t.patience, t.batch_size, t.lr, t.loss, t.seed)
     assert args.percentile == s.percentile and args.max_minutes is None and s.max_minutes is None
+
+
+def test_ctrl_c_in_the_cli_stops_and_keeps_the_best_model(data, tmp_path):
+    files = [str(write_arff(tmp_path / "small.arff", data.X, data.labels))]
+    out = tmp_path / "stopped.pt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "ecgviz", "train", "--data", *files, "--out", str(out),
+                             "--embedding-dim", "4", "--epochs", "3000"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = b""
+    while b"epoch 3 " not in seen:  # the progress bar: training has started
+        chunk = proc.stderr.read1(4096)
+        assert chunk, seen.decode(errors="replace")
+        seen += chunk
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr.decode(errors="replace")
+    assert b"the best model so far will be saved" in stderr
+    assert b"stopped early by the user" in stdout
+    ckpt = load_checkpoint(out)
+    assert ckpt.train_config["ended_by"] == BY_USER and 3 <= len(ckpt.history) < 3000

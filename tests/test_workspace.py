@@ -75,7 +75,7 @@ def test_disk_use_is_bounded_per_workspace_and_in_all(tmp_path):
     ws = store.new()
     ws.set_data(session.data_from_uploads(files), files)
     assert ws.data is not None and ws.data_files(ws.data.fingerprint) is None  # active, not kept
-    assert "too large to keep" in ws.note and ws.disk_bytes() < size
+    assert "too large to keep on disk" in ws.note and ws.disk_bytes() < size
 
     clock = Clock()
     store = WorkspaceStore(tmp_path / "ws2", max_bytes_each=10 * size, max_bytes_total=int(2.5 * size), clock=clock)

@@ -29,6 +29,8 @@ MB_TOTAL_ENV = "ECGVIZ_WORKSPACES_MB"
 DEFAULT_IDLE_HOURS = 24.0
 DEFAULT_MB_EACH = 200.0  # four full-size uploads (server.maxUploadSize is 50 MB)
 DEFAULT_MB_TOTAL = 2000.0
+MAX_IN_MEMORY = 64  # workspaces whose data and model stay loaded; the others are reread from disk when visited
+SWEEP_EVERY_S = 60.0  # a new visitor sweeps at most this often
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 STATE_FILE = "state.json"
 
@@ -58,8 +60,9 @@ class Workspace:
         with self.lock:
             self.data = data
             if files and not self._store_files(data.fingerprint, files):
-                self.note = (f"{data.name} is too large to keep for a reload (this workspace keeps at most "
-                             f"{self.max_bytes / 1e6:.0f} MB); it stays loaded in this tab.")
+                self.note = (f"{data.name} is too large to keep on disk (a workspace keeps at most "
+                             f"{self.max_bytes / 1e6:.0f} MB): it is loaded now, but a reload after a while or "
+                             "after a server restart may not find it.")
             self._changed()
 
     def set_model(self, model: session.ActiveModel | None) -> None:
@@ -202,17 +205,27 @@ class WorkspaceStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._open: dict[str, Workspace] = {}
+        self._swept = float("-inf")
 
     def new(self) -> Workspace:
         """A fresh, empty workspace with a new random id (ids are never chosen by the browser)."""
-        self.sweep()
+        if self._clock() - self._swept >= SWEEP_EVERY_S:
+            self.sweep()
         wid = secrets.token_urlsafe(18)
         ws = Workspace(wid, self.root / wid, self.max_bytes_each)
         ws.dir.mkdir(parents=True, exist_ok=True)
         ws.touch(self._clock())
         with self._lock:
             self._open[wid] = ws
+        self._trim_memory()
         return ws
+
+    def _trim_memory(self) -> None:
+        """Keep at most MAX_IN_MEMORY workspaces loaded; never one that trains (its job lives only here)."""
+        with self._lock:
+            idle = sorted((ws.last_used, wid) for wid, ws in self._open.items() if not _running(ws))
+            for _, wid in idle[: max(len(self._open) - MAX_IN_MEMORY, 0)]:
+                del self._open[wid]
 
     def get(self, wid: str | None) -> Workspace | None:
         """The workspace with this id, if it exists and has not expired."""
@@ -228,6 +241,7 @@ class WorkspaceStore:
             ws._restore()
             with self._lock:
                 ws = self._open.setdefault(wid, ws)
+            self._trim_memory()
         now = self._clock()
         last = ws.last_used or _mtime(ws.dir)
         if now - last > self.idle_s and not _running(ws):
@@ -246,6 +260,7 @@ class WorkspaceStore:
 
     def sweep(self) -> list[str]:
         """Remove idle workspaces, then the least recently used ones while all of them hold too much disk."""
+        self._swept = self._clock()
         if not self.root.is_dir():
             return []
         now, removed = self._clock(), []
