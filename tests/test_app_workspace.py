@@ -1,0 +1,117 @@
+"""The dashboard's workspace through AppTest: a new session with the same link finds the work; the Model page
+keeps its form values, uses the threshold percentile, and offers the data a model was trained on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from ecgviz.checkpoint import save_checkpoint
+from ecgviz.dashboard import session
+from ecgviz.data import load_files
+from tests.helpers import synthetic_beats, write_arff
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+TIMEOUT = 120
+
+
+@pytest.fixture(autouse=True)
+def setup(monkeypatch, tmp_path, tiny_ckpt):
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    path = save_checkpoint(tiny_ckpt, tmp_path / "tiny_start.pt")
+    monkeypatch.setenv(session.CHECKPOINT_ENV, str(path))
+    monkeypatch.setenv(session.CHECKPOINT_DIR_ENV, str(tmp_path))
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def clean(at: AppTest) -> AppTest:
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def start(tiny_files) -> AppTest:
+    """A first visit, on the tiny data (as if loaded) so the tiny start-up model fits it."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["active_data"] = session.make_data(load_files(tiny_files), "tiny")
+    return clean(at.run())
+
+
+def upload(at: AppTest, files) -> None:
+    at.switch_page("pages/data.py").run()
+    at.file_uploader(key="data_upload").set_value([(n, raw, "text/plain") for n, raw in files]).run()
+    clean(at)
+
+
+def test_a_second_session_with_the_same_link_finds_data_threshold_and_normals(tiny_files):
+    at = start(tiny_files)
+    wid = at.query_params["ws"][0] if isinstance(at.query_params["ws"], list) else at.query_params["ws"]
+    upload(at, [(Path(p).name, Path(p).read_bytes()) for p in tiny_files])
+    at.multiselect(key="normals_widget").set_value(["1", "2"]).run()
+    at.switch_page("pages/explorer.py").run()
+    chosen = round(at.session_state["threshold"] * 1.1, 4)
+    at.number_input(key="thr_number").set_value(chosen).run()
+    clean(at)
+    assert at.session_state["threshold"] == pytest.approx(chosen)
+
+    again = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    again.query_params["ws"] = wid
+    clean(again.run())
+    assert again.session_state["active_data"].name == "tiny_TRAIN.arff + tiny_TEST.arff"
+    assert again.session_state["threshold"] == pytest.approx(chosen)
+    assert again.session_state["normal_labels"] == ["1", "2"]
+    assert again.number_input(key="thr_number").value == pytest.approx(chosen)
+
+    stranger = start(tiny_files)
+    assert stranger.query_params["ws"] != again.query_params["ws"]
+    assert stranger.session_state["active_data"].name == "tiny"
+    assert stranger.session_state["normal_labels"] == ["1"]
+
+
+def test_model_form_values_stay_and_the_percentile_sets_the_stored_threshold(tiny_files):
+    at = start(tiny_files)
+    upload(at, [(Path(p).name, Path(p).read_bytes()) for p in tiny_files])
+    at.switch_page("pages/model.py").run()
+    at.text_input[0].set_value("p90_model")
+    fields = {n.label: n for n in at.number_input}
+    fields["Embedding size"].set_value(4)
+    fields["Epochs (at most)"].set_value(3)
+    fields["Batch size"].set_value(8)
+    fields["Threshold percentile"].set_value(90.0)
+    at.selectbox[-1].set_value("cpu")
+    at.form_submit_button[0].click().run()
+    clean(at)
+    assert at.session_state["train_job"].join(TIMEOUT)
+    at.run()
+    model = at.session_state["active_model"]
+    assert model.name == "p90_model" and model.ckpt.threshold_rule == "p90 of training normals"
+    assert len(model.ckpt.history) == 3 and model.ckpt.data_sources == ("tiny_TRAIN.arff", "tiny_TEST.arff")
+    at.switch_page("pages/data.py").run()
+    at.switch_page("pages/model.py").run()
+    fields = {n.label: n.value for n in at.number_input}
+    assert (fields["Embedding size"], fields["Epochs (at most)"], fields["Batch size"]) == (4, 3, 8)
+    assert fields["Threshold percentile"] == 90.0 and at.text_input[0].value == "p90_model"
+
+
+def test_a_model_beside_other_data_names_its_data_and_offers_to_load_it(tiny_files, tmp_path):
+    at = start(tiny_files)
+    tiny = [(Path(p).name, Path(p).read_bytes()) for p in tiny_files]
+    upload(at, tiny)
+    tiny_fp = at.session_state["active_data"].fingerprint
+    X, labels = synthetic_beats(n_normal=12, n_anomaly=4, length=24, seed=9)
+    upload(at, [("other.arff", write_arff(tmp_path / "other.arff", X, labels).read_bytes())])
+    at.switch_page("pages/model.py").run()
+    clean(at)
+    info = " ".join(i.value for i in at.info)
+    assert "tiny_TRAIN.arff, tiny_TEST.arff" in info and "beats of 24 samples" in info
+    offer = [b for b in at.button if b.label.startswith("Load tiny_TRAIN.arff + tiny_TEST.arff")]
+    assert len(offer) == 1
+    offer[0].click().run()
+    clean(at)
+    assert at.session_state["active_data"].fingerprint == tiny_fp
