@@ -373,7 +373,7 @@ def training_status(job) -> None:
     state = job.state()
     if state.finished:
         st.rerun(scope="app")  # a full run adopts the model (see adopt_finished_training) and redraws everything
-    st.caption(f"Training: epoch {state.epoch}/{state.epochs}, about {format_seconds(state.eta_s)} left")
+    st.caption(f"Training: epoch {state.epoch} (at most {state.epochs}), at most {format_seconds(state.eta_s)} left")
 
 
 def adopt_finished_training() -> None:
@@ -436,11 +436,13 @@ def data_provenance(model: session.ActiveModel) -> None:
     ckpt, data = model.ckpt, active_data()
     if ckpt.data_fingerprint == data.fingerprint:
         return
-    files = ", ".join(ckpt.data_sources) if ckpt.data_sources else "files not recorded in this checkpoint"
+    offers = workspace.data_offers(st.session_state.get(WORKSPACE), ckpt.data_fingerprint)
+    files = (", ".join(ckpt.data_sources) if ckpt.data_sources
+             else offers[0][0] if offers else "file names not recorded in this checkpoint")
     st.info(f"'{model.name}' was trained on other data than {data.name}: {files}; beats of {ckpt.seq_len} "
             f"samples, fingerprint {ckpt.data_fingerprint[:12]}. Its held-out split only applies to that data.",
             icon=":material/info:")
-    for i, (label, load) in enumerate(workspace.data_offers(st.session_state.get(WORKSPACE), ckpt.data_fingerprint)):
+    for i, (label, load) in enumerate(offers):
         if st.button(f"Load {label}", key=f"provenance_load_{i}", icon=":material/dataset:"):
             new, raw = load()
             set_data(new, files=raw)
