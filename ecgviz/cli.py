@@ -48,7 +48,7 @@ class ProgressBar:
         done = info.epoch / info.epochs
         bar = "#" * round(done * self.width) + "." * (self.width - round(done * self.width))
         left = info.elapsed_s / info.epoch * (info.epochs - info.epoch)
-        line = (f"\r[{bar}] epoch {info.epoch} (cap {info.epochs})  train {info.train_loss:.3f}  "
+        line = (f"\r[{bar}] epoch {info.epoch}/{info.epochs}  train {info.train_loss:.3f}  "
                 f"val {info.val_loss:.3f}  best@{info.best_epoch}  {info.elapsed_s:.0f}s  <= {left:.0f}s left")
         self.stream.write(line)
         self.stream.flush()

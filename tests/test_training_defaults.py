@@ -184,7 +184,7 @@ def test_ctrl_c_in_the_cli_stops_and_keeps_the_best_model(data, tmp_path):
                              "--embedding-dim", "4", "--epochs", "3000"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seen = b""
-    while b"epoch 3 " not in seen:  # the progress bar: training has started
+    while b"epoch 3/" not in seen:  # the progress bar: training has started
         chunk = proc.stderr.read1(4096)
         assert chunk, seen.decode(errors="replace")
         seen += chunk
