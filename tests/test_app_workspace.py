@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -115,3 +116,29 @@ def test_a_model_beside_other_data_names_its_data_and_offers_to_load_it(tiny_fil
     offer[0].click().run()
     clean(at)
     assert at.session_state["active_data"].fingerprint == tiny_fp
+
+
+def test_a_run_cut_off_while_improving_is_continued_from_the_model_page(tiny_files, tiny_data, monkeypatch, tmp_path):
+    from ecgviz.model import ModelConfig
+    from ecgviz.pipeline import fit
+    from ecgviz.train import TrainConfig
+
+    short = fit(tiny_data, ["1"], ModelConfig(embedding_dim=4), TrainConfig(epochs=4, batch_size=4, lr=2e-2,
+                                                                            device="cpu"),
+                fractions=(0.6, 0.2, 0.2), name="short")
+    assert short.train_config["still_improving"]
+    monkeypatch.setenv(session.CHECKPOINT_ENV, str(save_checkpoint(short, tmp_path / "short.pt")))
+    at = start(tiny_files)
+    at.switch_page("pages/model.py").run()
+    clean(at)
+    assert any("still falling" in w.value for w in at.warning)
+    at.button(key="resume_start").click().run()
+    clean(at)
+    job = at.session_state["train_job"]
+    assert job.join(TIMEOUT) and job.state().status == "done", job.state().message
+    assert [h["epoch"] for h in job.state().history][:4] == [1, 2, 3, 4]  # the live curve starts from the old one
+    at.run()
+    model = at.session_state["active_model"]
+    assert model.name == "short_8ep" and [h["epoch"] for h in model.ckpt.history] == list(range(1, 9))
+    assert list(model.ckpt.history[:4]) == list(short.history)
+    assert all(np.array_equal(getattr(model.ckpt.split, k), getattr(short.split, k)) for k in ("train", "val", "test"))
