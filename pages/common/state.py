@@ -356,6 +356,8 @@ def sidebar() -> None:
         job = st.session_state.get(JOB)
         if job is not None and not job.state().finished:
             training_status(job)
+        st.caption("Your work is kept under this page's address: a reload, or the link in another tab, finds it.",
+                   help="The `ws` value in the address names your workspace; anyone with the link sees it.")
 
 
 def show_threshold() -> None:
