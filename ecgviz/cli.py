@@ -95,11 +95,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if m.get("auroc") is not None:
         print(f"held-out: AUROC {m['auroc']:.4f}  balanced accuracy {m['balanced_accuracy']:.4f}  "
               f"normal recall {m['normal_recall']:.4f}  anomaly recall {m['anomaly_recall']:.4f}")
-    for line in continue_advice(ckpt, str(path)):
-        print(line)
     q = quality.from_metrics(m)
     if q is not None and q.degenerate:
         print(f"warning: {q.message()}")
+    for line in continue_advice(ckpt, str(path), degenerate=q is not None and q.degenerate):
+        print(line)
     return 0
 
 
@@ -140,18 +140,20 @@ def run_interruptible(run):
     return box["result"]
 
 
-def continue_advice(ckpt, path: str) -> list[str]:
-    """What to say about how a run ended: the command that continues it when it was cut off while improving."""
+def continue_advice(ckpt, path: str, degenerate: bool = False) -> list[str]:
+    """What to say about how a run ended, with the command that continues it when more training may help."""
     tc = ckpt.train_config
+    lines = []
     if tc.get("ended_by") == "user":
-        return [f"stopped early by the user: saved the best model up to epoch {len(ckpt.history)} "
-                f"(best epoch {tc.get('best_epoch')})"]
-    if not tc.get("still_improving"):
-        return []
-    why = "its epoch cap" if tc.get("ended_by") == BY_CAP else "its time budget"
-    return [f"validation loss was still falling when the run reached {why} ({len(ckpt.history)} epochs); "
-            f"to continue from where it stopped:",
-            f"  python -m ecgviz train --resume {path} --out {path} --force [--epochs N]"]
+        lines.append(f"stopped early by the user: saved the best model up to epoch {len(ckpt.history)} "
+                     f"(best epoch {tc.get('best_epoch')})")
+    if tc.get("still_improving"):
+        why = "its epoch cap" if tc.get("ended_by") == BY_CAP else "its time budget"
+        lines.append(f"validation loss was still falling when the run reached {why} ({len(ckpt.history)} epochs)")
+    if tc.get("still_improving") or degenerate:
+        lines += ["to continue from where it stopped:",
+                  f"  python -m ecgviz train --resume {path} --out {path} --force [--epochs N]"]
+    return lines
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -65,6 +65,9 @@ def assess(X: np.ndarray, recon: np.ndarray | None, auroc: float | None = None) 
     if auroc is not None and np.isfinite(auroc) and abs(auroc - 0.5) < CHANCE_AUROC:
         warnings.append(f"Its held-out ROC AUC is {auroc:.3f}, near chance (0.5): its errors barely separate "
                         f"normal beats from anomalies.")
+    elif auroc is not None and np.isfinite(auroc) and auroc <= 0.5 - CHANCE_AUROC:
+        warnings.append(f"Its held-out ROC AUC is {auroc:.3f}, below chance: the anomalies are reconstructed "
+                        f"better than the normal beats.")
     return Quality(within, across, None if auroc is None else float(auroc), tuple(warnings))
 
 

@@ -48,7 +48,8 @@ with st.container(border=True):
                 f"{explore.percent(held_out.get('normal_recall'))}, anomalies caught "
                 f"{explore.percent(held_out.get('anomaly_recall'))} at the stored threshold."
             )
-        state.warn_if_degenerate(state.model_quality(model))
+        quality = state.model_quality(model)
+        state.warn_if_degenerate(quality)
         tc = ckpt.train_config
         if tc.get("ended_by") == "user":
             st.caption(f"Stopped early by the user at epoch {len(ckpt.history)}; this is the best model up to then "
@@ -57,20 +58,22 @@ with st.container(border=True):
             why = "its epoch cap" if tc.get("ended_by") == "epoch cap" else "its time budget"
             st.warning(f"Validation loss was still falling when training reached {why} ({len(ckpt.history)} "
                        "epochs): it would probably improve with more training.", icon=":material/trending_down:")
-            if ckpt.train_state and session.same_data(model, state.active_data()):
-                running_now = (st.session_state.get(state.JOB) is not None
-                               and not st.session_state[state.JOB].state().finished)
-                if st.button("Continue training", icon=":material/fast_forward:", key="resume_start",
-                             disabled=running_now):
-                    try:
-                        state.start_job(session.start_resume(model, state.active_data(),
-                                                             directory=session.checkpoint_dir()))
-                    except ValueError as exc:
-                        st.error(str(exc), icon=":material/error:")
-                    else:
-                        state.remember_form(tab=TRAIN_TAB)
-                        st.session_state["model_tab"] = TRAIN_TAB
-                        st.rerun()
+        wants_more = tc.get("still_improving") or (quality is not None and quality.degenerate)
+        if wants_more and ckpt.train_state and session.same_data(model, state.active_data()):
+            running_now = (st.session_state.get(state.JOB) is not None
+                           and not st.session_state[state.JOB].state().finished)
+            if st.button("Continue training", icon=":material/fast_forward:", key="resume_start",
+                         disabled=running_now, help="from where it stopped: its weights, optimizer state and "
+                                                    "split, for as many epochs again as its first run's cap"):
+                try:
+                    state.start_job(session.start_resume(model, state.active_data(),
+                                                         directory=session.checkpoint_dir()))
+                except ValueError as exc:
+                    st.error(str(exc), icon=":material/error:")
+                else:
+                    state.remember_form(tab=TRAIN_TAB)
+                    st.session_state["model_tab"] = TRAIN_TAB
+                    st.rerun()
         state.data_provenance(model)
         if ckpt.history:
             with st.expander("Training history"):

@@ -159,6 +159,7 @@ def test_cli_refuses_to_overwrite_without_force_and_says_when_to_continue(data, 
     text = capsys.readouterr().out
     assert "ended by epoch cap" in text and "1 torch thread(s)" in text
     assert "Its reconstructions are nearly flat" in text  # the undertrained model, flagged
+    assert f"train --resume {out} --out {out} --force" in text
     assert cli.main(["evaluate", "--checkpoint", str(out), "--data", *files]) == 0
     assert "Its reconstructions are nearly flat" in capsys.readouterr().out
     assert cli.main(["train", "--data", *files, "--resume", str(out), "--out", str(out), "--force", "--quiet",
@@ -195,3 +196,9 @@ def test_ctrl_c_in_the_cli_stops_and_keeps_the_best_model(data, tmp_path):
     assert b"stopped early by the user" in stdout
     ckpt = load_checkpoint(out)
     assert ckpt.train_config["ended_by"] == BY_USER and 3 <= len(ckpt.history) < 3000
+
+
+def test_auroc_below_chance_is_flagged_too(data):
+    X = data.X[:20]
+    assert [w.split(",")[0] for w in quality.assess(X, X, auroc=0.27).warnings] == ["Its held-out ROC AUC is 0.270"]
+    assert not quality.assess(X, X, auroc=0.65).degenerate
