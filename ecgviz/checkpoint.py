@@ -56,9 +56,10 @@ class Checkpoint:
     def check_fits(self, length: int) -> None:
         """Refuse beats of another length than the model was trained on."""
         if length != self.seq_len:
+            source = f" (it was trained on {', '.join(self.data_sources)})" if self.data_sources else ""
             raise CheckpointError(
                 f"model '{self.name or 'checkpoint'}' was trained on beats of {self.seq_len} samples, "
-                f"but the data has {length} samples per beat"
+                f"but the data has {length} samples per beat{source}"
             )
 
 

@@ -167,6 +167,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     m = ev.metrics
     where = "held-out split" if ev.held_out else "all labelled beats (not the checkpoint's training data)"
     print(f"evaluated on {where}: {m.n_normal} normal, {m.n_anomaly} anomalous beats")
+    if not ev.held_out:
+        files = ", ".join(ckpt.data_sources) or "file names not recorded"
+        print(f"note: the model was trained on other data: {files}; beats of {ckpt.seq_len} samples, "
+              f"fingerprint {ckpt.data_fingerprint[:12]}")
     print(f"threshold          {m.threshold:.4f}")
     for key in ("auroc", "average_precision", "balanced_accuracy", "normal_recall", "anomaly_recall",
                 "precision", "f1", "accuracy"):

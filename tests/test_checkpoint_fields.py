@@ -47,3 +47,23 @@ def test_bad_optional_fields_are_refused_by_name(tiny_ckpt, field, value, match)
     d[field] = value
     with pytest.raises(CheckpointError, match=match):
         load_checkpoint(saved(d), name="odd.pt")
+
+
+def test_a_model_names_its_data_when_the_lengths_differ(tiny_ckpt):
+    with pytest.raises(CheckpointError, match=r"has 140 samples per beat \(it was trained on tiny_TRAIN.arff, "
+                                              r"tiny_TEST.arff\)"):
+        tiny_ckpt.check_fits(140)
+
+
+def test_cli_evaluate_on_other_data_names_the_training_data(tiny_ckpt, tmp_path, capsys):
+    from ecgviz import cli
+    from ecgviz.checkpoint import save_checkpoint
+    from tests.helpers import synthetic_beats, write_arff
+
+    X, labels = synthetic_beats(n_normal=20, n_anomaly=6, length=24, seed=3)
+    other = write_arff(tmp_path / "other.arff", X, labels)
+    path = save_checkpoint(tiny_ckpt, tmp_path / "tiny.pt")
+    assert cli.main(["evaluate", "--checkpoint", str(path), "--data", str(other)]) == 0
+    out = capsys.readouterr().out
+    assert (f"note: the model was trained on other data: tiny_TRAIN.arff, tiny_TEST.arff; beats of 24 samples, "
+            f"fingerprint {tiny_ckpt.data_fingerprint[:12]}") in out
