@@ -69,6 +69,18 @@ def test_a_second_session_with_the_same_link_finds_data_threshold_and_normals(ti
     assert again.session_state["normal_labels"] == ["1", "2"]
     assert again.number_input(key="thr_number").value == pytest.approx(chosen)
 
+    # a server restart: the store forgets everything in memory and rereads the workspace from disk
+    from pages.common import state
+
+    state._store.cache_clear()
+    restarted = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    restarted.query_params["ws"] = wid
+    clean(restarted.run())
+    assert restarted.session_state["workspace"] is not again.session_state["workspace"]
+    assert restarted.session_state["active_data"].fingerprint == again.session_state["active_data"].fingerprint
+    assert restarted.session_state["threshold"] == pytest.approx(chosen)
+    assert restarted.session_state["normal_labels"] == ["1", "2"]
+
     stranger = start(tiny_files)
     assert stranger.query_params["ws"] != again.query_params["ws"]
     assert stranger.session_state["active_data"].name == "tiny"

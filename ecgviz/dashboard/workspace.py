@@ -191,6 +191,7 @@ class Workspace:
             self.normals = [str(x) for x in record["normals"]]
         self.form = dict(record.get("form") or {})
         self.job_adopted = True  # a job from another process is gone; its model, if saved, is in checkpoints/
+        self.revision = 1  # sessions read it, rather than start it afresh
 
 
 class WorkspaceStore:
