@@ -1,5 +1,7 @@
 """Server-side workspaces: found again by id, restored by a new server process, expired when idle, bounded."""
 
+import os
+
 import numpy as np
 
 from ecgviz.checkpoint import save_checkpoint
@@ -16,8 +18,8 @@ class Clock:
         return self.now
 
 
-def upload(tmp_path, name="mine.arff", n=30):
-    X, labels = synthetic_beats(n_normal=n - 10, n_anomaly=10, length=24)
+def upload(tmp_path, name="mine.arff", n=30, seed=0):
+    X, labels = synthetic_beats(n_normal=n - 10, n_anomaly=10, length=24, seed=seed)
     path = write_arff(tmp_path / name, X, labels)
     return [(name, path.read_bytes())]
 
@@ -113,3 +115,16 @@ def test_only_one_tab_adopts_a_finished_job(tmp_path):
     ws = WorkspaceStore(tmp_path / "ws").new()
     ws.update(job=object(), job_adopted=False)
     assert ws.adopt_job() and not ws.adopt_job()
+
+
+def test_a_new_upload_makes_room_by_forgetting_the_oldest_kept_one(tmp_path):
+    sets = [upload(tmp_path, f"s{i}.arff", n=40, seed=i) for i in range(3)]
+    size = len(sets[0][0][1])
+    ws = WorkspaceStore(tmp_path / "ws", max_bytes_each=int(2.5 * size)).new()
+    datas = [session.data_from_uploads(f) for f in sets]
+    for i, (d, f) in enumerate(zip(datas, sets, strict=True)):
+        ws.set_data(d, f)
+        os.utime(ws.dir / "data" / d.fingerprint[:32], (1000 + i, 1000 + i))
+    kept = ws.kept_data()
+    assert sorted(kept.values()) == [["s1.arff"], ["s2.arff"]] and not ws.note
+    assert ws.disk_bytes() <= 2.5 * size

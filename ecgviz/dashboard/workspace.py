@@ -136,7 +136,12 @@ class Workspace:
         folder = self.dir / "data" / fingerprint[:32]
         if (folder / "order.json").is_file():
             return True
-        if not self._fits(sum(len(raw) for _, raw in files)):
+        need = sum(len(raw) for _, raw in files)
+        # make room by forgetting earlier uploads, oldest first (the active data set is this one)
+        older = sorted((f for f in (self.dir / "data").glob("*") if f.is_dir()), key=_mtime)
+        while not self._fits(need) and older:
+            shutil.rmtree(older.pop(0), ignore_errors=True)
+        if not self._fits(need):
             return False
         for i, (_, raw) in enumerate(files):
             _write(folder / f"{i:02d}", raw)
