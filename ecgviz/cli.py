@@ -211,8 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, metavar="PATH", help="checkpoint to write (.pt); never overwritten "
                    "unless --force")
     t.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    t.add_argument("--resume", metavar="CKPT", help="continue this checkpoint's training on its own data "
-                   "(its settings; --epochs more epochs, default: as many as its first run's cap)")
+    t.add_argument("--resume", metavar="CKPT", help="continue this checkpoint's training on its own data and "
+                   "settings: the rest of a schedule cut short by the time budget or Ctrl-C, else --epochs more "
+                   "(default: as many as the last cycle) at half the learning rate")
     t.add_argument("--normal-label", action="append", metavar="L", help="label of normal beats (repeatable; default 1)")
     d = TrainConfig()
     t.add_argument("--epochs", type=int, default=d.epochs,

@@ -14,7 +14,16 @@ from ecgviz.data import BeatData, fingerprint
 from ecgviz.model import ModelConfig
 from ecgviz.score import reconstruction_errors, score
 from ecgviz.split import DEFAULT_FRACTIONS, Split, make_split
-from ecgviz.train import EpochInfo, Resume, TrainConfig, TrainResult, train
+from ecgviz.train import (
+    BY_TIME,
+    BY_USER,
+    RESUME_LR_FACTOR,
+    EpochInfo,
+    Resume,
+    TrainConfig,
+    TrainResult,
+    train,
+)
 
 # The stored threshold needs no anomaly labels: it passes this share of the training normals, so it sets a
 # target false-alarm rate. Training normals (2,481 on ECG5000) give a far steadier percentile than the 219
@@ -136,6 +145,21 @@ def fit(
     return _finish(data, split, model_config, train_config, result, percentile, name, stop)
 
 
+def resume_plan(ckpt: Checkpoint, epochs: int | None = None) -> dict:
+    """How a resume of `ckpt` goes on: the rest of a cosine cycle cut short (by the time budget or the user),
+    else a new cycle of `epochs` (default: as long as the last one) at half its learning rate."""
+    tc = ckpt.train_config
+    start = int(tc.get("cycle_start", 0))
+    length = int(tc.get("epoch_cap") or tc.get("epochs") or 40) - start
+    done = len(ckpt.history) - start
+    lr = float(tc.get("cycle_lr", tc.get("lr", TrainConfig().lr)))
+    if epochs is None and tc.get("ended_by") in (BY_TIME, BY_USER) and 0 < done < length:
+        return {"epochs": length - done, "lr": lr, "cycle": (done, length), "cycle_start": start,
+                "patience": tc.get("patience_used")}
+    return {"epochs": int(epochs or max(length, 1)), "lr": lr * RESUME_LR_FACTOR, "cycle": (0, 0),
+            "cycle_start": len(ckpt.history), "patience": tc.get("patience")}
+
+
 def resume_fit(
     ckpt: Checkpoint,
     data: BeatData,
@@ -147,27 +171,27 @@ def resume_fit(
     on_epoch: Callable[[EpochInfo], bool | None] | None = None,
     stop: threading.Event | None = None,
 ) -> Checkpoint:
-    """Continue training `ckpt` on its own data for `epochs` more (default: its first run's cap); same split."""
+    """Continue training `ckpt` on its own data and split (see resume_plan for how long and how)."""
     if not ckpt.train_state.get("optimizer"):
         raise CheckpointError(f"model '{ckpt.name}' has no stored optimizer state, so it cannot be continued; "
                               "train a new one")
     if fingerprint(data) != ckpt.data_fingerprint:
         raise CheckpointError(f"model '{ckpt.name}' can only be continued on the data it was trained on"
                               + (f" ({', '.join(ckpt.data_sources)})" if ckpt.data_sources else ""))
-    tc = ckpt.train_config
+    tc, plan = ckpt.train_config, resume_plan(ckpt, epochs)
     fields = {k: tc[k] for k in TrainConfig.__dataclass_fields__ if k in tc}
-    first_cap = int(tc.get("epoch_cap") or tc.get("epochs") or 40) - int(tc.get("resumed_from", 0))
-    config = TrainConfig(**{**fields, "epochs": int(epochs or max(first_cap, 1)), "max_seconds": max_seconds,
-                            **({"device": device} if device else {})})
+    config = TrainConfig(**{**fields, "epochs": plan["epochs"], "patience": plan["patience"],
+                            "max_seconds": max_seconds, **({"device": device} if device else {})})
     resume = Resume(model_state=ckpt.model.state_dict(), optimizer_state=ckpt.train_state["optimizer"],
-                    history=tuple(ckpt.history), normalisation=ckpt.normalisation,
-                    lr=float(tc.get("lr", config.lr)))
+                    history=tuple(ckpt.history), normalisation=ckpt.normalisation, lr=plan["lr"],
+                    cycle=plan["cycle"])
     result = train(data.X[ckpt.split.train], data.X[ckpt.split.val], ckpt.model_config, config,
                    on_epoch=on_epoch, stop=stop, resume=resume)
     percentile = _percentile_of(ckpt.threshold_rule)
     done = _finish(data, ckpt.split, ckpt.model_config, config, result, percentile,
                    ckpt.name if name is None else name, stop)
-    return replace(done, train_config={**done.train_config, "resumed_from": len(ckpt.history)})
+    return replace(done, train_config={**done.train_config, "resumed_from": len(ckpt.history),
+                                       "cycle_start": plan["cycle_start"], "cycle_lr": plan["lr"]})
 
 
 def _percentile_of(rule: str) -> float:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +27,7 @@ AUTO_MIN_EPOCHS, AUTO_MAX_EPOCHS = 40, 2000
 # A run cut off by its cap or time budget counts as still improving when its best validation loss fell by more
 # than this share over the last quarter of its epochs (the shipped ECG5000 run: 3.6 %, then flat)
 STILL_FALLING = 0.05
-RESUME_LR_FACTOR = 0.5  # a resumed run starts a new cosine cycle at half the original learning rate
+RESUME_LR_FACTOR = 0.5  # a new cosine cycle for a resumed run starts at half the previous cycle's learning rate
 # why a run ended
 BY_PATIENCE, BY_CAP, BY_TIME, BY_USER = "patience", "epoch cap", "time budget", "user"
 
@@ -66,13 +68,15 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class Resume:
-    """Where an earlier run stopped: its weights, Adam state, loss curve and normalisation."""
+    """Where an earlier run stopped: its weights, Adam state, loss curve and normalisation, and how to go on."""
 
     model_state: dict
     optimizer_state: dict
     history: tuple[dict, ...]
     normalisation: tuple[float, float]
-    lr: float  # the learning rate the earlier run started from
+    lr: float  # the learning rate the cosine cycle starts from (or started from, when it is continued)
+    # a cycle cut short (time budget, the user): (epochs done in it, its length); (0, 0) starts a new cycle
+    cycle: tuple[int, int] = (0, 0)
 
 
 def still_improving(history: Sequence[dict], rel: float = STILL_FALLING) -> bool:
@@ -176,8 +180,9 @@ def train(
 ) -> TrainResult:
     """Train on normal beats `X_train` (n, T), early-stop on `X_val`; `on_epoch` returning True or `stop` ends it.
 
-    With `resume` the run continues an earlier one: its weights and Adam state, a new cosine cycle from
-    RESUME_LR_FACTOR x its learning rate over `config.epochs` more epochs, and its loss curve numbered on.
+    With `resume` the run continues an earlier one from its weights and Adam state, its loss curve numbered on:
+    the rest of a cosine cycle that was cut short (`resume.cycle`), else a new cycle of `config.epochs` epochs
+    from `resume.lr`.
     """
     model_config = model_config or ModelConfig()
     config = config or TrainConfig()
@@ -200,14 +205,17 @@ def train(
     xt, xv = _to_tensor(X_train, norm, device), _to_tensor(X_val, norm, device)
     model = RecurrentAutoencoder(model_config).to(device)
     lr = config.lr
+    done_in_cycle, cycle_epochs = resume.cycle if resume is not None else (0, 0)
     if resume is not None:
         model.load_state_dict(resume.model_state)
-        lr = resume.lr * RESUME_LR_FACTOR
+        lr = resume.lr
+        if 0 < done_in_cycle < cycle_epochs:
+            cap = cycle_epochs - done_in_cycle  # the rest of the interrupted cycle
     # on CUDA one fused kernel updates every weight: tiny models are bound by kernel launches there
     opt = torch.optim.Adam(model.parameters(), lr=lr, fused=device.type == "cuda")
     if resume is not None and resume.optimizer_state:
         try:
-            opt.load_state_dict(resume.optimizer_state)
+            opt.load_state_dict(copy.deepcopy(resume.optimizer_state))  # never update the caller's copy
         except (ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise ValueError(f"the stored optimizer state does not fit this model ({exc})") from None
         for group in opt.param_groups:
@@ -215,8 +223,14 @@ def train(
             group["fused"] = device.type == "cuda"
     if config.lr_schedule not in ("cosine", "constant"):
         raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}: use cosine or constant")
-    steps = cap * -(-len(xt) // config.batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if config.lr_schedule == "cosine" else None
+    per_epoch = -(-len(xt) // config.batch_size)
+    sched = None
+    if config.lr_schedule == "cosine" and 0 < done_in_cycle < cycle_epochs:
+        # the same cosine as the interrupted run, from where it stopped (closed form: no replay of its steps)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, functools.partial(
+            _cosine, offset=done_in_cycle * per_epoch, length=cycle_epochs * per_epoch))
+    elif config.lr_schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cap * per_epoch)
 
     history: list[dict] = [dict(h) for h in resume.history] if resume is not None else []
     best_loss, best_epoch, best_state = float("inf"), 0, copy.deepcopy(model.state_dict())
@@ -294,11 +308,16 @@ def train(
     )
 
 
+def _cosine(step: int, offset: int, length: int) -> float:
+    """The cosine schedule's factor at `step` of a cycle of `length` steps that is resumed at `offset`."""
+    return 0.5 * (1 + math.cos(math.pi * min(offset + step, length) / length))
+
+
 def _cpu_state(state: dict) -> dict:
     """Adam's state dict with every tensor on the CPU: plain data a weights-only checkpoint can hold."""
     def cpu(value):
         if isinstance(value, torch.Tensor):
-            return value.detach().cpu()
+            return value.detach().cpu().clone()  # a copy: the checkpoint must not follow a later optimizer
         if isinstance(value, dict):
             return {k: cpu(v) for k, v in value.items()}
         if isinstance(value, list | tuple):

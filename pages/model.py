@@ -64,7 +64,8 @@ with st.container(border=True):
                            and not st.session_state[state.JOB].state().finished)
             if st.button("Continue training", icon=":material/fast_forward:", key="resume_start",
                          disabled=running_now, help="from where it stopped: its weights, optimizer state and "
-                                                    "split, for as many epochs again as its first run's cap"):
+                                                    "split; the rest of its schedule if it was cut short, "
+                                                    "else a new cycle as long as the last"):
                 try:
                     state.start_job(session.start_resume(model, state.active_data(),
                                                          directory=session.checkpoint_dir()))

@@ -202,3 +202,27 @@ def test_auroc_below_chance_is_flagged_too(data):
     X = data.X[:20]
     assert [w.split(",")[0] for w in quality.assess(X, X, auroc=0.27).warnings] == ["Its held-out ROC AUC is 0.270"]
     assert not quality.assess(X, X, auroc=0.65).degenerate
+
+
+def test_a_run_stopped_by_the_user_resumes_the_rest_of_its_schedule(data):
+    cfg = TrainConfig(epochs=20, patience=100)
+    stopped = fit(data, ["1"], SMALL, cfg, on_epoch=lambda info: info.epoch == 5)
+    assert stopped.train_config["ended_by"] == BY_USER and len(stopped.history) == 5
+    lr_at_stop = stopped.train_state["optimizer"]["param_groups"][0]["lr"]
+    per_epoch = -(-len(stopped.split.train) // cfg.batch_size)
+    assert lr_at_stop == pytest.approx(0.5 * cfg.lr * (1 + np.cos(np.pi * 5 * per_epoch / (20 * per_epoch))))
+    more = resume_fit(stopped, data)  # no epoch count: the rest of the interrupted cosine cycle
+    assert [h["epoch"] for h in more.history] == list(range(1, 21)) and more.train_config["epoch_cap"] == 20
+    assert more.train_state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-9)
+    assert more.train_config["cycle_start"] == 0 and more.train_config["cycle_lr"] == cfg.lr
+    # a run that used up its cycle starts a new one at half the rate
+    again = resume_fit(more, data, 4)
+    assert again.train_config["cycle_start"] == 20 and again.train_config["cycle_lr"] == cfg.lr / 2
+    assert len(again.history) == 24
+
+
+def test_resuming_leaves_the_checkpoint_it_started_from_unchanged(data, old_default):
+    before = {k: v["exp_avg"].clone() for k, v in old_default.train_state["optimizer"]["state"].items()}
+    resume_fit(old_default, data, 2)
+    after = old_default.train_state["optimizer"]["state"]
+    assert all(torch.equal(before[k], after[k]["exp_avg"]) for k in before)

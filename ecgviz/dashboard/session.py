@@ -249,16 +249,14 @@ def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, se
 def start_resume(model: ActiveModel, data: ActiveData, epochs: int | None = None, *,
                  directory: Path | None = None, resume_fn: Callable | None = None) -> TrainingJob[ActiveModel]:
     """Continue a model's training on its own data in the background; saved under a new name, then loaded."""
-    from ecgviz.pipeline import resume_fit
+    from ecgviz.pipeline import resume_fit, resume_plan
 
     ckpt = model.ckpt
     if not ckpt.train_state.get("optimizer"):
         raise ValueError(f"model '{model.name}' has no stored optimizer state, so it cannot be continued")
     if not same_data(model, data):
         raise ValueError(f"model '{model.name}' can only be continued on the data it was trained on")
-    tc = ckpt.train_config
-    first_cap = int(tc.get("epoch_cap") or tc.get("epochs") or 40) - int(tc.get("resumed_from", 0))
-    extra = int(epochs or max(first_cap, 1))
+    extra = resume_plan(ckpt, epochs)["epochs"]
     done = len(ckpt.history)
     base = re.sub(r"_\d+ep$", "", safe_name(model.name) or "model")
     directory = directory or checkpoint_dir()
@@ -269,7 +267,7 @@ def start_resume(model: ActiveModel, data: ActiveData, epochs: int | None = None
     resume_fn = resume_fn or resume_fit
 
     def run(on_epoch, stop) -> Checkpoint:
-        return resume_fn(ckpt, data.data, extra, name=path.stem, on_epoch=on_epoch, stop=stop)
+        return resume_fn(ckpt, data.data, epochs, name=path.stem, on_epoch=on_epoch, stop=stop)
 
     def finish(result: Checkpoint) -> ActiveModel:
         return model_from_path(save_checkpoint(result, path), source="trained")
