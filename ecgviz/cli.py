@@ -150,7 +150,7 @@ def continue_advice(ckpt, path: str, degenerate: bool = False) -> list[str]:
     if tc.get("still_improving"):
         why = "its epoch cap" if tc.get("ended_by") == BY_CAP else "its time budget"
         lines.append(f"validation loss was still falling when the run reached {why} ({len(ckpt.history)} epochs)")
-    if tc.get("still_improving") or degenerate:
+    if tc.get("still_improving") or degenerate or tc.get("ended_by") == "user":
         lines += ["to continue from where it stopped:",
                   f"  python -m ecgviz train --resume {path} --out {path} --force [--epochs N]"]
     return lines

@@ -58,7 +58,8 @@ with st.container(border=True):
             why = "its epoch cap" if tc.get("ended_by") == "epoch cap" else "its time budget"
             st.warning(f"Validation loss was still falling when training reached {why} ({len(ckpt.history)} "
                        "epochs): it would probably improve with more training.", icon=":material/trending_down:")
-        wants_more = tc.get("still_improving") or (quality is not None and quality.degenerate)
+        wants_more = (tc.get("still_improving") or tc.get("ended_by") == "user"
+                      or (quality is not None and quality.degenerate))
         if wants_more and ckpt.train_state and session.same_data(model, state.active_data()):
             running_now = (st.session_state.get(state.JOB) is not None
                            and not st.session_state[state.JOB].state().finished)

@@ -193,7 +193,7 @@ def test_ctrl_c_in_the_cli_stops_and_keeps_the_best_model(data, tmp_path):
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr.decode(errors="replace")
     assert b"the best model so far will be saved" in stderr
-    assert b"stopped early by the user" in stdout
+    assert b"stopped early by the user" in stdout and f"--resume {out}".encode() in stdout
     ckpt = load_checkpoint(out)
     assert ckpt.train_config["ended_by"] == BY_USER and 3 <= len(ckpt.history) < 3000
 
