@@ -15,6 +15,7 @@ import torch
 
 from ecgviz import detectors
 from ecgviz.model import ModelConfig, RecurrentAutoencoder
+from ecgviz.score import ERRORS
 from ecgviz.split import Split
 
 FORMAT = "ecgviz-checkpoint"
@@ -171,7 +172,7 @@ def load_checkpoint(source: str | os.PathLike | bytes, name: str | None = None) 
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
         raise CheckpointError(f"{label} is a damaged ecgviz checkpoint: {_first_reason(exc)}") from None
     if not (np.isfinite(ckpt.threshold) and ckpt.normalisation[1] > 0
-            and (ckpt.loss in ("l1", "mse") or ckpt.kind != "lstm_ae")):
+            and (ckpt.loss in ERRORS or ckpt.kind != "lstm_ae")):
         raise CheckpointError(f"{label} is a damaged ecgviz checkpoint: bad threshold, normalisation or loss")
     return ckpt
 

@@ -184,12 +184,13 @@ class LSTMAutoencoder:
 
     kind = "lstm_ae"
 
-    def __init__(self, model_config=None, train_config=None, val_fraction: float = 0.08):
+    def __init__(self, model_config=None, train_config=None, val_fraction: float = 0.08, error: str | None = None):
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
         self.model_config = model_config
         self.train_config = train_config
         self.val_fraction = float(val_fraction)
+        self.error = error  # None: the pipeline's default for the training loss
 
     @property
     def description(self) -> str:
@@ -215,7 +216,9 @@ class LSTMAutoencoder:
         result = train(X, _beats(val_beats), self.model_config, config, on_epoch=on_epoch, stop=stop)
         self.result_ = result
         self.model_, self.normalisation_ = result.model, result.normalisation
-        self.loss_ = config.loss
+        from ecgviz.pipeline import DEFAULT_ERROR
+
+        self.loss_ = self.error or (DEFAULT_ERROR if config.loss == "l1" else config.loss)
         # in-sample: the model barely overfits its normals (train and validation loss differ by ~2 %)
         self.train_scores_ = reconstruction_errors(self.model_, X, loss=self.loss_, normalisation=self.normalisation_)
         return self

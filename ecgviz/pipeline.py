@@ -12,7 +12,7 @@ from ecgviz import detectors, duplicates, intervals, metrics
 from ecgviz.checkpoint import Checkpoint, library_versions
 from ecgviz.data import BeatData, fingerprint
 from ecgviz.model import ModelConfig
-from ecgviz.score import reconstruction_errors, score
+from ecgviz.score import ERRORS, reconstruction_errors, score
 from ecgviz.split import DEFAULT_FRACTIONS, Split, make_file_split, make_split
 from ecgviz.train import EpochInfo, TrainConfig, train
 
@@ -20,6 +20,9 @@ from ecgviz.train import EpochInfo, TrainConfig, train
 # target false-alarm rate. Training normals (2,481 on ECG5000) give a far steadier percentile than the 219
 # validation normals, and the model barely overfits them (train and validation losses differ by ~2 %).
 DEFAULT_PERCENTILE = 98.0
+# The error the stored threshold is expressed in, for a model trained with the L1 loss (see ecgviz.score.ERRORS);
+# a model trained with MSE is scored by MSE.
+DEFAULT_ERROR = "l1_trim"
 
 
 class TrainingCancelled(Exception):
@@ -187,6 +190,7 @@ def fit(
     stop: threading.Event | None = None,
     split_mode: str = "seed",
     files: Sequence[str] | None = None,
+    error: str | None = None,
 ) -> Checkpoint:
     """Split, train, choose the label-free threshold, and measure held-out metrics: a ready checkpoint."""
     model_config = model_config or ModelConfig()
@@ -197,7 +201,10 @@ def fit(
     if stop is not None and stop.is_set():
         # whoever set the event discards the result: do not spend seconds scoring it
         raise TrainingCancelled("training was cancelled")
-    norm, loss = result.normalisation, train_config.loss
+    norm = result.normalisation
+    loss = error or (DEFAULT_ERROR if train_config.loss == "l1" else train_config.loss)
+    if loss not in ERRORS:
+        raise ValueError(f"unknown error measure {loss!r}: use one of {ERRORS}")
     train_errors = reconstruction_errors(result.model, data.X[split.train], loss=loss, normalisation=norm)
     threshold = float(np.percentile(train_errors, percentile))
     ckpt = Checkpoint(
