@@ -49,7 +49,7 @@ class Split:
         return np.union1d(self.test, self.anomalies)
 
     def roles(self, eval_idx: np.ndarray | None = None) -> np.ndarray:
-        """Role (n_beats,) of every beat: train, validation, held-out (in `eval_idx`, default held_out()) or not used."""
+        """Role (n_beats,) of every beat: train, validation, held-out (`eval_idx`, default held_out()) or not used."""
         out = np.full(self.n_beats, ROLES[3], dtype=object)
         out[self.held_out() if eval_idx is None else np.asarray(eval_idx, dtype=np.int64)] = ROLES[2]
         out[self.train] = ROLES[0]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecgviz import export, metrics
+from ecgviz import export, intervals, metrics
 from ecgviz.dashboard import figures
 from ecgviz.data import label_order
 
@@ -40,6 +40,7 @@ class Evaluation:
     suggestions: Mapping[str, float]
     n_excluded: int  # beats left out because the model trained or early-stopped on them
     percentile: float  # of reference_errors, for the "percentile" suggestion
+    roles: np.ndarray  # (n,) train / validation / held-out / not used, per beat
 
     @property
     def labelled(self) -> bool:
@@ -53,6 +54,23 @@ class Evaluation:
     def metrics_at(self, threshold: float) -> metrics.Metrics | None:
         """Metrics at one threshold (O(log n)); None for unlabelled data."""
         return None if self.sorted_errors is None else self.sorted_errors.at(threshold)
+
+    def outcomes(self, threshold: float) -> np.ndarray:
+        """TP/FP/TN/FN (n,) of the evaluated beats at `threshold`, '' elsewhere (all '' without labels)."""
+        return export.outcomes(len(self.errors), threshold, self.errors, self.eval_idx, self.is_anomaly)
+
+    def beat_table(self, data, threshold: float, **kwargs):
+        """The export's per-beat table, with split roles and outcomes: the explorer's counts follow from it."""
+        return export.beat_table(data, self.errors, threshold, roles=self.roles, outcome=self.outcomes(threshold),
+                                 **kwargs)
+
+    def caveats(self) -> list[str]:
+        """What makes the figures uncertain or flattering (small classes, prevalence)."""
+        if self.sorted_errors is None:
+            return []
+        m = self.sorted_errors.at(float("inf"))
+        held = {k: t for k, (_, t) in m.class_counts.items() if k in m.class_recall}
+        return intervals.caveats(m.n_normal, m.n_anomaly, held, self.class_names)
 
     def n_flagged(self, threshold: float) -> int:
         """Beats of the whole data set above the threshold."""
@@ -83,7 +101,10 @@ def evaluation_beats(n_beats: int, labels: np.ndarray | None, normal_labels: Seq
     """
     everything = np.arange(n_beats)
     if same_data and split is not None and split.n_beats == n_beats:
-        return split.unseen(), np.asarray(split.train, dtype=np.int64)
+        # with the model's own normal labels exactly its held-out beats (the metrics stored with it), else every
+        # beat it never trained on
+        same = tuple(str(k) for k in normal_labels) == tuple(split.normal_labels)
+        return (split.held_out() if same else split.unseen()), np.asarray(split.train, dtype=np.int64)
     if labels is None:
         return everything, everything
     return everything, np.flatnonzero(np.isin(labels, list(normal_labels)))
@@ -96,8 +117,13 @@ def evaluate(errors: np.ndarray, labels: np.ndarray | None, class_names: Mapping
     errors = np.asarray(errors, dtype=np.float64)
     idx, ref = evaluation_beats(len(errors), labels, normal_labels, split, same_data)
     e = errors[idx]
+    if same_data and split is not None and split.n_beats == len(errors):
+        roles = split.roles(idx)
+    else:
+        roles = np.full(len(errors), "not used", dtype=object)
+        roles[idx] = "held-out"
     if labels is None:
-        return _unlabelled(errors, idx, e, errors[ref], n_bins, len(errors) - len(idx), percentile)
+        return _unlabelled(errors, idx, e, errors[ref], n_bins, len(errors) - len(idx), percentile, roles)
     labels = np.asarray(labels).astype(str)
     lab = labels[idx]
     normal_labels = tuple(str(k) for k in normal_labels)
@@ -126,10 +152,11 @@ def evaluate(errors: np.ndarray, labels: np.ndarray | None, class_names: Mapping
         normal_labels=normal_labels, abnormal_labels=abnormal, class_names=dict(class_names), colors=colors,
         bins=bins, sorted_errors=sorted_errors, sweep=sweep, roc=roc, pr=pr, roc_auc=auc_value,
         average_precision=ap, suggestions=suggestions, n_excluded=len(errors) - len(idx), percentile=percentile,
+        roles=roles,
     )
 
 
-def _unlabelled(errors, idx, e, reference, n_bins, n_excluded, percentile) -> Evaluation:
+def _unlabelled(errors, idx, e, reference, n_bins, n_excluded, percentile, roles) -> Evaluation:
     colors = {ALL_BEATS: figures.NORMAL_COLOR}
     bins = figures.histogram_bins(e, {ALL_BEATS: np.ones(e.size, bool)}, colors, n_bins=n_bins)
     suggestions = metrics.suggest_thresholds(e, np.zeros(e.size, bool), reference, percentile) if reference.size else {}
@@ -137,7 +164,7 @@ def _unlabelled(errors, idx, e, reference, n_bins, n_excluded, percentile) -> Ev
         errors=errors, eval_idx=idx, is_anomaly=None, eval_labels=None, reference_errors=reference,
         normal_labels=(), abnormal_labels=(), class_names={}, colors=colors, bins=bins, sorted_errors=None,
         sweep=None, roc=None, pr=None, roc_auc=None, average_precision=None, suggestions=suggestions,
-        n_excluded=n_excluded, percentile=percentile,
+        n_excluded=n_excluded, percentile=percentile, roles=roles,
     )
 
 
