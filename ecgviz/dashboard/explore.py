@@ -224,14 +224,42 @@ def pick_beat(errors: np.ndarray, labels: np.ndarray | None, label: str | None, 
     raise ValueError(f"unknown beat choice {mode!r}: use one of {PICK_MODES}")
 
 
+# Beat lists the viewer steps through with next/previous: outcome at the threshold, and the order to show them in.
+BROWSE_MODES = {"false alarms": "FP", "missed anomalies": "FN"}
+
+
+def browse(ev: Evaluation, threshold: float, mode: str) -> np.ndarray:
+    """Evaluated beats with that outcome: false alarms (normals above the threshold) highest error first, missed
+    anomalies (below it) lowest error first, i.e. the clearest mistakes first."""
+    if mode not in BROWSE_MODES:
+        raise ValueError(f"unknown list {mode!r}: use one of {tuple(BROWSE_MODES)}")
+    out = ev.outcomes(threshold)
+    idx = np.flatnonzero(out == BROWSE_MODES[mode])
+    order = np.argsort(ev.errors[idx], kind="stable")
+    return idx[order[::-1]] if mode == "false alarms" else idx[order]
+
+
+def step(position: int, n: int, delta: int) -> int:
+    """Next/previous position in a list of n, wrapping around; 0 for an empty list."""
+    return 0 if n <= 0 else (position + delta) % n
+
+
+def role_text(role: str) -> str:
+    """What a beat's split role means for its figures."""
+    return {"train": "a training beat (the model learned from it; not in the metrics)",
+            "validation": "a validation beat (used for early stopping; not in the metrics)",
+            "held-out": "a held-out beat (in the metrics)",
+            "not used": "not used (neither trained on nor in the metrics)"}.get(role, role)
+
+
 def verdict(error: float, threshold: float) -> str:
     """'flagged' when the error is above the threshold, else 'passed'."""
     return "flagged" if error > threshold else "passed"
 
 
 def percent(x: float | None) -> str:
-    """'97.3%' or an em dash when undefined."""
-    return "—" if x is None else f"{100 * x:.1f}%"
+    """'97.3%', or 'undefined' (e.g. precision with nothing flagged)."""
+    return "undefined" if x is None else f"{100 * x:.1f}%"
 
 
 def metrics_payload(ev: Evaluation, threshold: float, extra: Mapping | None = None) -> bytes:
