@@ -122,3 +122,19 @@ def test_baselines_share_the_autoencoders_split(tiny_data, tiny_ckpt):
     ckpt = fit_detector(tiny_data, detectors.PCAReconstruction(2), ["1"], split=tiny_ckpt.split)
     assert np.array_equal(ckpt.split.train, tiny_ckpt.split.train)
     assert protocol_split(tiny_data, ["1"]).n_beats == tiny_data.n_beats
+
+
+def test_trimmed_l1_error_leaves_out_the_largest_residuals():
+    from ecgviz.score import TRIM_FRACTION, beat_error
+
+    rng = np.random.default_rng(0)
+    x, r = rng.normal(size=(6, 140, 1)), rng.normal(size=(6, 140, 1))
+    k = round(TRIM_FRACTION * 140)
+    residual = np.sort(np.abs(r - x)[..., 0], axis=1)
+    expected = residual[:, : 140 - k].sum(axis=1)
+    got = beat_error(torch.from_numpy(r), torch.from_numpy(x), "l1_trim").numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert k == 3
+    # on a short beat nothing is left out: plain L1
+    np.testing.assert_allclose(beat_error(torch.from_numpy(r[:, :20]), torch.from_numpy(x[:, :20]), "l1_trim"),
+                               beat_error(torch.from_numpy(r[:, :20]), torch.from_numpy(x[:, :20]), "l1"))
