@@ -39,7 +39,7 @@ def outcomes(n_beats: int, threshold: float, errors: np.ndarray, eval_idx: np.nd
 
 def beat_table(data: BeatData, errors: np.ndarray, threshold: float, *, flagged_only: bool = False,
                include_samples: bool = False, roles: np.ndarray | None = None,
-               outcome: np.ndarray | None = None) -> pd.DataFrame:
+               outcome: np.ndarray | None = None, class_names: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per beat (or per flagged beat): where it came from, its error, whether it is flagged, its split role
     (train / validation / held-out / not used) and its outcome at the threshold (TP/FP/TN/FN, '' if not evaluated).
 
@@ -55,7 +55,8 @@ def beat_table(data: BeatData, errors: np.ndarray, threshold: float, *, flagged_
         names = labels
     else:
         labels = np.asarray(data.labels).astype(str).astype(object)
-        names = np.array([data.class_names.get(k, f"Class {k}") for k in labels], dtype=object)
+        table = {**dict(data.class_names), **dict(class_names or {})}
+        names = np.array([table.get(k, f"Class {k}") for k in labels], dtype=object)
     table = pd.DataFrame({
         "source": np.asarray(data.sources).astype(str).astype(object),
         "row": np.asarray(data.rows, dtype=np.int64),

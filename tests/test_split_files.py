@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from ecgviz import duplicates, export
-from ecgviz.data import load_files
 from ecgviz.dashboard import explore
+from ecgviz.data import load_files
 from ecgviz.pipeline import fit, protocol_split
 from ecgviz.split import Split, SplitError, make_file_split, make_split
 from tests.conftest import TINY_TRAIN

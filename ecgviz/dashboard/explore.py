@@ -62,7 +62,7 @@ class Evaluation:
     def beat_table(self, data, threshold: float, **kwargs):
         """The export's per-beat table, with split roles and outcomes: the explorer's counts follow from it."""
         return export.beat_table(data, self.errors, threshold, roles=self.roles, outcome=self.outcomes(threshold),
-                                 **kwargs)
+                                 class_names=dict(self.class_names), **kwargs)
 
     def caveats(self) -> list[str]:
         """What makes the figures uncertain or flattering (small classes, prevalence)."""
@@ -262,8 +262,19 @@ def percent(x: float | None) -> str:
     return "undefined" if x is None else f"{100 * x:.1f}%"
 
 
-def metrics_payload(ev: Evaluation, threshold: float, extra: Mapping | None = None) -> bytes:
-    """JSON bytes: the metrics at `threshold` (None for unlabelled data), flag counts, suggestions and `extra`."""
+def metrics_payload(ev: Evaluation, threshold: float, extra: Mapping | None = None,
+                    areas: Mapping | None = None) -> bytes:
+    """JSON bytes: the metrics at `threshold` (None for unlabelled data) with 95 % intervals, flag counts,
+    suggestions, caveats and `extra`; `areas` are AUROC/AP intervals already computed (else bootstrapped here)."""
+    m = ev.metrics_at(threshold)
+    bands: dict = {}
+    if m is not None:
+        if areas is None:
+            areas = intervals.bootstrap_areas(ev.errors[ev.eval_idx], ev.is_anomaly)
+        bands = {"auroc": areas.get("auroc"), "average_precision": areas.get("average_precision"),
+                 **intervals.rate_intervals(m),
+                 "method": f"Wilson score for rates; stratified percentile bootstrap ({intervals.N_BOOT} resamples, "
+                           "seed 0) for AUROC and AP"}
     info = {
         "threshold": float(threshold),
         "n_beats": len(ev.errors),
@@ -274,9 +285,12 @@ def metrics_payload(ev: Evaluation, threshold: float, extra: Mapping | None = No
         "roc_auc": ev.roc_auc,
         "average_precision": ev.average_precision,
         "suggested_thresholds": {k: float(v) for k, v in ev.suggestions.items()},
+        "prevalence": None if m is None else m.n_anomaly / max(m.n_normal + m.n_anomaly, 1),
+        "intervals_95": bands,
+        "caveats": ev.caveats(),
+        "class_names": dict(ev.class_names),
         **dict(extra or {}),
     }
-    m = ev.metrics_at(threshold)
     if m is not None:
         return export.metrics_json(m, info)
     return json.dumps({"metrics": None, **info}, indent=2, allow_nan=False).encode("utf-8")

@@ -49,9 +49,8 @@ class ActiveData:
 
     def with_names(self, names: dict[str, str]) -> ActiveData:
         """A copy whose classes show under `names` (blank names fall back to the file's)."""
-        clean = tuple((str(k), " ".join(str(v).split())[:60]) for k, v in names.items()
-                      if str(v).strip() and str(k) in self.data.class_names)
-        return replace(self, names=clean)
+        clean = {str(k): " ".join(str(v).split())[:60] for k, v in names.items() if str(k) in self.data.class_names}
+        return replace(self, names=tuple((k, v) for k, v in clean.items() if v and v != self.data.class_names[k]))
 
     @property
     def names_key(self) -> str:

@@ -128,6 +128,11 @@ def set_data(data: session.ActiveData) -> None:
     st.session_state.pop("normals_widget", None)
 
 
+def set_class_names(data: session.ActiveData) -> None:
+    """Adopt the same beats under other class display names (normal labels and models stay)."""
+    st.session_state[DATA] = data
+
+
 def set_model(model: session.ActiveModel) -> None:
     """Make `model` active after checking it fits the data (CheckpointError otherwise); adopt its threshold."""
     model.ckpt.check_fits(active_data().data.length)
