@@ -76,9 +76,28 @@ def bootstrap_areas(scores, is_anomaly, n_boot: int = N_BOOT, seed: int = 0,
             "average_precision": tuple(float(x) for x in np.percentile(aps, [tail, 100.0 - tail]))}
 
 
+def balanced_accuracy_interval(tn: int, n_normal: int, tp: int, n_anomaly: int, n_boot: int = 10_000,
+                               seed: int = 0, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """Percentile interval of the mean of the two recalls under the stratified bootstrap; None unless both classes.
+
+    Resampling a class's beats with replacement at a fixed threshold draws its flagged count from a binomial, so the
+    bootstrap is drawn directly from the two binomials.
+    """
+    if n_normal <= 0 or n_anomaly <= 0:
+        return None
+    rng = np.random.default_rng(seed)
+    ba = (rng.binomial(n_normal, tn / n_normal, n_boot) / n_normal
+          + rng.binomial(n_anomaly, tp / n_anomaly, n_boot) / n_anomaly) / 2.0
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    lo, hi = np.percentile(ba, [tail, 100.0 - tail])
+    return float(lo), float(hi)
+
+
 def rate_intervals(m) -> dict[str, tuple[float, float] | None]:
-    """Wilson intervals for a Metrics' rates (same keys), per-class recall under 'class_recall'."""
+    """Wilson intervals for a Metrics' rates (same keys), per-class recall under 'class_recall'; balanced accuracy
+    by bootstrap."""
     return {
+        "balanced_accuracy": balanced_accuracy_interval(m.tn, m.n_normal, m.tp, m.n_anomaly),
         "normal_recall": wilson(m.tn, m.n_normal),
         "anomaly_recall": wilson(m.tp, m.n_anomaly),
         "precision": wilson(m.tp, m.tp + m.fp) if m.n_anomaly else None,

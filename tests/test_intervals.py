@@ -49,3 +49,21 @@ def test_caveats_name_small_classes_and_prevalence():
     assert "normal (30 beats)" in notes[0] and "Unclassified (24 beats)" in notes[0]
     assert "Prevalence 98.6%" in notes[1] and "inflates" in notes[1]
     assert intervals.caveats(500, 100) == ["Prevalence 16.7% of evaluated beats are anomalies."]
+
+
+def test_balanced_accuracy_interval_matches_a_resampling_bootstrap():
+    rng = np.random.default_rng(1)
+    a = np.r_[np.zeros(200, bool), np.ones(800, bool)]
+    flagged = np.r_[rng.random(200) < 0.05, rng.random(800) < 0.9]
+    tn, tp = int((~flagged[~a]).sum()), int(flagged[a].sum())
+    lo, hi = intervals.balanced_accuracy_interval(tn, 200, tp, 800)
+    # the same figure by resampling beats within each class
+    boot = []
+    for _ in range(3000):
+        f0 = rng.choice(flagged[~a], 200)
+        f1 = rng.choice(flagged[a], 800)
+        boot.append(skm.balanced_accuracy_score(np.r_[np.zeros(200), np.ones(800)], np.r_[f0, f1]))
+    assert lo == pytest.approx(np.percentile(boot, 2.5), abs=0.004)
+    assert hi == pytest.approx(np.percentile(boot, 97.5), abs=0.004)
+    assert lo < ((tn / 200) + (tp / 800)) / 2 < hi
+    assert intervals.balanced_accuracy_interval(0, 0, 3, 4) is None
