@@ -53,9 +53,11 @@ st.dataframe(compare.table(entries, rule, target), hide_index=True,
 for note in active_ev.caveats():
     st.caption(note)
 
+zoom = st.toggle("Zoom to the corner where the detectors differ", value=True, key="compare_zoom",
+                 help="ROC: up to 20% of normals flagged; precision-recall: recall above 80%")
 roc_col, pr_col = st.columns(2)
-roc_col.plotly_chart(compare.overlay(entries, "roc"), config=PLOT_CONFIG, key="compare_roc")
-pr_col.plotly_chart(compare.overlay(entries, "pr"), config=PLOT_CONFIG, key="compare_pr")
+roc_col.plotly_chart(compare.overlay(entries, "roc", zoom), config=PLOT_CONFIG, key="compare_roc")
+pr_col.plotly_chart(compare.overlay(entries, "pr", zoom), config=PLOT_CONFIG, key="compare_pr")
 
 st.subheader("Where two detectors disagree")
 names = {m.id: m.name for m in models}

@@ -38,7 +38,7 @@ pick, fit_col = st.columns([3, 1], vertical_alignment="bottom")
 if len(choices) > 1:
     st.session_state.detector_choice = model.id
     pick.selectbox("Detector", [m.id for m in choices], key="detector_choice", on_change=_switch_detector,
-                   format_func=lambda i: next(m.name if m.name == m.ckpt.description else
+                   format_func=lambda i: next(m.name if m.ckpt.description.split(" (")[0] in m.name else
                                               f"{m.name} ({m.ckpt.description})" for m in choices if m.id == i),
                    help="switch the detector every figure on this page is drawn for; its own threshold comes with it")
 elif data.data.has_labels and st.session_state.get(state.NORMALS):

@@ -69,7 +69,8 @@ with st.container(border=True):
         ckpt = model.ckpt
         st.markdown(f"**Active model: {model.name}** ({model.source})")
         cols = st.columns(4)
-        cols[0].metric("Detector", ckpt.description, border=True)
+        cols[0].metric("Detector", "LSTM AE" if ckpt.kind == "lstm_ae" else ckpt.description,
+                       help=ckpt.description, border=True)
         cols[1].metric("Beat length", ckpt.seq_len, border=True)
         cols[2].metric("Split", ckpt.split.mode, help=ckpt.split.describe(), border=True)
         cols[3].metric("Stored threshold", f"{ckpt.threshold:.4g}", help=ckpt.threshold_rule, border=True)

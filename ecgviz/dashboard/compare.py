@@ -79,8 +79,9 @@ def table(entries: Sequence[Entry], rule: str, target_fpr: float | None = None) 
     return pd.DataFrame(rows)
 
 
-def overlay(entries: Sequence[Entry], kind: str) -> go.Figure:
-    """ROC ('roc') or precision-recall ('pr') curves of every detector in one figure."""
+def overlay(entries: Sequence[Entry], kind: str, zoom: bool = False) -> go.Figure:
+    """ROC ('roc') or precision-recall ('pr') curves of every detector in one figure; `zoom` shows the corner where
+    good detectors differ (few false alarms, most anomalies caught)."""
     fig = go.Figure()
     if kind == "roc":
         fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"color": "#bbbbbb", "dash": "dot"},
@@ -98,8 +99,11 @@ def overlay(entries: Sequence[Entry], kind: str) -> go.Figure:
         fig.add_scatter(x=x, y=y, mode="lines", name=label, line={"color": COLORS[n % len(COLORS)], "width": 2})
     titles = {"roc": ("ROC", "normal beats flagged (FPR)", "anomalies caught (TPR)"),
               "pr": ("Precision-recall", "recall (anomalies caught)", "precision")}[kind]
-    fig.update_layout(title={"text": titles[0]}, xaxis={"title": {"text": titles[1]}, "range": [-0.02, 1.02]},
-                      yaxis={"title": {"text": titles[2]}, "range": [-0.02, 1.02]}, height=380,
+    x_range, y_range = ([-0.005, 0.2], [0.8, 1.005]) if kind == "roc" else ([0.8, 1.005], [0.95, 1.002])
+    if not zoom:
+        x_range = y_range = [-0.02, 1.02]
+    fig.update_layout(title={"text": titles[0]}, xaxis={"title": {"text": titles[1]}, "range": x_range},
+                      yaxis={"title": {"text": titles[2]}, "range": y_range}, height=380,
                       margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": -0.2})
     return fig
 

@@ -213,13 +213,13 @@ def model_summary(model: ActiveModel) -> dict:
     return {
         "name": model.name,
         "detector": ckpt.description,
-        "split": ckpt.split.describe(),
         "AUROC": m.get("auroc"),
         "AUROC 95% CI": "—" if not ci else f"[{ci[0]:.4f}, {ci[1]:.4f}]",
         "AP": m.get("average_precision"),
         "balanced accuracy": m.get("balanced_accuracy"),
         "threshold": ckpt.threshold,
         "threshold rule": ckpt.threshold_rule,
+        "split": ckpt.split.describe(),
         "file": model.path.name if model.path is not None else "",
     }
 
