@@ -12,7 +12,7 @@ from ecgviz.train import beat_loss, resolve_device
 
 # Error measures a threshold can be expressed in: the training losses, and "l1_trim", the L1 error without the
 # largest TRIM_FRACTION of a beat's residuals. On ECG5000 a held-out normal beat has ~19 % of its L1 error in its
-# 3 largest residuals (often the first samples of the beat), a supraventricular beat ~12 %: its error is spread
+# 3 largest residuals (for false alarms mostly the first samples), a supraventricular beat ~12 %: its error is spread
 # along the beat. Leaving those few samples out lowers normal errors more than abnormal ones: balanced accuracy
 # at p98 of training normals 0.9803 instead of 0.9755, AUROC unchanged (0.9949 vs 0.9950; seeds 0-2, bench.quality).
 ERRORS = ("l1", "l1_trim", "mse")

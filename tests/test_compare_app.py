@@ -134,3 +134,28 @@ def test_model_page_lists_saved_models_of_any_kind(tiny):
     listed = at.dataframe[0].value
     assert {"LSTM autoencoder (embedding 4)", "kNN-3 (L2)"} <= set(listed["detector"])
     assert listed["AUROC"].notna().all()
+
+
+def test_other_normal_labels_are_noticed_and_can_be_switched_back(tiny):
+    at = start(tiny)
+    at.session_state["normal_labels"] = ["1", "3"]
+    at.run()
+    assert any("trained with normal label(s) 1" in w.value for w in at.warning)
+    at.button(key="normals_back").click().run()
+    assert_clean(at)
+    assert at.session_state["normal_labels"] == ["1"]
+    assert not any("trained with normal label" in w.value for w in at.warning)
+
+
+def test_copies_are_reported_on_the_data_page(tiny):
+    from ecgviz.data import BeatData
+
+    d = tiny["data"]
+    X = np.vstack([d.X, d.X[:2]])
+    copies = BeatData(X, np.r_[d.labels, d.labels[:2]], dict(d.class_names), np.r_[d.sources, ["again.arff"] * 2],
+                      np.r_[d.rows, [1, 2]])
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["active_data"] = session.make_data(copies, "copies")
+    at.run()
+    at.switch_page("pages/data.py").run()
+    assert any("2 beat(s) are exact copies" in w.value and "again.arff row 1" in w.value for w in at.warning)
