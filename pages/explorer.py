@@ -187,6 +187,11 @@ def explorer() -> None:
 def beat_viewer(t: float) -> None:
     """A chosen beat with its reconstruction, error and verdict."""
     st.subheader("One beat, original and reconstructed")
+    if model.ckpt.kind == "knn":
+        st.caption(f"For {model.ckpt.description} the second line is the mean of the beat's {model.ckpt.model.k} "
+                   "nearest training normals, the normal shape its distance is measured to.")
+    elif model.ckpt.kind == "pca":
+        st.caption("For PCA the second line is the beat projected onto the normals' principal components.")
     controls, chart = st.columns([1, 3])
     with controls:
         browse_modes = tuple(explore.BROWSE_MODES) if ev.labelled else ()

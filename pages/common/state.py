@@ -233,7 +233,10 @@ def baselines(fit: bool = False) -> list[session.ActiveModel]:
     data = active_data()
     normals = tuple(st.session_state.get(NORMALS) or ())
     primary = st.session_state.get(PRIMARY) or active_model()
-    split = session.baseline_split(data, normals, primary) if normals else None
+    try:
+        split = session.baseline_split(data, normals, primary) if normals and data.data.has_labels else None
+    except USER_ERRORS:  # e.g. too few normal beats to split: no baselines, and the explorer says why elsewhere
+        split = None
     if split is None:
         return []
     key = (data.fingerprint, normals, hashlib.sha256(repr(split.to_dict()).encode()).hexdigest()[:12],
