@@ -3,7 +3,7 @@
 import streamlit as st
 
 from ecgviz.dashboard import compare
-from pages.common import state
+from pages.common import detectors, state
 
 state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
 
@@ -21,16 +21,16 @@ if not data.data.has_labels or not st.session_state.get(state.NORMALS):
     st.stop()
 
 auto = data.name == state.session.BUILTIN_NAME
-if not state.baselines(fit=auto):
+if not detectors.baselines(fit=auto):
     st.caption("kNN distance (k = 5, L1 and L2) and PCA reconstruction fit on the same training normals as the "
                "active model, in seconds.")
     if st.button("Fit baselines (kNN, PCA)", key="compare_fit", icon=":material/bolt:", type="primary"):
-        state.baselines(fit=True)
+        detectors.baselines(fit=True)
         st.rerun()
     st.stop()
 
-models = state.detector_choices()
-entries = [compare.Entry(m.name, state.evaluation_of(m), m.ckpt.threshold) for m in models]
+models = detectors.detector_choices()
+entries = [compare.Entry(m.name, detectors.evaluation_of(m), m.ckpt.threshold) for m in models]
 if not compare.same_beats(entries):
     st.warning("These detectors are not judged on the same beats (the active model was trained on other data or "
                "another split); compare them with care.", icon=":material/warning:")

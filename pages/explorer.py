@@ -6,7 +6,7 @@ import streamlit as st
 
 from ecgviz import intervals
 from ecgviz.dashboard import explore, figures, livechart
-from pages.common import state
+from pages.common import detectors, state
 from pages.common.threshold_chart import slider_value, threshold_chart
 
 state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
@@ -28,12 +28,12 @@ data = state.active_data()
 
 def _switch_detector() -> None:
     chosen = st.session_state.detector_choice
-    for m in state.detector_choices():
+    for m in detectors.detector_choices():
         if m.id == chosen:
             state.set_model(m)
 
 
-choices = state.detector_choices()
+choices = detectors.detector_choices()
 pick, fit_col = st.columns([3, 1], vertical_alignment="bottom")
 if len(choices) > 1:
     st.session_state.detector_choice = model.id
@@ -46,7 +46,7 @@ elif data.data.has_labels and st.session_state.get(state.NORMALS):
     if fit_col.button("Fit baselines (kNN, PCA)", key="fit_baselines", icon=":material/bolt:",
                       help="kNN distance (k = 5, L1 and L2) and PCA reconstruction, on the same training normals; "
                            "a few seconds"):
-        state.baselines(fit=True)
+        detectors.baselines(fit=True)
         st.rerun()
 
 trained_normals = tuple(model.ckpt.split.normal_labels)
@@ -172,7 +172,7 @@ def explorer() -> None:
         roc_col.plotly_chart(figures.roc_figure(*ev.roc, ev.roc_auc, (fpr, m.anomaly_recall)), config=PLOT_CONFIG)
         pr_point = None if m.precision is None else (m.anomaly_recall, m.precision)
         pr_col.plotly_chart(figures.pr_figure(*ev.pr, ev.average_precision, pr_point), config=PLOT_CONFIG)
-        areas = state.area_intervals(ev)
+        areas = detectors.area_intervals(ev)
         roc_col.caption(f"AUROC {ev.roc_auc:.4f}, 95% CI {intervals.fmt_interval(areas['auroc'], percent=False)} "
                         "(bootstrap)")
         pr_col.caption(f"AP {ev.average_precision:.4f}, 95% CI "
@@ -269,6 +269,6 @@ def _browse(mode: str, t: float, disagree: dict | None) -> int | None:
 explorer()
 if data.name == state.session.BUILTIN_NAME and data.data.has_labels and st.session_state.get(state.NORMALS):
     # the built-in data gets its baselines without a click, once the page is drawn (shared by every session)
-    if not state.baselines():
-        state.baselines(fit=True)
+    if not detectors.baselines():
+        detectors.baselines(fit=True)
         st.rerun()

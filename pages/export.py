@@ -5,7 +5,7 @@ import streamlit as st
 from ecgviz import export
 from ecgviz.checkpoint import to_bytes
 from ecgviz.dashboard import explore
-from pages.common import state
+from pages.common import detectors, state
 
 state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
 
@@ -43,7 +43,7 @@ extra = {"model": model.name, "detector": model.ckpt.description, "detector_kind
          "threshold_rule_of_model": model.ckpt.threshold_rule, "data": active.name,
          "data_fingerprint": active.fingerprint}
 st.download_button("Download metrics and threshold (JSON)",
-                   explore.metrics_payload(ev, t, extra, state.area_intervals(ev) if ev.labelled else None),
+                   explore.metrics_payload(ev, t, extra, detectors.area_intervals(ev) if ev.labelled else None),
                    file_name=f"ecgviz_metrics_t{t:.4f}.json",
                    mime="application/json", icon=":material/download:", key="export_json", on_click="ignore")
 

@@ -7,7 +7,7 @@ from ecgviz.checkpoint import CheckpointError, save_checkpoint
 from ecgviz.dashboard import explore, figures, session
 from ecgviz.dashboard.jobs import CANCELLED, DONE, ERROR, format_seconds
 from ecgviz.score import ERROR_NAMES
-from pages.common import state
+from pages.common import detectors, state
 
 state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
 
@@ -27,7 +27,7 @@ def models_table() -> None:
     """Every saved model (any detector) and the baselines of this session, with their held-out metrics."""
     rows = [_summary(str(p), p.stat().st_mtime_ns) for p in state.checkpoint_choices() if p.is_file()]
     rows = [r for r in rows if r is not None]
-    fitted = state.baselines()
+    fitted = detectors.baselines()
     rows += [{**session.model_summary(b), "file": "(this session, not saved)"} for b in fitted]
     if rows:
         st.markdown("**Models and their held-out metrics** (at each model's own stored threshold)")
