@@ -67,3 +67,15 @@ def test_balanced_accuracy_interval_matches_a_resampling_bootstrap():
     assert hi == pytest.approx(np.percentile(boot, 97.5), abs=0.004)
     assert lo < ((tn / 200) + (tp / 800)) / 2 < hi
     assert intervals.balanced_accuracy_interval(0, 0, 3, 4) is None
+
+
+def test_paired_auroc_difference():
+    rng = np.random.default_rng(2)
+    a = rng.random(500) < 0.7
+    good = rng.normal(size=500) + 2.0 * a
+    worse = good + rng.normal(size=500)
+    point, (lo, hi) = intervals.paired_auroc_difference(good, worse, a, n_boot=300)
+    assert point == pytest.approx(skm.roc_auc_score(a, good) - skm.roc_auc_score(a, worse), rel=1e-12)
+    assert 0 < lo < point < hi
+    same, (lo, hi) = intervals.paired_auroc_difference(good, good, a, n_boot=50)
+    assert same == lo == hi == 0.0
