@@ -1,5 +1,7 @@
 """Export: the flagged beats (or all) as CSV, the metrics as JSON, and the active checkpoint."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from ecgviz import export
@@ -50,7 +52,14 @@ st.download_button("Download metrics and threshold (JSON)",
 st.subheader("Checkpoint")
 with_threshold = st.checkbox(f"Store the chosen threshold ({t:.4g}) in the downloaded checkpoint",
                              key="export_ckpt_threshold")
-payload = to_bytes(model.ckpt.with_threshold(t)) if with_threshold else model.checkpoint_bytes()
+# the class names given on the Data page travel with the model (for the labels it knows)
+names = {**dict(model.ckpt.class_names), **dict(active.names)}
+renamed = names != dict(model.ckpt.class_names)
+if with_threshold or renamed:
+    ckpt = replace(model.ckpt, class_names=names)
+    payload = to_bytes(ckpt.with_threshold(t) if with_threshold else ckpt)
+else:
+    payload = model.checkpoint_bytes()
 st.download_button(f"Download {model.download_name()}", payload, file_name=model.download_name(),
                    mime="application/octet-stream", icon=":material/download:", key="export_ckpt",
                    on_click="ignore")

@@ -118,6 +118,9 @@ def test_class_names_reach_the_export_and_the_json_names_the_detector(tiny, down
     assert payload["detector"].startswith("LSTM autoencoder") and payload["split_mode"] == "seed"
     assert payload["intervals_95"]["normal_recall"][0] <= payload["metrics"]["normal_recall"]
     assert payload["class_names"]["2"] == "Spiky" and payload["caveats"]
+    from ecgviz.checkpoint import load_checkpoint
+
+    assert load_checkpoint(downloads["tiny_start.pt"]).class_names["2"] == "Spiky"  # kept in the checkpoint too
     held = table[table.split_role == "held-out"]
     assert (held.outcome == "TP").sum() == payload["metrics"]["tp"]
     assert (held.outcome == "FP").sum() == payload["metrics"]["fp"]
