@@ -1,4 +1,4 @@
-"""Command line: ``python -m ecgviz train | evaluate | score``; errors are one line and a non-zero exit."""
+"""Command line: ``python -m ecgviz train | baseline | evaluate | score``; errors are one line and a non-zero exit."""
 
 from __future__ import annotations
 
@@ -19,10 +19,14 @@ from ecgviz.pipeline import (
     TrainingCancelled,
     errors_for,
     evaluate,
+    evaluation_indices,
     fit,
+    fit_detector,
+    protocol_split,
     resume_fit,
     scores_for,
 )
+from ecgviz.score import ERRORS
 from ecgviz.split import SplitError
 from ecgviz.train import BY_CAP, EpochInfo, TrainConfig
 
@@ -77,10 +81,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                          loss=args.loss, seed=args.seed, device=args.device, precision=args.precision,
                          max_seconds=max_seconds)
         model_config = ModelConfig(embedding_dim=args.embedding_dim, chunk=args.chunk)
+        files = _files(args)
 
         def run(stop):
             return fit(data, args.normal_label or ["1"], model_config, tc, percentile=args.percentile,
-                       name=args.name or "", on_epoch=on_epoch, stop=stop)
+                       name=args.name or "", on_epoch=on_epoch, stop=stop, split_mode=args.split,
+                       files=files, error=args.error)
     try:  # the bar's line ends even when training fails
         ckpt = run_interruptible(run)
     finally:
@@ -156,16 +162,46 @@ def continue_advice(ckpt, path: str, degenerate: bool = False) -> list[str]:
     return lines
 
 
+def _files(args: argparse.Namespace) -> tuple[str, str] | None:
+    if args.split != "files":
+        return None
+    if not (args.train_file and args.test_file):
+        raise ValueError("--split files needs --train-file and --test-file (file names as loaded, e.g. X_TRAIN.arff)")
+    return args.train_file, args.test_file
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from ecgviz import detectors
+
+    data = _load(args.data)
+    params = {"k": args.k, "metric": args.metric} if args.kind == "knn" else {"n_components": args.components}
+    detector = detectors.make(args.kind, **params)
+    normal = args.normal_label or ["1"]
+    split = protocol_split(data, normal, mode=args.split, seed=args.seed, files=_files(args))
+    ckpt = fit_detector(data, detector, normal, split=split, percentile=args.percentile, name=args.name or "")
+    path = save_checkpoint(ckpt, args.out)
+    print(f"saved {path}  ({ckpt.description}, fitted in {ckpt.train_config['elapsed_s']:.2f}s; {split.describe()})")
+    print(f"threshold {ckpt.threshold:.4f} ({ckpt.threshold_rule})")
+    m = ckpt.metrics
+    if m:
+        print(f"held-out: AUROC {m['auroc']:.4f}  balanced accuracy {m['balanced_accuracy']:.4f}  "
+              f"normal recall {m['normal_recall']:.4f}  anomaly recall {m['anomaly_recall']:.4f}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     data = _load(args.data)
     ev = evaluate(ckpt, data, threshold=args.threshold, normal_labels=args.normal_label or None)
-    summary = ev.summary()
+    summary = {"detector": ckpt.description, "split_mode": ckpt.split.mode, "split": ckpt.split.describe(),
+               **ev.summary()}
     if args.json:
         print(json.dumps(summary))
         return 0
     m = ev.metrics
+    ci = summary["intervals_95"]
     where = "held-out split" if ev.held_out else "all labelled beats (not the checkpoint's training data)"
+    print(f"{summary['detector']}; {summary['split']}")
     print(f"evaluated on {where}: {m.n_normal} normal, {m.n_anomaly} anomalous beats")
     if not ev.held_out:
         files = ", ".join(ckpt.data_sources) or "file names not recorded"
@@ -175,12 +211,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for key in ("auroc", "average_precision", "balanced_accuracy", "normal_recall", "anomaly_recall",
                 "precision", "f1", "accuracy"):
         value = summary[key]
-        print(f"{key:<18} {'n/a' if value is None else f'{value:.4f}'}")
+        band = ci.get(key)
+        text = "undefined" if value is None else f"{value:.4f}"
+        print(f"{key:<18} {text}" + (f"  95% CI [{band[0]:.4f}, {band[1]:.4f}]" if band else ""))
     for label, (flagged, total) in m.class_counts.items():
-        print(f"class {label:<12} flagged {flagged}/{total}")
+        band = ci["class_recall"].get(label)
+        print(f"class {label:<12} flagged {flagged}/{total}"
+              + (f"  recall 95% CI [{band[0]:.3f}, {band[1]:.3f}]" if band else ""))
+    for note in summary["caveats"]:
+        print(f"note: {note}")
     normals = ev.indices[~ev.is_anomaly]
     if len(normals):
-        q = quality.assess(data.X[normals], scores_for(ckpt, data.X[normals])[1], ev.auroc)
+        recon = scores_for(ckpt, data.X[normals])[1] if ckpt.kind == "lstm_ae" else None
+        q = quality.assess(data.X[normals], recon, ev.auroc)
         if q.degenerate:
             print(f"warning: {q.message()}")
     return 0
@@ -192,8 +235,15 @@ def cmd_score(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     errors = errors_for(ckpt, data.X)
     threshold = ckpt.threshold if args.threshold is None else args.threshold
+    roles, outcome = None, None
+    if data.has_labels:
+        # the same roles and outcomes as the dashboard: on the checkpoint's own data only its held-out beats count
+        idx, is_anomaly, held_out = evaluation_indices(ckpt, data)
+        outcome = export.outcomes(data.n_beats, threshold, errors, idx, is_anomaly)
+        if held_out:
+            roles = ckpt.split.roles(idx)
     table = export.beat_table(data, errors, threshold, flagged_only=args.flagged_only,
-                              include_samples=args.include_samples)
+                              include_samples=args.include_samples, roles=roles, outcome=outcome)
     export.write_csv(table, args.out)
     flagged = int((errors > threshold).sum())
     print(f"scored {data.n_beats} beats in {time.perf_counter() - t0:.2f}s; {flagged} flagged at threshold "
@@ -232,9 +282,26 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=d.seed)
     t.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
                    help="stored threshold: this percentile of the training normals' errors")
+    t.add_argument("--error", choices=ERRORS, help="error the threshold is expressed in (default: l1_trim for the "
+                   "l1 loss, else the loss)")
     t.add_argument("--name", help="a name stored in the checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _split_args(t)
     t.set_defaults(func=cmd_train)
+
+    b = sub.add_parser("baseline", help="fit a kNN-distance or PCA detector on normal beats and save a checkpoint")
+    b.add_argument("--kind", choices=("knn", "pca"), required=True)
+    b.add_argument("--k", type=int, default=5, help="kNN: neighbours averaged")
+    b.add_argument("--metric", choices=("l1", "l2"), default="l2", help="kNN: distance")
+    b.add_argument("--components", type=int, default=8, help="PCA: principal components kept")
+    b.add_argument("--data", nargs="+", metavar="FILE", help="ARFF/TSV/CSV files (default: bundled ECG5000)")
+    b.add_argument("--out", required=True, metavar="PATH", help="checkpoint to write (.pt)")
+    b.add_argument("--normal-label", action="append", metavar="L", help="label of normal beats (repeatable; default 1)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE)
+    b.add_argument("--name", help="a name stored in the checkpoint")
+    _split_args(b)
+    b.set_defaults(func=cmd_baseline)
 
     e = sub.add_parser("evaluate", help="metrics on the checkpoint's held-out split")
     e.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT), metavar="PATH")
@@ -253,6 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, metavar="CSV")
     s.set_defaults(func=cmd_score)
     return p
+
+
+def _split_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split", choices=("seed", "files"), default="seed",
+                   help="seed: seeded 85/7.5/7.5 split of the pooled normals; files: keep the files as given")
+    p.add_argument("--train-file", metavar="NAME", help="--split files: train on this file's normal beats")
+    p.add_argument("--test-file", metavar="NAME", help="--split files: evaluate on every beat of this file")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,17 +1,51 @@
 """Model: load a checkpoint (shipped, saved or uploaded) or train a new autoencoder in the background."""
 
+import pandas as pd
 import streamlit as st
 
-from ecgviz.checkpoint import CheckpointError
+from ecgviz.checkpoint import CheckpointError, save_checkpoint
 from ecgviz.dashboard import explore, figures, session
 from ecgviz.dashboard.jobs import CANCELLED, DONE, ERROR, format_seconds
 from ecgviz.pipeline import DEFAULT_PERCENTILE
-from pages.common import state
+from ecgviz.score import ERROR_NAMES
+from pages.common import detectors, state
 
 state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
 
 PLOT_CONFIG = {"displaylogo": False}
 LOAD_TAB, TRAIN_TAB = ":material/folder_open: Load a checkpoint", ":material/model_training: Train a model"
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _summary(path: str, mtime_ns: int) -> dict | None:
+    try:
+        return session.model_summary(session.model_from_path(path))
+    except CheckpointError:
+        return None
+
+
+@state.shows_errors
+def models_table() -> None:
+    """Every saved model (any detector) and the baselines of this session, with their held-out metrics."""
+    rows = [_summary(str(p), p.stat().st_mtime_ns) for p in state.checkpoint_choices() if p.is_file()]
+    rows = [r for r in rows if r is not None]
+    fitted = detectors.baselines()
+    rows += [{**session.model_summary(b), "file": "(this session, not saved)"} for b in fitted]
+    if rows:
+        st.markdown("**Models and their held-out metrics** (at each model's own stored threshold)")
+        st.dataframe(pd.DataFrame(rows), hide_index=True,
+                     column_config={k: st.column_config.NumberColumn(format="%.4f")
+                                    for k in ("AUROC", "AP", "balanced accuracy")})
+    if fitted and st.button("Save the baselines to checkpoints/", key="save_baselines", icon=":material/save:"):
+        saved = []
+        for b in fitted:
+            name = session.safe_name(f"{b.ckpt.kind}_{b.name}_{state.active_data().fingerprint[:8]}")
+            path = session.checkpoint_dir() / f"{name}.pt"
+            if not path.exists():
+                save_checkpoint(b.ckpt, path)
+            saved.append(path.name)
+        state.notify(f"Saved {', '.join(saved)}.")
+        st.rerun()
 
 st.title("Model")
 state.show_notice()
@@ -37,11 +71,13 @@ with st.container(border=True):
         ckpt = model.ckpt
         st.markdown(f"**Active model: {model.name}** ({model.source})")
         cols = st.columns(4)
-        cols[0].metric("Embedding size", ckpt.model_config.embedding_dim, border=True)
+        cols[0].metric("Detector", "LSTM AE" if ckpt.kind == "lstm_ae" else ckpt.description,
+                       help=ckpt.description, border=True)
         cols[1].metric("Beat length", ckpt.seq_len, border=True)
-        cols[2].metric("Error measure", ckpt.loss.upper(), border=True)
+        cols[2].metric("Split", ckpt.split.mode, help=ckpt.split.describe(), border=True)
         cols[3].metric("Stored threshold", f"{ckpt.threshold:.4g}", help=ckpt.threshold_rule, border=True)
         held_out = ckpt.metrics or {}
+        st.caption(f"Scores: {ERROR_NAMES.get(ckpt.loss, ckpt.loss)}; split: {ckpt.split.describe()}.")
         if held_out.get("auroc") is not None:
             st.caption(
                 f"On its held-out beats: ROC AUC {held_out['auroc']:.4f}, normal beats passed "
@@ -102,6 +138,7 @@ with load_tab:
             activate(lambda: session.model_from_path(chosen, source=source))
     else:
         st.caption("No checkpoint files found.")
+    models_table()
     upload = st.file_uploader("Or upload a checkpoint (.pt)", type=["pt"], key="ckpt_upload")
     if upload is not None and upload.file_id != st.session_state.get("ckpt_upload_id"):
         st.session_state["ckpt_upload_id"] = upload.file_id  # one attempt per uploaded file
@@ -113,43 +150,57 @@ with train_tab:
     st.caption(f"Trains on the normal beats of **{data.name}** (normal: {state.normal_names(data)}); "
                "15% of them are held back for early stopping and for honest metrics.")
     d = session.TrainSettings()
-    f = state.form_value
+    kept = state.form_value
     with st.form("train_form", border=False):
-        name = st.text_input("Save as", value=f("name", "my_model"),
+        name = st.text_input("Save as", value=kept("name", "my_model"),
                              help="file name in checkpoints/, letters/digits/_/-; an existing name is refused")
         c1, c2, c3, c4, c5 = st.columns(5)
-        embedding = c1.number_input("Embedding size", 1, 512, f("embedding_dim", d.embedding_dim),
+        embedding = c1.number_input("Embedding size", 1, 512, kept("embedding_dim", d.embedding_dim),
                                     help="size of the bottleneck vector")
-        chunk = c2.number_input("Samples per step", 1, 64, f("chunk", d.chunk),
+        chunk = c2.number_input("Samples per step", 1, 64, kept("chunk", d.chunk),
                                 help="samples the LSTMs read and write per step: 10 is ~10x faster than 1, "
                                      "with the same held-out AUROC on ECG5000")
-        epochs = c3.number_input("Epochs (at most)", 1, 5000, f("epochs", d.epochs), placeholder="auto",
+        epochs = c3.number_input("Epochs (at most)", 1, 5000, kept("epochs", d.epochs), placeholder="auto",
                                  help="a safety cap: early stopping usually ends the run first. Empty: scaled to "
                                       "the data (40 on ECG5000, more on small sets)")
-        batch = c4.number_input("Batch size", 1, 4096, f("batch_size", d.batch_size))
-        lr = c5.number_input("Learning rate", 1e-5, 1.0, f("lr", d.lr), format="%.4f", step=1e-4)
+        batch = c4.number_input("Batch size", 1, 4096, kept("batch_size", d.batch_size))
+        lr = c5.number_input("Learning rate", 1e-5, 1.0, kept("lr", d.lr), format="%.4f", step=1e-4)
+        sources = list(dict.fromkeys(data.data.sources.tolist()))
+        s1, s2, s3 = st.columns(3)
+        split_mode = s1.radio("Split", ["seed", "files"], horizontal=True, disabled=len(sources) < 2,
+                              format_func={"seed": "Seeded 85/7.5/7.5 of all normals",
+                                           "files": "Keep the files as given"}.get,
+                              help="files: train on the normal beats of one file, evaluate on another (e.g. TRAIN "
+                                   "and TEST); needs two files loaded together")
+        train_file = s2.selectbox("Train on the normals of", sources, disabled=len(sources) < 2,
+                                  index=next((i for i, f in enumerate(sources) if "TRAIN" in f.upper()), 0))
+        test_file = s3.selectbox("Evaluate on", sources, disabled=len(sources) < 2,
+                                 index=next((i for i, f in enumerate(sources) if "TEST" in f.upper()),
+                                            min(1, len(sources) - 1)))
         c1, c2, c3, c4, c5, c6 = st.columns(6)
         losses = ["l1", "mse"]
-        loss = c1.selectbox("Loss", losses, index=losses.index(f("loss", d.loss)) if f("loss", d.loss) in losses else 0,
-                            help="l1: absolute error summed over the beat; mse: mean squared")
-        seed = c2.number_input("Seed", 0, 2**31 - 1, f("seed", d.seed))
+        loss = c1.selectbox("Loss", losses, index=losses.index(kept("loss", d.loss)) if kept("loss", d.loss) in losses
+                            else 0, help="l1: absolute error summed over the beat; mse: mean squared")
+        seed = c2.number_input("Seed", 0, 2**31 - 1, kept("seed", d.seed))
         devices = session.available_devices()
-        device = c3.selectbox("Device", devices, index=devices.index(f("device", d.device))
-                              if f("device", d.device) in devices else 0)
-        patience = c4.number_input("Patience (epochs)", 1, 1000, f("patience", d.patience), placeholder="auto",
+        device = c3.selectbox("Device", devices, index=devices.index(kept("device", d.device))
+                              if kept("device", d.device) in devices else 0)
+        patience = c4.number_input("Patience (epochs)", 1, 1000, kept("patience", d.patience), placeholder="auto",
                                    help="stop after this many epochs without a better validation loss; "
                                         "empty: a tenth of the cap, at least 10")
-        minutes = c5.number_input("Time budget (min)", 0.1, 24 * 60.0, f("max_minutes", d.max_minutes),
+        minutes = c5.number_input("Time budget (min)", 0.1, 24 * 60.0, kept("max_minutes", d.max_minutes),
                                   placeholder="none", help="stop after the epoch that passes it; empty: no limit")
-        percentile = c6.number_input("Threshold percentile", 50.0, 100.0, f("percentile", DEFAULT_PERCENTILE),
+        percentile = c6.number_input("Threshold percentile", 50.0, 100.0, kept("percentile", DEFAULT_PERCENTILE),
                                      step=0.5, help="the stored threshold passes this share of the training normals")
         submitted = st.form_submit_button("Start training", icon=":material/play_arrow:", disabled=running,
                                           type="primary")
     if submitted:
         settings = session.TrainSettings(embedding_dim=embedding, chunk=chunk, epochs=epochs, batch_size=batch, lr=lr,
                                          loss=loss, seed=seed, device=device, patience=patience, max_minutes=minutes,
-                                         percentile=percentile)
-        state.remember_form(name=name, **{k: getattr(settings, k) for k in session.TrainSettings.__dataclass_fields__})
+                                         percentile=percentile, split_mode=split_mode if len(sources) >= 2 else "seed",
+                                         train_file=train_file or "", test_file=test_file or "")
+        state.remember_form(name=name, **{k: getattr(settings, k) for k in session.TrainSettings.__dataclass_fields__
+                                          if k not in ("train_file", "test_file", "split_mode")})
         try:
             new_job = session.start_training(data, st.session_state.get(state.NORMALS) or [], name.strip(),
                                              settings, directory=session.checkpoint_dir())

@@ -24,6 +24,8 @@ THRESHOLD_REVISION = "threshold_revision"  # bumped whenever the threshold is se
 JOB = "train_job"
 THRESHOLD_SLOT = "_sidebar_threshold_slot"
 NOTICE = "notice"  # one-shot message shown on the next run (e.g. "model trained and activated")
+PRIMARY = "primary_model"  # the last model loaded or trained (not a baseline): what "switch detector" returns to
+BASELINES = "baselines"  # (key, [ActiveModel]) fitted on the active data, normal labels and split
 WORKSPACE = "workspace"  # this session's server-side workspace (see ecgviz/dashboard/workspace.py)
 WS_SEEN = "workspace_revision"  # the workspace revision this session last read or wrote
 WS_PARAM = "ws"  # the URL query parameter that names the workspace
@@ -122,6 +124,8 @@ def _pull(ws: workspace.Workspace) -> None:
         st.session_state[DATA] = ws.data
     if ws.model is not None or ws.revision:
         st.session_state[MODEL] = ws.model
+        if ws.model is not None and ws.model.source != "baseline":
+            st.session_state[PRIMARY] = ws.model
     if ws.threshold is not None and ws.threshold != st.session_state.get(THRESHOLD):
         st.session_state[THRESHOLD] = ws.threshold
         st.session_state[THRESHOLD_REVISION] = threshold_revision() + 1
@@ -164,6 +168,7 @@ def init() -> None:
                 model = None
         st.session_state[MODEL] = model
         if model is not None:
+            st.session_state[PRIMARY] = model
             st.session_state[THRESHOLD] = float(model.ckpt.threshold)
     if NORMALS not in st.session_state:
         st.session_state[NORMALS] = session.default_normal_labels(st.session_state[DATA], st.session_state[MODEL])
@@ -207,10 +212,17 @@ def set_normals(labels: list[str]) -> None:
     _push(normals=list(labels))
 
 
+def set_class_names(data: session.ActiveData) -> None:
+    """Adopt the same beats under other class display names (normal labels and models stay)."""
+    st.session_state[DATA] = data
+
+
 def set_model(model: session.ActiveModel) -> None:
     """Make `model` active after checking it fits the data (CheckpointError otherwise); adopt its threshold."""
     model.ckpt.check_fits(active_data().data.length)
     st.session_state[MODEL] = model
+    if model.source != "baseline":
+        st.session_state[PRIMARY] = model
     ws = st.session_state.get(WORKSPACE)
     if ws is not None:
         ws.set_model(model)
@@ -293,7 +305,7 @@ def chart_base(ev: explore.Evaluation, rng: explore.SliderRange) -> livechart.Ch
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _evaluation(model_id: str, data_fp: str, normals: tuple[str, ...], _model: session.ActiveModel,
+def _evaluation(model_id: str, data_fp: str, normals: tuple[str, ...], names: str, _model: session.ActiveModel,
                 _data: session.ActiveData, _errors: np.ndarray) -> explore.Evaluation:
     return session.evaluation(_model, _data, normals, _errors)
 
@@ -309,7 +321,7 @@ def evaluation() -> explore.Evaluation:
     model, data = active_model(), active_data()
     errors, _ = scores()
     normals = tuple(st.session_state.get(NORMALS) or ())
-    return _evaluation(model.id, data.fingerprint, normals, model, data, errors)
+    return _evaluation(model.id, data.fingerprint, normals, data.names_key, model, data, errors)
 
 
 def require_model() -> session.ActiveModel | None:
@@ -347,8 +359,8 @@ def sidebar() -> None:
             st.caption("none loaded")
         else:
             ckpt = model.ckpt
-            st.caption(f"{model.name}  \n{model.source} · embedding {ckpt.model_config.embedding_dim} · "
-                       f"{ckpt.seq_len} samples · {ckpt.loss.upper()} error")
+            st.caption(f"{model.name}  \n{model.source} · {ckpt.description} · {ckpt.seq_len} samples · "
+                       f"{ckpt.split.mode} split")
         st.markdown("**Threshold**")
         # the explorer's fragment rewrites this slot on every slider step, without a full rerun
         st.session_state[THRESHOLD_SLOT] = st.empty()
@@ -423,7 +435,9 @@ def model_quality(model: session.ActiveModel, ev: explore.Evaluation | None = No
         if ev.is_anomaly is not None:
             idx = idx[~ev.is_anomaly]
         if len(idx):
-            return quality.assess(data.X[idx], reconstructions[idx], ev.roc_auc if ev.labelled else None)
+            # the variance check is about autoencoders; baselines are judged on their AUROC alone
+            recon = reconstructions[idx] if model.ckpt.kind == "lstm_ae" else None
+            return quality.assess(data.X[idx], recon, ev.roc_auc if ev.labelled else None)
     return quality.from_metrics(model.ckpt.metrics)
 
 
