@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Sequence
 
-from ecgviz import export
+from ecgviz import batch
 from ecgviz.checkpoint import SHIPPED_CHECKPOINT, CheckpointError, load_checkpoint, save_checkpoint
 from ecgviz.data import DataError, load_ecg5000, load_files
 from ecgviz.model import ModelConfig
-from ecgviz.pipeline import DEFAULT_PERCENTILE, errors_for, evaluate, fit
+from ecgviz.pipeline import DEFAULT_PERCENTILE, evaluate, fit
 from ecgviz.split import SplitError
 from ecgviz.train import EpochInfo, TrainConfig
 
@@ -92,19 +91,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _file_warnings(result: batch.FileResult) -> None:
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+
+
 def cmd_score(args: argparse.Namespace) -> int:
-    ckpt = load_checkpoint(args.checkpoint)
-    data = _load(args.data)
-    t0 = time.perf_counter()
-    errors = errors_for(ckpt, data.X)
+    files, problems = batch.expand(args.data)
+    ckpt = load_checkpoint(args.checkpoint)  # a bad checkpoint is one error, not one per file
+    options = batch.ScoreOptions(str(args.checkpoint), args.threshold, args.flagged_only, args.include_samples)
+    if args.scheduler or args.workers:
+        with batch.cluster_client(args.scheduler, args.workers or 1) as client:
+            summary = batch.write_results(batch.score_on_cluster(client, files, options), args.out,
+                                          on_file=_file_warnings)
+    else:
+        summary = batch.write_results(batch.score_serial(files, options), args.out, on_file=_file_warnings)
+    for message in (*problems, *summary.errors):
+        print(f"ecgviz: error: {message}", file=sys.stderr)
     threshold = ckpt.threshold if args.threshold is None else args.threshold
-    table = export.beat_table(data, errors, threshold, flagged_only=args.flagged_only,
-                              include_samples=args.include_samples)
-    export.write_csv(table, args.out)
-    flagged = int((errors > threshold).sum())
-    print(f"scored {data.n_beats} beats in {time.perf_counter() - t0:.2f}s; {flagged} flagged at threshold "
-          f"{threshold:.4f}; wrote {len(table)} rows to {args.out}")
-    return 0
+    failed = len(problems) + summary.n_failed
+    print(f"scored {summary.n_beats} beats in {summary.seconds:.2f}s; {summary.n_flagged} flagged at threshold "
+          f"{threshold:.4f}; wrote {summary.n_rows} rows to {args.out}"
+          + (f"; {failed} of {len(files) + len(problems)} inputs failed" if failed else ""))
+    return 2 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,11 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("score", help="score beats and write a CSV of errors and verdicts")
     s.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT), metavar="PATH")
-    s.add_argument("--data", nargs="+", required=True, metavar="FILE")
+    s.add_argument("--data", nargs="+", required=True, metavar="FILE_OR_GLOB",
+                   help="files or quoted glob patterns; each file is scored on its own")
     s.add_argument("--threshold", type=float, help="default: the checkpoint's")
     s.add_argument("--flagged-only", action="store_true")
     s.add_argument("--include-samples", action="store_true", help="append the raw samples s1..sT")
     s.add_argument("--out", required=True, metavar="CSV")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N", help="score on a local Dask cluster of N processes")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="score on the Dask cluster at ADDRESS (tcp://host:8786)")
     s.set_defaults(func=cmd_score)
     return p
 
