@@ -1,4 +1,4 @@
-"""Command line: ``python -m ecgviz train | evaluate | score``; errors are one line and a non-zero exit."""
+"""Command line: ``python -m ecgviz train | evaluate | score | pack``; errors are one line and a non-zero exit."""
 
 from __future__ import annotations
 
@@ -116,6 +116,17 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+def cmd_pack(args: argparse.Namespace) -> int:
+    from ecgviz.pack import SUFFIX, write_pack
+
+    if not str(args.out).lower().endswith(SUFFIX):
+        raise ValueError(f"--out must name a {SUFFIX} file")
+    data = _load(args.data)
+    path = write_pack(args.out, data.X, data.labels)
+    print(f"packed {data.n_beats:,} beats of {data.length} samples into {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and --help)."""
     p = argparse.ArgumentParser(prog="python -m ecgviz", description=__doc__.split(";")[0])
@@ -163,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--workers", type=int, metavar="N", help="score on a local Dask cluster of N processes")
     where.add_argument("--scheduler", metavar="ADDRESS", help="score on the Dask cluster at ADDRESS (tcp://host:8786)")
     s.set_defaults(func=cmd_score)
+
+    k = sub.add_parser("pack", help="write beats as one binary beat pack (.npz) that loads in seconds")
+    k.add_argument("--data", nargs="+", required=True, metavar="FILE", help="ARFF/TSV/CSV files or packs")
+    k.add_argument("--out", required=True, metavar="NPZ")
+    k.set_defaults(func=cmd_pack)
     return p
 
 

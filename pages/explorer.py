@@ -23,7 +23,7 @@ if model is None:
     st.stop()
 
 data = state.active_data()
-errors, reconstructions = state.scores()
+errors = state.scores()
 ev = state.evaluation()
 if state.threshold() is None:
     state.set_threshold(model.ckpt.threshold)
@@ -166,7 +166,7 @@ def beat_viewer(t: float) -> None:
         st.caption(origin)
     color = ev.colors.get(str(data.data.labels[i]), figures.NORMAL_COLOR) if data.data.has_labels else \
         figures.NORMAL_COLOR
-    chart.plotly_chart(figures.beat_figure(data.data.X[i], reconstructions[i], title=f"Beat {i + 1:,} ({verdict})",
+    chart.plotly_chart(figures.beat_figure(data.data.X[i], state.reconstruction(i), title=f"Beat {i + 1:,} ({verdict})",
                                            color=color), config=PLOT_CONFIG)
 
 

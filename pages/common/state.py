@@ -162,9 +162,22 @@ def show_notice() -> None:
 
 
 @st.cache_data(max_entries=8, show_spinner="Scoring every beat…")
-def _scores(model_id: str, data_fp: str, _model: session.ActiveModel, _data: session.ActiveData):
-    # keyed by content ids only: the model and data objects themselves are not hashed
-    return session.score(_model, _data)
+def _scores(model_id: str, data_fp: str, _model: session.ActiveModel, _data: session.ActiveData) -> np.ndarray:
+    # keyed by content ids only: the model and data objects themselves are not hashed. Errors only: a million
+    # beats' reconstructions would be 560 MB; the beat viewer asks for the one it shows (reconstruction()).
+    return session.score(_model, _data, reconstructions=False)[0]
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _reconstruction(model_id: str, data_fp: str, index: int, _model: session.ActiveModel,
+                    _data: session.ActiveData) -> np.ndarray:
+    return session.reconstruction(_model, _data, index)
+
+
+def reconstruction(index: int) -> np.ndarray:
+    """The active model's reconstruction of one beat of the active data."""
+    model, data = active_model(), active_data()
+    return _reconstruction(model.id, data.fingerprint, int(index), model, data)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -186,8 +199,8 @@ def _evaluation(model_id: str, data_fp: str, normals: tuple[str, ...], _model: s
     return session.evaluation(_model, _data, normals, _errors)
 
 
-def scores() -> tuple[np.ndarray, np.ndarray]:
-    """(errors, reconstructions) of the active data under the active model, computed once per pair."""
+def scores() -> np.ndarray:
+    """Errors of the active data's beats under the active model, computed once per pair."""
     model, data = active_model(), active_data()
     return _scores(model.id, data.fingerprint, model, data)
 
@@ -195,7 +208,7 @@ def scores() -> tuple[np.ndarray, np.ndarray]:
 def evaluation() -> explore.Evaluation:
     """The explorer's view of the active model on the active data with the chosen normal labels."""
     model, data = active_model(), active_data()
-    errors, _ = scores()
+    errors = scores()
     normals = tuple(st.session_state.get(NORMALS) or ())
     return _evaluation(model.id, data.fingerprint, normals, model, data, errors)
 
