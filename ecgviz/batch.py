@@ -107,24 +107,57 @@ def load_one(path: str) -> BeatData:
     return load_files([path])
 
 
+def score_data(ckpt: Checkpoint, data: BeatData, options: ScoreOptions):
+    """(table, errors, threshold) for one data set: the per-beat table `ecgviz score` writes.
+
+    Split roles and outcomes are those the dashboard shows: on the checkpoint's own data set only the beats it
+    never trained on are evaluated (with their roles); on other labelled data every beat is.
+    """
+    from ecgviz.pipeline import errors_for, evaluation_indices  # deferred: a worker imports torch only to score
+
+    errors = errors_for(ckpt, data.X)
+    threshold = ckpt.threshold if options.threshold is None else float(options.threshold)
+    roles, outcome = None, None
+    if data.has_labels:
+        idx, is_anomaly, held_out = evaluation_indices(ckpt, data)
+        outcome = export.outcomes(data.n_beats, threshold, errors, idx, is_anomaly)
+        if held_out:
+            roles = ckpt.split.roles(idx)
+    table = export.beat_table(data, errors, threshold, flagged_only=options.flagged_only,
+                              include_samples=options.include_samples, roles=roles, outcome=outcome)
+    return table, errors, threshold
+
+
 def score_file(path: str, options: ScoreOptions) -> FileResult:
     """Score one file: its per-beat table (as `ecgviz score` writes it), or the error that stopped it."""
-    from ecgviz.pipeline import errors_for  # deferred: a worker imports torch only when it scores
-
     started = time.perf_counter()
     try:
         ckpt = cached_checkpoint(options.checkpoint)
         data = load_one(path)
-        errors = errors_for(ckpt, data.X)
-        threshold = ckpt.threshold if options.threshold is None else float(options.threshold)
-        table = export.beat_table(data, errors, threshold, flagged_only=options.flagged_only,
-                                  include_samples=options.include_samples)
+        table, errors, threshold = score_data(ckpt, data, options)
         return FileResult(path, table, None, data.n_beats, int((errors > threshold).sum()), threshold,
                           time.perf_counter() - started, os.getpid(), _loads, data.warnings)
     except FILE_ERRORS as exc:
         message = str(exc) if Path(path).name in str(exc) else f"{Path(path).name}: {exc}"
-        return FileResult(path, None, message, 0, 0, None, time.perf_counter() - started,
-                          os.getpid(), _loads)
+        return FileResult(path, None, message, 0, 0, None, time.perf_counter() - started, os.getpid(), _loads)
+
+
+def score_together(paths: Sequence[str], options: ScoreOptions) -> Iterator[FileResult] | None:
+    """The files as one data set, scored in this process (one result), or None when they do not load together.
+
+    This is what makes the split roles right when the files are the checkpoint's own data set (e.g. its TRAIN
+    and TEST files): their indices refer to the files taken together.
+    """
+    started = time.perf_counter()
+    try:
+        data = load_files(paths)
+    except DataError:
+        return None
+    ckpt = cached_checkpoint(options.checkpoint)
+    table, errors, threshold = score_data(ckpt, data, options)
+    name = " + ".join(Path(p).name for p in paths)
+    return iter([FileResult(name, table, None, data.n_beats, int((errors > threshold).sum()), threshold,
+                            time.perf_counter() - started, os.getpid(), _loads, data.warnings)])
 
 
 def score_serial(paths: Sequence[str], options: ScoreOptions) -> Iterator[FileResult]:

@@ -1,4 +1,4 @@
-"""Command line: ``python -m ecgviz train | evaluate | score | pack``; errors are one line and a non-zero exit."""
+"""Command line: ``python -m ecgviz train | baseline | evaluate | score | pack``; errors: one line, non-zero exit."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ from ecgviz import batch
 from ecgviz.checkpoint import SHIPPED_CHECKPOINT, CheckpointError, load_checkpoint, save_checkpoint
 from ecgviz.data import DataError, load_ecg5000, load_files
 from ecgviz.model import ModelConfig
-from ecgviz.pipeline import DEFAULT_PERCENTILE, evaluate, fit
+from ecgviz.pipeline import (
+    DEFAULT_PERCENTILE,
+    evaluate,
+    fit,
+    fit_detector,
+    protocol_split,
+)
+from ecgviz.score import ERRORS
 from ecgviz.split import SplitError
 from ecgviz.train import EpochInfo, TrainConfig
 
@@ -55,7 +62,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:  # the bar's line ends even when training fails
         model_config = ModelConfig(embedding_dim=args.embedding_dim, chunk=args.chunk)
         ckpt = fit(data, args.normal_label or ["1"], model_config, tc, percentile=args.percentile,
-                   name=args.name or "", on_epoch=None if args.quiet else bar)
+                   name=args.name or "", on_epoch=None if args.quiet else bar, split_mode=args.split,
+                   files=_files(args), error=args.error)
     finally:
         if not args.quiet:
             bar.close()
@@ -70,24 +78,60 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _files(args: argparse.Namespace) -> tuple[str, str] | None:
+    if args.split != "files":
+        return None
+    if not (args.train_file and args.test_file):
+        raise ValueError("--split files needs --train-file and --test-file (file names as loaded, e.g. X_TRAIN.arff)")
+    return args.train_file, args.test_file
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from ecgviz import detectors
+
+    data = _load(args.data)
+    params = {"k": args.k, "metric": args.metric} if args.kind == "knn" else {"n_components": args.components}
+    detector = detectors.make(args.kind, **params)
+    normal = args.normal_label or ["1"]
+    split = protocol_split(data, normal, mode=args.split, seed=args.seed, files=_files(args))
+    ckpt = fit_detector(data, detector, normal, split=split, percentile=args.percentile, name=args.name or "")
+    path = save_checkpoint(ckpt, args.out)
+    print(f"saved {path}  ({ckpt.description}, fitted in {ckpt.train_config['elapsed_s']:.2f}s; {split.describe()})")
+    print(f"threshold {ckpt.threshold:.4f} ({ckpt.threshold_rule})")
+    m = ckpt.metrics
+    if m:
+        print(f"held-out: AUROC {m['auroc']:.4f}  balanced accuracy {m['balanced_accuracy']:.4f}  "
+              f"normal recall {m['normal_recall']:.4f}  anomaly recall {m['anomaly_recall']:.4f}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     data = _load(args.data)
     ev = evaluate(ckpt, data, threshold=args.threshold, normal_labels=args.normal_label or None)
-    summary = ev.summary()
+    summary = {"detector": ckpt.description, "split_mode": ckpt.split.mode, "split": ckpt.split.describe(),
+               **ev.summary()}
     if args.json:
         print(json.dumps(summary))
         return 0
     m = ev.metrics
+    ci = summary["intervals_95"]
     where = "held-out split" if ev.held_out else "all labelled beats (not the checkpoint's training data)"
+    print(f"{summary['detector']}; {summary['split']}")
     print(f"evaluated on {where}: {m.n_normal} normal, {m.n_anomaly} anomalous beats")
     print(f"threshold          {m.threshold:.4f}")
     for key in ("auroc", "average_precision", "balanced_accuracy", "normal_recall", "anomaly_recall",
                 "precision", "f1", "accuracy"):
         value = summary[key]
-        print(f"{key:<18} {'n/a' if value is None else f'{value:.4f}'}")
+        band = ci.get(key)
+        text = "undefined" if value is None else f"{value:.4f}"
+        print(f"{key:<18} {text}" + (f"  95% CI [{band[0]:.4f}, {band[1]:.4f}]" if band else ""))
     for label, (flagged, total) in m.class_counts.items():
-        print(f"class {label:<12} flagged {flagged}/{total}")
+        band = ci["class_recall"].get(label)
+        print(f"class {label:<12} flagged {flagged}/{total}"
+              + (f"  recall 95% CI [{band[0]:.3f}, {band[1]:.3f}]" if band else ""))
+    for note in summary["caveats"]:
+        print(f"note: {note}")
     return 0
 
 
@@ -105,7 +149,10 @@ def cmd_score(args: argparse.Namespace) -> int:
             summary = batch.write_results(batch.score_on_cluster(client, files, options), args.out,
                                           on_file=_file_warnings)
     else:
-        summary = batch.write_results(batch.score_serial(files, options), args.out, on_file=_file_warnings)
+        # files that load as one data set are scored as one (split roles span them); otherwise file by file
+        results = (batch.score_together(files, options) if files and not problems else None) or \
+            batch.score_serial(files, options)
+        summary = batch.write_results(results, args.out, on_file=_file_warnings)
     for message in (*problems, *summary.errors):
         print(f"ecgviz: error: {message}", file=sys.stderr)
     threshold = ckpt.threshold if args.threshold is None else args.threshold
@@ -150,9 +197,26 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=d.seed)
     t.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
                    help="stored threshold: this percentile of the training normals' errors")
+    t.add_argument("--error", choices=ERRORS, help="error the threshold is expressed in (default: l1_trim for the "
+                   "l1 loss, else the loss)")
     t.add_argument("--name", help="a name stored in the checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _split_args(t)
     t.set_defaults(func=cmd_train)
+
+    b = sub.add_parser("baseline", help="fit a kNN-distance or PCA detector on normal beats and save a checkpoint")
+    b.add_argument("--kind", choices=("knn", "pca"), required=True)
+    b.add_argument("--k", type=int, default=5, help="kNN: neighbours averaged")
+    b.add_argument("--metric", choices=("l1", "l2"), default="l2", help="kNN: distance")
+    b.add_argument("--components", type=int, default=8, help="PCA: principal components kept")
+    b.add_argument("--data", nargs="+", metavar="FILE", help="ARFF/TSV/CSV files (default: bundled ECG5000)")
+    b.add_argument("--out", required=True, metavar="PATH", help="checkpoint to write (.pt)")
+    b.add_argument("--normal-label", action="append", metavar="L", help="label of normal beats (repeatable; default 1)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE)
+    b.add_argument("--name", help="a name stored in the checkpoint")
+    _split_args(b)
+    b.set_defaults(func=cmd_baseline)
 
     e = sub.add_parser("evaluate", help="metrics on the checkpoint's held-out split")
     e.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT), metavar="PATH")
@@ -165,14 +229,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("score", help="score beats and write a CSV of errors and verdicts")
     s.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT), metavar="PATH")
     s.add_argument("--data", nargs="+", required=True, metavar="FILE_OR_GLOB",
-                   help="files or quoted glob patterns; each file is scored on its own")
+                   help="files or quoted glob patterns")
     s.add_argument("--threshold", type=float, help="default: the checkpoint's")
     s.add_argument("--flagged-only", action="store_true")
     s.add_argument("--include-samples", action="store_true", help="append the raw samples s1..sT")
     s.add_argument("--out", required=True, metavar="CSV")
     where = s.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, metavar="N", help="score on a local Dask cluster of N processes")
-    where.add_argument("--scheduler", metavar="ADDRESS", help="score on the Dask cluster at ADDRESS (tcp://host:8786)")
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="score file by file on a local Dask cluster of N processes")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="score file by file on the Dask cluster at ADDRESS")
     s.set_defaults(func=cmd_score)
 
     k = sub.add_parser("pack", help="write beats as one binary beat pack (.npz) that loads in seconds")
@@ -180,6 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--out", required=True, metavar="NPZ")
     k.set_defaults(func=cmd_pack)
     return p
+
+
+def _split_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split", choices=("seed", "files"), default="seed",
+                   help="seed: seeded 85/7.5/7.5 split of the pooled normals; files: keep the files as given")
+    p.add_argument("--train-file", metavar="NAME", help="--split files: train on this file's normal beats")
+    p.add_argument("--test-file", metavar="NAME", help="--split files: evaluate on every beat of this file")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
