@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{r['loaded_mb']:,.0f} |")
     print(f"| every beat scored (errors only) | {r['score_s']:.1f} s | {r['scored_mb']:,.0f} |")
     print(f"| explorer Evaluation + live chart counts | {r['evaluation_s']:.1f} s | {r['evaluated_mb']:,.0f} |")
-    print(f"| {s['steps']} slider steps (p50 / p95 server time) | {s['p50_ms']:.1f} / {s['p95_ms']:.1f} ms | "
+    print(f"| {s['steps']} slider steps (p50 / p95 server time; CPU p50 {s['cpu_p50_ms']:.1f} ms) | "
+          f"{s['p50_ms']:.1f} / {s['p95_ms']:.1f} ms | "
           f"{r['after_steps_mb']:,.0f} |")
     print(f"| peak of the process | | {r['peak_mb']:,.0f} |")
     return 0

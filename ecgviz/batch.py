@@ -183,9 +183,16 @@ def cluster_client(scheduler: str | None = None, workers: int = 2) -> Iterator:
         return
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
+    import dask
+
+    # Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which also pins glibc's mmap threshold:
+    # every array over 128 kB is then a fresh mmap, and reading a file ran ~3x slower in a worker than here
+    environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
+               if k != "MALLOC_TRIM_THRESHOLD_"}
     # one thread per process: torch scores a file on one core, and processes give each its own interpreter
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                      env={"OMP_NUM_THREADS": "1"}) as cluster, Client(cluster) as client:
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), \
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                         env={"OMP_NUM_THREADS": "1"}) as cluster, Client(cluster) as client:
         yield client
 
 

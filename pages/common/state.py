@@ -171,11 +171,16 @@ def show_notice() -> None:
         st.success(message, icon=":material/check_circle:")
 
 
-@st.cache_data(max_entries=8, show_spinner="Scoring every beat…")
+# The errors, the Evaluation and the chart base are cache_resource, not cache_data: cache_data unpickles a fresh copy
+# on every call, which at a million beats costs more than a slider step may take. They are keyed by content ids, so
+# sessions that share them hold the same values, and nothing writes to them (the errors are made read-only).
+@st.cache_resource(max_entries=8, show_spinner="Scoring every beat…")
 def _scores(model_id: str, data_fp: str, _model: session.ActiveModel, _data: session.ActiveData) -> np.ndarray:
     # keyed by content ids only: the model and data objects themselves are not hashed. Errors only: a million
     # beats' reconstructions would be 560 MB; the beat viewer asks for the one it shows (reconstruction()).
-    return session.score(_model, _data, reconstructions=False)[0]
+    errors = session.score(_model, _data, reconstructions=False)[0]
+    errors.flags.writeable = False
+    return errors
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -190,7 +195,7 @@ def reconstruction(index: int) -> np.ndarray:
     return _reconstruction(model.id, data.fingerprint, int(index), model, data)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_resource(max_entries=16, show_spinner=False)
 def _chart_base(model_id: str, data_fp: str, normals: tuple[str, ...], lo: float, hi: float, step: float,
                 _ev: explore.Evaluation) -> livechart.ChartBase:
     return livechart.chart_base(_ev, explore.SliderRange(lo, hi, step))
@@ -203,7 +208,7 @@ def chart_base(ev: explore.Evaluation, rng: explore.SliderRange) -> livechart.Ch
     return _chart_base(model.id, data.fingerprint, normals, rng.lo, rng.hi, rng.step, ev)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_resource(max_entries=16, show_spinner=False)
 def _evaluation(model_id: str, data_fp: str, normals: tuple[str, ...], names: str, _model: session.ActiveModel,
                 _data: session.ActiveData, _errors: np.ndarray) -> explore.Evaluation:
     return session.evaluation(_model, _data, normals, _errors)
