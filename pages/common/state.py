@@ -285,13 +285,31 @@ def show_notice() -> None:
         st.success(message, icon=":material/check_circle:")
 
 
-@st.cache_data(max_entries=8, show_spinner="Scoring every beat…")
-def _scores(model_id: str, data_fp: str, _model: session.ActiveModel, _data: session.ActiveData):
-    # keyed by content ids only: the model and data objects themselves are not hashed
-    return session.score(_model, _data)
+# The errors, the Evaluation and the chart base are cache_resource, not cache_data: cache_data unpickles a fresh copy
+# on every call, which at a million beats costs more than a slider step may take. They are keyed by content ids, so
+# sessions that share them hold the same values, and nothing writes to them (the errors are made read-only).
+@st.cache_resource(max_entries=8, show_spinner="Scoring every beat…")
+def _scores(model_id: str, data_fp: str, _model: session.ActiveModel, _data: session.ActiveData) -> np.ndarray:
+    # keyed by content ids only: the model and data objects themselves are not hashed. Errors only: a million
+    # beats' reconstructions would be 560 MB; the beat viewer asks for the one it shows (reconstruction()).
+    errors = session.score(_model, _data, reconstructions=False)[0]
+    errors.flags.writeable = False
+    return errors
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(max_entries=64, show_spinner=False)
+def _reconstruction(model_id: str, data_fp: str, index: int, _model: session.ActiveModel,
+                    _data: session.ActiveData) -> np.ndarray:
+    return session.reconstruction(_model, _data, index)
+
+
+def reconstruction(index: int) -> np.ndarray:
+    """The active model's reconstruction of one beat of the active data."""
+    model, data = active_model(), active_data()
+    return _reconstruction(model.id, data.fingerprint, int(index), model, data)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
 def _chart_base(model_id: str, data_fp: str, normals: tuple[str, ...], lo: float, hi: float, step: float,
                 _ev: explore.Evaluation) -> livechart.ChartBase:
     return livechart.chart_base(_ev, explore.SliderRange(lo, hi, step))
@@ -304,14 +322,14 @@ def chart_base(ev: explore.Evaluation, rng: explore.SliderRange) -> livechart.Ch
     return _chart_base(model.id, data.fingerprint, normals, rng.lo, rng.hi, rng.step, ev)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_resource(max_entries=16, show_spinner=False)
 def _evaluation(model_id: str, data_fp: str, normals: tuple[str, ...], names: str, _model: session.ActiveModel,
                 _data: session.ActiveData, _errors: np.ndarray) -> explore.Evaluation:
     return session.evaluation(_model, _data, normals, _errors)
 
 
-def scores() -> tuple[np.ndarray, np.ndarray]:
-    """(errors, reconstructions) of the active data under the active model, computed once per pair."""
+def scores() -> np.ndarray:
+    """Errors of the active data's beats under the active model, computed once per pair."""
     model, data = active_model(), active_data()
     return _scores(model.id, data.fingerprint, model, data)
 
@@ -319,7 +337,7 @@ def scores() -> tuple[np.ndarray, np.ndarray]:
 def evaluation() -> explore.Evaluation:
     """The explorer's view of the active model on the active data with the chosen normal labels."""
     model, data = active_model(), active_data()
-    errors, _ = scores()
+    errors = scores()
     normals = tuple(st.session_state.get(NORMALS) or ())
     return _evaluation(model.id, data.fingerprint, normals, data.names_key, model, data, errors)
 
@@ -424,20 +442,28 @@ def checkpoint_choices() -> list[Path]:
     return out
 
 
-def model_quality(model: session.ActiveModel, ev: explore.Evaluation | None = None,
-                  reconstructions: np.ndarray | None = None):
-    """The model's quality check: from the explorer's scores when given, else as stored at training time."""
+@st.cache_data(max_entries=16, show_spinner=False)
+def _quality(model_id: str, data_fp: str, normals: tuple[str, ...], _model: session.ActiveModel,
+             _data: session.ActiveData, _ev: explore.Evaluation):
+    from ecgviz import quality
+    from ecgviz.pipeline import scores_for
+
+    idx = _ev.eval_idx if _ev.is_anomaly is None else _ev.eval_idx[~_ev.is_anomaly]
+    auroc = _ev.roc_auc if _ev.labelled else None
+    if not len(idx) or _model.ckpt.kind != "lstm_ae":  # the variance check is about autoencoders
+        return quality.assess(_data.data.X[idx], None, auroc)
+    idx = idx[np.linspace(0, len(idx) - 1, min(len(idx), 2000)).astype(int)]  # a sample is enough for variances
+    X = _data.data.X[idx]
+    return quality.assess(X, scores_for(_model.ckpt, X)[1], auroc)
+
+
+def model_quality(model: session.ActiveModel, ev: explore.Evaluation | None = None):
+    """The model's quality check: on the explorer's held-out normal beats when given, else as stored."""
     from ecgviz import quality
 
-    if ev is not None and reconstructions is not None:
-        data = active_data().data
-        idx = ev.eval_idx
-        if ev.is_anomaly is not None:
-            idx = idx[~ev.is_anomaly]
-        if len(idx):
-            # the variance check is about autoencoders; baselines are judged on their AUROC alone
-            recon = reconstructions[idx] if model.ckpt.kind == "lstm_ae" else None
-            return quality.assess(data.X[idx], recon, ev.roc_auc if ev.labelled else None)
+    if ev is not None:
+        data = active_data()
+        return _quality(model.id, data.fingerprint, tuple(st.session_state.get(NORMALS) or ()), model, data, ev)
     return quality.from_metrics(model.ckpt.metrics)
 
 
