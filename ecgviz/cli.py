@@ -1,4 +1,4 @@
-"""Command line: ``python -m ecgviz train | evaluate | score``; errors are one line and a non-zero exit."""
+"""Command line: ``python -m ecgviz train | evaluate | score | beats``; errors are one line and a non-zero exit."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from ecgviz import export
+from ecgviz import export, recording_io
 from ecgviz.checkpoint import SHIPPED_CHECKPOINT, CheckpointError, load_checkpoint, save_checkpoint
 from ecgviz.data import DataError, load_ecg5000, load_files
 from ecgviz.model import ModelConfig
@@ -20,9 +20,12 @@ from ecgviz.train import EpochInfo, TrainConfig
 USER_ERRORS = (DataError, CheckpointError, SplitError, ValueError, OSError)
 
 
-def _load(paths: Sequence[str] | None):
+def _load(paths: Sequence[str] | None, args: argparse.Namespace | None = None, length: int | None = None):
     """The data, with its load warnings on stderr: a file that loads oddly must say so, as in the dashboard."""
-    data = load_files(paths) if paths else load_ecg5000()
+    if paths and recording_io.is_recording(paths, getattr(args, "fs", None)):
+        data = recording_io.load_recording(paths, lead=args.lead, fs=args.fs, length=length or args.length).data
+    else:
+        data = load_files(paths) if paths else load_ecg5000()
     for w in data.warnings:
         print(f"warning: {w}", file=sys.stderr)
     return data
@@ -49,7 +52,7 @@ class ProgressBar:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    data = _load(args.data)
+    data = _load(args.data, args)
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                      loss=args.loss, seed=args.seed, device=args.device, precision=args.precision)
     bar = ProgressBar()
@@ -73,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
-    data = _load(args.data)
+    data = _load(args.data, args, ckpt.seq_len)
     ev = evaluate(ckpt, data, threshold=args.threshold, normal_labels=args.normal_label or None)
     summary = ev.summary()
     if args.json:
@@ -94,7 +97,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
-    data = _load(args.data)
+    data = _load(args.data, args, ckpt.seq_len)
     t0 = time.perf_counter()
     errors = errors_for(ckpt, data.X)
     threshold = ckpt.threshold if args.threshold is None else args.threshold
@@ -107,13 +110,35 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_beats(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    beats = recording_io.load_recording([args.record], lead=args.lead, fs=args.fs, length=args.length)
+    recording_io.write_arff(beats, args.out)
+    for w in beats.data.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    rec = beats.recording
+    counts = ", ".join(f"{k} {v}" for k, v in beats.data.label_counts().items()) or "unlabelled"
+    print(f"{rec.record} lead {rec.lead} ({rec.fs:g} Hz, {rec.duration_s:.0f} s): {beats.summary()}; "
+          f"classes: {counts}; wrote {args.out} in {time.perf_counter() - t0:.2f}s")
+    return 0
+
+
+def _recording_options(p: argparse.ArgumentParser, length: bool) -> None:
+    p.add_argument("--lead", metavar="NAME", help="recording lead/channel/column (default: the first ECG-like one)")
+    p.add_argument("--fs", type=float, metavar="HZ", help="sampling rate of a CSV/TSV recording")
+    if length:
+        p.add_argument("--length", type=int, default=recording_io.DEFAULT_LENGTH, metavar="N",
+                       help="samples per beat cut from a recording")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and --help)."""
     p = argparse.ArgumentParser(prog="python -m ecgviz", description=__doc__.split(";")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train an autoencoder on normal beats and save a checkpoint")
-    t.add_argument("--data", nargs="+", metavar="FILE", help="ARFF/TSV/CSV files (default: bundled ECG5000)")
+    t.add_argument("--data", nargs="+", metavar="FILE",
+                   help="ARFF/TSV/CSV beat files or one recording (default: bundled ECG5000)")
     t.add_argument("--out", required=True, metavar="PATH", help="checkpoint to write (.pt)")
     t.add_argument("--normal-label", action="append", metavar="L", help="label of normal beats (repeatable; default 1)")
     d = TrainConfig()
@@ -132,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stored threshold: this percentile of the training normals' errors")
     t.add_argument("--name", help="a name stored in the checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _recording_options(t, length=True)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="metrics on the checkpoint's held-out split")
@@ -140,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threshold", type=float, help="default: the checkpoint's")
     e.add_argument("--normal-label", action="append", metavar="L", help="default: the checkpoint's")
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    _recording_options(e, length=False)
     e.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("score", help="score beats and write a CSV of errors and verdicts")
@@ -149,7 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--flagged-only", action="store_true")
     s.add_argument("--include-samples", action="store_true", help="append the raw samples s1..sT")
     s.add_argument("--out", required=True, metavar="CSV")
+    _recording_options(s, length=False)
     s.set_defaults(func=cmd_score)
+
+    b = sub.add_parser("beats", help="cut a recording (WFDB, EDF, CSV) into beats and write them as ARFF")
+    b.add_argument("--record", required=True, metavar="PATH", help="a .hea/.dat (or record name), .edf or .csv")
+    b.add_argument("--out", required=True, metavar="ARFF")
+    _recording_options(b, length=True)
+    b.set_defaults(func=cmd_beats)
     return p
 
 
