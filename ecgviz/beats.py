@@ -49,7 +49,7 @@ class Beats:
 
     def dropped_counts(self) -> dict[str, int]:
         """Dropped beats per reason (every reason listed, zero included)."""
-        return {reason: int(len(self.dropped.get(reason, ()))) for reason in DROP_REASONS}
+        return {reason: len(self.dropped.get(reason, ())) for reason in DROP_REASONS}
 
     def summary(self) -> str:
         """One line: beats cut, R-peaks found and the drops by reason."""
@@ -78,7 +78,7 @@ def detect_r_peaks(x: np.ndarray, fs: float) -> np.ndarray:
 
 def _remove_baseline(y: np.ndarray, peaks: np.ndarray, fs: float) -> np.ndarray:
     """Subtract a line through each beat's PR-segment level (the isoelectric line), in place."""
-    a, b = int(round(_ISO_S[0] * fs)), int(round(_ISO_S[1] * fs))
+    a, b = round(_ISO_S[0] * fs), round(_ISO_S[1] * fs)
     inside = peaks[(peaks - a >= 0) & (peaks < len(y))]
     if len(inside) < 2:
         return y
@@ -106,7 +106,7 @@ def cut_beats(rec: Recording, length: int = DEFAULT_LENGTH, *, use_annotations: 
     finite = np.isfinite(x)
     if not finite.any():
         raise DataError(f"{rec.record}: lead {rec.lead} holds no valid samples")
-    pre, post = int(round(PRE_S * rec.fs)), int(round(POST_S * rec.fs))
+    pre, post = round(PRE_S * rec.fs), round(POST_S * rec.fs)
     if len(x) < pre + post:
         raise DataError(f"{rec.record}: {rec.duration_s:.2f} s of signal is shorter than two beats")
     annotated = _annotated_peaks(rec) if use_annotations else None

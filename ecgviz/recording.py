@@ -204,7 +204,7 @@ def read_recording(path: str | os.PathLike[str], *, lead: str | None = None, fs:
         except OSError as exc:
             raise DataError(f"{path.name}: cannot read the file ({exc.strerror or exc})") from None
         return _read_text(path.name, raw, fs, column or lead, time_column)
-    if suffix in ("",) + WFDB_SUFFIXES or Path(str(path) + ".hea").is_file():
+    if suffix in ("", *WFDB_SUFFIXES) or Path(str(path) + ".hea").is_file():
         wfdb_path = path if suffix in WFDB_SUFFIXES else Path(str(path) + ".hea")
         if fs is not None:
             raise DataError(f"{path.name}: a WFDB header gives the sampling rate; --fs is for CSV/TSV files")

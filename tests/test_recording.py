@@ -117,7 +117,7 @@ def test_csv_needs_a_sane_sampling_rate(fs, message):
 
 def test_csv_with_time_column_and_short_or_flat_recordings(rec100):
     t = np.arange(7200) / 360
-    raw = ("time,ecg\n" + "\n".join(f"{a:.6f},{b:.4f}" for a, b in zip(t, rec100.signal[:7200]))).encode()
+    raw = ("time,ecg\n" + "\n".join(f"{a:.6f},{b:.4f}" for a, b in zip(t, rec100.signal[:7200], strict=True))).encode()
     rec = read_uploads([("strip.csv", raw)])
     assert rec.fs == pytest.approx(360, rel=1e-3) and rec.lead == "ecg"
     assert cut_beats(rec).data.n_beats >= 20
