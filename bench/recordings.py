@@ -50,7 +50,7 @@ def case_day(folder: str, hours: float) -> dict:
     from ecgviz.pipeline import errors_for
     from ecgviz.recording_io import load_recording
 
-    torch.set_num_threads(int(os.environ.get("ECGVIZ_TORCH_THREADS", "2")))
+    torch.set_num_threads(int(os.environ.get("ECGVIZ_TORCH_THREADS", "1")))
     ckpt = load_checkpoint(SHIPPED_CHECKPOINT)
     t0 = time.perf_counter()
     beats = load_recording([Path(folder) / "day.hea"], length=ckpt.seq_len)

@@ -26,6 +26,8 @@ BAND_HZ = (0.5, 40.0)  # keeps QRS and T-wave energy; removes baseline wander be
 _ISO_S = (0.10, 0.06)  # PR segment (seconds before the R-peak): the isoelectric level each beat's baseline uses
 _SATURATED_SHARE = 0.1  # a window with this share of samples at the recording's extreme value was clipped
 _FLAT_RATIO = 0.01  # a window whose spread is below this share of the median window's spread carries no beat
+_BLOCK = 1 << 21  # samples filtered/searched at once (97 min at 360 Hz): a 30-minute record is one block
+_PAD_S = 20.0  # seconds of overlap each side: the 0.5 Hz filter's transient and the detector's start-up fade
 _CHUNK = 8192  # beats processed per step: bounds the (beats, window) temporaries on 24-hour recordings
 DROP_REASONS = {
     "edge": "the window runs past the start or end of the recording",
@@ -58,22 +60,40 @@ class Beats:
                 f"dropped: {drops}")
 
 
+def _blocks(n: int, fs: float):
+    """(start, stop, core_start, core_stop): overlapping blocks whose cores tile 0..n.
+
+    Long recordings are processed block by block so the float64 temporaries of the filter and the detector stay
+    a few tens of MB; the overlap lets the filter's transient and the detector's start-up fade before the core.
+    """
+    pad = round(_PAD_S * fs)
+    for core in range(0, n, _BLOCK):
+        yield max(0, core - pad), min(n, core + _BLOCK + pad), core, min(n, core + _BLOCK)
+
+
 def filter_ecg(x: np.ndarray, fs: float) -> np.ndarray:
     """Zero-phase 0.5-40 Hz Butterworth band-pass (float32 out; NaN samples filtered as 0)."""
     hi = min(BAND_HZ[1], 0.45 * fs)
     sos = sps.butter(2, [BAND_HZ[0], hi], btype="bandpass", fs=fs, output="sos")
-    clean = np.nan_to_num(np.asarray(x, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    return sps.sosfiltfilt(sos, clean).astype(np.float32)
+    out = np.empty(len(x), dtype=np.float32)
+    for a, b, c0, c1 in _blocks(len(x), fs):
+        clean = np.nan_to_num(np.asarray(x[a:b], dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        out[c0:c1] = sps.sosfiltfilt(sos, clean)[c0 - a:c1 - a]
+    return out
 
 
 def detect_r_peaks(x: np.ndarray, fs: float) -> np.ndarray:
     """R-peak samples (int64, sorted) found by sleepecg's detector on the raw signal (NaN read as 0)."""
     import sleepecg
 
-    clean = np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    if np.ptp(clean) == 0:
-        return np.zeros(0, dtype=np.int64)  # sleepecg refuses a flat signal; it has no beats
-    return np.unique(np.asarray(sleepecg.detect_heartbeats(clean, fs), dtype=np.int64))
+    found = []
+    for a, b, c0, c1 in _blocks(len(x), fs):
+        clean = np.nan_to_num(np.asarray(x[a:b], dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        if np.ptp(clean) == 0:
+            continue  # sleepecg refuses a flat signal; it has no beats
+        peaks = np.asarray(sleepecg.detect_heartbeats(clean, fs), dtype=np.int64) + a
+        found.append(peaks[(peaks >= c0) & (peaks < c1)])
+    return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
 
 
 def _remove_baseline(y: np.ndarray, peaks: np.ndarray, fs: float) -> np.ndarray:
@@ -122,10 +142,10 @@ def cut_beats(rec: Recording, length: int = DEFAULT_LENGTH, *, use_annotations: 
     width = pre + post
     edge = (peaks - pre < 0) | (peaks + post > len(x))
     inner = np.flatnonzero(~edge)
-    # invalid samples per window from a cumulative count: O(n) however many beats overlap
-    bad = np.concatenate([[0], np.cumsum(~finite, dtype=np.int64)])
+    # invalid samples per window by binary search in their (usually empty) list: no per-sample temporaries
+    invalid = np.flatnonzero(~finite)
     gap = np.zeros(len(peaks), dtype=bool)
-    gap[inner] = bad[peaks[inner] + post] - bad[peaks[inner] - pre] > 0
+    gap[inner] = np.searchsorted(invalid, peaks[inner] + post) > np.searchsorted(invalid, peaks[inner] - pre)
     lo, hi = np.nanmin(x), np.nanmax(x)
     flat = np.zeros(len(peaks), dtype=bool)
     saturated = np.zeros(len(peaks), dtype=bool)
