@@ -57,9 +57,35 @@ def case_day(folder: str, hours: float) -> dict:
     t_cut = time.perf_counter() - t0
     errors = errors_for(ckpt, beats.data.X)
     total = time.perf_counter() - t0
-    return {"case": f"{hours:g}-hour single-lead 360 Hz -> scored beats", "samples": int(len(beats.filtered)),
+    return {"case": f"{hours:g}-hour single-lead 360 Hz -> scored beats", "samples": len(beats.filtered),
             "beats": beats.data.n_beats, "dropped": sum(beats.dropped_counts().values()), "s_to_beats": t_cut,
-            "s_total": total, "scored": int(len(errors)), "peak_rss_mb": _peak_rss_mb()}
+            "s_total": total, "scored": len(errors), "peak_rss_mb": _peak_rss_mb()}
+
+
+def case_session(folder: str, hours: float) -> dict:
+    """What a dashboard session keeps for the recording: beats, provenance, the strip's signal, scores."""
+    import gc
+
+    from ecgviz.dashboard import session
+    from ecgviz.recording_io import load_recording
+
+    beats = load_recording([Path(folder) / "day.hea"])
+    gc.collect()
+    before = _current_rss_mb()
+    active = session.data_from_recording(beats, "day")
+    del beats
+    gc.collect()
+    data, view = active.data, active.recording
+    held = {"beats_X": data.X.nbytes, "sources_rows": data.sources.nbytes + data.rows.nbytes,
+            "origin": data.origin.nbytes(), "strip_signal": view.nbytes(),
+            "scores": data.X.nbytes + 4 * data.n_beats}  # reconstructions (n, T) and errors (n,), float32
+    return {"case": "dashboard session", "held_mb": {k: v / 2**20 for k, v in held.items()},
+            "total_mb": sum(held.values()) / 2**20, "rss_after_drop_mb": _current_rss_mb() - before}
+
+
+def _current_rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def build_day(folder: str, hours: float) -> None:
@@ -85,14 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--hours", type=float, default=24.0)
     p.add_argument("--out", help="also write the JSON here")
-    p.add_argument("--case", choices=("30min", "day"), help=argparse.SUPPRESS)
+    p.add_argument("--case", choices=("30min", "day", "session"), help=argparse.SUPPRESS)
     p.add_argument("--folder", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.case == "30min":
         print(json.dumps(case_30min()))
         return 0
-    if args.case == "day":
-        print(json.dumps(case_day(args.folder, args.hours)))
+    if args.case in ("day", "session"):
+        case = case_day if args.case == "day" else case_session
+        print(json.dumps(case(args.folder, args.hours)))
         return 0
     rows = [_child("30min")]
     with tempfile.TemporaryDirectory(prefix="ecgviz-bench-") as folder:
@@ -101,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         day = _child("day", "--folder", folder, "--hours", str(args.hours))
         day["file_mb"] = size_mb
         rows.append(day)
+        rows.append(_child("session", "--folder", folder, "--hours", str(args.hours)))
     print("| case | beats | time | peak RSS |")
     print("|---|---:|---:|---:|")
     r = rows[0]
@@ -110,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     r = rows[1]
     print(f"| {r['case']} ({r['samples']:,} samples, {r['file_mb']:.0f} MB file) | {r['beats']:,} "
           f"| {r['s_to_beats']:.1f} s to beats, {r['s_total']:.1f} s scored | {r['peak_rss_mb']:.0f} MB |")
+    r = rows[2]
+    parts = ", ".join(f"{k} {v:.0f}" for k, v in r["held_mb"].items())
+    print(f"\nA dashboard session holding this recording keeps {r['total_mb']:.0f} MB of arrays ({parts} MB).")
     if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(rows, indent=2))
     return 0
 
