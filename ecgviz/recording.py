@@ -24,8 +24,8 @@ __all__ = ["AAMI_CLASSES", "RECORDING_SUFFIXES", "Recording", "aami_class", "rea
 
 # MIT-BIH beat symbols -> AAMI EC57 classes; every other annotation (rhythm, noise, comments) is not a beat.
 _AAMI = {"N": "NLRBej", "S": "AaJS", "V": "VE", "F": "F", "Q": "/fQ?r"}
-AAMI_CLASSES = {"N": "Normal or bundle branch block (N)", "S": "Supraventricular ectopic (S)",
-                "V": "Ventricular ectopic (V)", "F": "Fusion (F)", "Q": "Paced or unclassifiable (Q)"}
+AAMI_CLASSES = {"N": "Normal or bundle branch block", "S": "Supraventricular ectopic", "V": "Ventricular ectopic",
+                "F": "Fusion", "Q": "Paced or unclassifiable"}
 _SYMBOL_CLASS = {sym: cls for cls, syms in _AAMI.items() for sym in syms}
 WFDB_SUFFIXES = (".hea", ".dat", ".atr")
 EDF_SUFFIXES = (".edf", ".bdf", ".rec")

@@ -169,7 +169,8 @@ def beat_viewer(t: float) -> None:
     chart.plotly_chart(figures.beat_figure(data.data.X[i], reconstructions[i], title=f"Beat {i + 1:,} ({verdict})",
                                            color=color), config=PLOT_CONFIG)
     if data.recording is not None:  # a beat cut from a recording: show where it sits, flagged neighbours marked
-        st.plotly_chart(recording_view.context_figure(data.recording, i, errors > t), config=PLOT_CONFIG)
+        st.plotly_chart(recording_view.context_figure(data.recording, i, errors > t, labels=data.data.labels,
+                                                      colors=ev.colors), config=PLOT_CONFIG)
 
 
 explorer()

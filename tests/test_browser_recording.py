@@ -54,7 +54,7 @@ def test_recording_strip_and_beat_in_context(server):
         page.locator("h3").filter(has_text="The recording").scroll_into_view_if_needed()
         screenshot(page, "recording_strip")
 
-        goto(page, "Explorer")
+        goto(page, "Threshold explorer")
         page.locator("[data-testid=stSelectbox]").filter(has_text="Which beat").click()
         page.get_by_role("option", name="most anomalous").click()
         wait_idle(page)

@@ -76,7 +76,7 @@ def _window(view: RecordingView, start_s: float, span_s: float) -> tuple[int, in
 
 
 def strip_figure(view: RecordingView, labels: np.ndarray | None, start_s: float = 0.0, span_s: float = 30.0,
-                 flagged: np.ndarray | None = None) -> go.Figure:
+                 flagged: np.ndarray | None = None, colors: dict[str, str] | None = None) -> go.Figure:
     """The filtered lead from start_s for span_s seconds: beats marked by class, dropped beats in grey, flagged red."""
     a, b = _window(view, start_s, span_s)
     y = view.signal[a:b].astype(np.float32)
@@ -93,7 +93,7 @@ def strip_figure(view: RecordingView, labels: np.ndarray | None, start_s: float 
         fig.add_trace(go.Scattergl(
             x=s / view.fs, y=view.signal[s].astype(np.float32), mode="markers+text" if len(sel) < 200 else "markers",
             text=[cls] * len(sel), textposition="top center", name=f"R-peak {cls}".strip(),
-            marker={"color": CLASS_COLORS.get(cls, PEAK_COLOR), "size": 7},
+            marker={"color": (colors or CLASS_COLORS).get(cls, PEAK_COLOR), "size": 7},
             customdata=sel, hovertemplate="beat %{customdata}<br>%{x:.2f} s<extra></extra>"))
     if flagged is not None:
         sel = inside[np.asarray(flagged)[inside]]
@@ -106,20 +106,20 @@ def strip_figure(view: RecordingView, labels: np.ndarray | None, start_s: float 
     if len(s):
         fig.add_trace(go.Scattergl(x=s / view.fs, y=view.signal[s].astype(np.float32), mode="markers",
                                    name="not cut", marker={"color": DROPPED_COLOR, "symbol": "x", "size": 8}))
-    fig.update_layout(height=300, margin={"l": 40, "r": 10, "t": 30, "b": 40}, xaxis_title="time (s)",
-                      yaxis_title="filtered signal", legend={"orientation": "h", "y": 1.12},
+    fig.update_layout(height=340, margin={"l": 40, "r": 10, "t": 30, "b": 40}, xaxis_title="time (s)",
+                      yaxis_title="filtered signal", legend={"orientation": "h", "y": -0.25, "x": 0},
                       title=f"{view.record}, lead {view.lead}: {t[0] if len(t) else 0:.0f}-{b / view.fs:.0f} s")
     return fig
 
 
-def context_figure(view: RecordingView, beat: int, flagged: np.ndarray | None = None,
-                   seconds: float = 4.0) -> go.Figure:
+def context_figure(view: RecordingView, beat: int, flagged: np.ndarray | None = None, seconds: float = 4.0,
+                   labels: np.ndarray | None = None, colors: dict[str, str] | None = None) -> go.Figure:
     """A few seconds of the filtered lead around one beat, its own window shaded, flagged neighbours marked."""
     peak = int(view.peaks[view.kept[beat]])
     start_s = max(0.0, peak / view.fs - seconds / 2)
-    fig = strip_figure(view, None, start_s, seconds, flagged)
+    fig = strip_figure(view, labels, start_s, seconds, flagged, colors)
     fig.add_vrect(x0=peak / view.fs - PRE_S, x1=peak / view.fs + POST_S, fillcolor="#ff7f0e", opacity=0.15,
                   line_width=0)
-    fig.update_layout(height=240, title=f"Beat {beat} in context: {view.record}, {peak / view.fs:.2f} s "
+    fig.update_layout(height=240, title=f"Beat {beat + 1:,} in context: {view.record}, {peak / view.fs:.2f} s "
                                         f"(sample {peak:,})", showlegend=False)
     return fig
