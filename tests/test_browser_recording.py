@@ -26,8 +26,8 @@ def server(chromium, tmp_path_factory):  # noqa: F811
     """The app starting with a small model trained on record 100's normal beats."""
     folder = tmp_path_factory.mktemp("rec")
     beats = cut_beats(read_recording(MITDB / "100.hea"))
-    ckpt = fit(beats.data, ["N"], ModelConfig(embedding_dim=8),
-               TrainConfig(epochs=4, batch_size=32, patience=100, device="cpu"), name="mitdb-100-normals")
+    ckpt = fit(beats.data, ["N"], ModelConfig(embedding_dim=16),
+               TrainConfig(epochs=10, batch_size=32, patience=100, device="cpu"), name="mitdb-100-normals")
     env = {session.CHECKPOINT_ENV: str(save_checkpoint(ckpt, folder / "mitdb100.pt")),
            session.CHECKPOINT_DIR_ENV: str(folder), "OMP_NUM_THREADS": "1"}
     with StreamlitServer(ROOT / "app.py", env=env) as srv:

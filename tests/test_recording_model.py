@@ -13,13 +13,13 @@ from ecgviz.recording import Recording, read_recording
 from ecgviz.train import TrainConfig
 
 REC100 = Path(__file__).resolve().parent.parent / "data" / "mitdb" / "100.hea"
-FAST = TrainConfig(epochs=4, batch_size=32, patience=100, seed=0, device="cpu")
+FAST = TrainConfig(epochs=10, batch_size=32, patience=100, seed=0, device="cpu")
 
 
 @pytest.fixture(scope="module")
 def model100():
     beats = cut_beats(read_recording(REC100))
-    return beats, fit(beats.data, ["N"], ModelConfig(embedding_dim=8), FAST, name="mitdb-100")
+    return beats, fit(beats.data, ["N"], ModelConfig(embedding_dim=16), FAST, name="mitdb-100")
 
 
 def qrs_width_ms(beats) -> np.ndarray:
@@ -39,7 +39,7 @@ def test_trained_on_normals_evaluated_on_the_rest(model100):
     # every S and V beat is evaluated, with the held-out normals; none of the training beats
     assert ev.metrics.n_anomaly == 34 and not np.isin(ev.indices, ckpt.split.train).any()
     assert ev.metrics.n_normal == len(ckpt.split.test)
-    assert ev.auroc is not None and 0.0 <= ev.auroc <= 1.0
+    assert ev.auroc is not None and ev.auroc > 0.7  # measured 0.82: atrial premature beats look nearly normal
 
 
 def test_record_208_wide_beats_rank_highest(model100):
@@ -49,6 +49,8 @@ def test_record_208_wide_beats_rank_highest(model100):
     errors = errors_for(ckpt, beats.data.X)
     width = qrs_width_ms(beats)
     top = np.argsort(-errors)[:20]
-    # the twenty most abnormal beats are far wider than the typical beat (PVCs have a wide QRS)
-    assert np.median(width[top]) >= 1.4 * np.median(width), (np.median(width[top]), np.median(width))
-    assert np.corrcoef(errors, width)[0, 1] > 0.1
+    # the twenty most abnormal beats are far wider than the typical beat (PVCs have a wide QRS): measured
+    # 99 ms against 28 ms, and 60 % of them wider than 80 ms against 17 % of all beats
+    assert np.median(width[top]) >= 2 * np.median(width), (np.median(width[top]), np.median(width))
+    assert (width[top] > 80).mean() >= 2.5 * (width > 80).mean()
+    assert np.corrcoef(errors, width)[0, 1] > 0.3
