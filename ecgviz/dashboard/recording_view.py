@@ -98,8 +98,9 @@ def strip_figure(view: RecordingView, labels: np.ndarray | None, start_s: float 
     if flagged is not None:
         sel = inside[np.asarray(flagged)[inside]]
         s = beat_peaks[sel]
-        fig.add_trace(go.Scattergl(x=s / view.fs, y=view.signal[s].astype(np.float32) * 1.15 + 0.1, mode="markers",
-                                   name="flagged", marker={"color": FLAG_COLOR, "symbol": "triangle-down", "size": 10}))
+        fig.add_trace(go.Scattergl(x=s / view.fs, y=view.signal[s].astype(np.float32), mode="markers",
+                                   name="flagged", marker={"color": FLAG_COLOR, "symbol": "circle-open", "size": 16,
+                                                           "line": {"width": 2}}))
     lost = np.concatenate([v for v in view.dropped.values()]) if view.dropped else np.zeros(0, np.int64)
     s = view.peaks[lost]
     s = s[(s >= a) & (s < b)]
