@@ -1,4 +1,4 @@
-"""Command line: ``python -m ecgviz train | baseline | evaluate | score | beats``; errors are one line and a non-zero exit."""
+"""Command line: ``python -m ecgviz train | baseline | evaluate | score | beats``; errors are one line, exit 2."""
 
 from __future__ import annotations
 
