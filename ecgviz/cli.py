@@ -1,4 +1,4 @@
-"""Command line: ``python -m ecgviz train | baseline | evaluate | score | beats``; errors are one line, exit 2."""
+"""Command line: ``python -m ecgviz train | baseline | evaluate | score | pack | beats``; one-line errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from ecgviz import export, recording_io
+from ecgviz import batch, export, recording_io
 from ecgviz.checkpoint import SHIPPED_CHECKPOINT, CheckpointError, load_checkpoint, save_checkpoint
 from ecgviz.data import DataError, load_ecg5000, load_files
 from ecgviz.model import ModelConfig
@@ -16,7 +16,6 @@ from ecgviz.pipeline import (
     DEFAULT_PERCENTILE,
     errors_for,
     evaluate,
-    evaluation_indices,
     fit,
     fit_detector,
     protocol_split,
@@ -141,25 +140,60 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_score(args: argparse.Namespace) -> int:
+def _file_warnings(result: batch.FileResult) -> None:
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+
+
+def _score_recording(args: argparse.Namespace) -> int:
+    """One recording cut into beats of the checkpoint's length, scored in this process."""
     ckpt = load_checkpoint(args.checkpoint)
     data = _load(args.data, args, ckpt.seq_len)
     t0 = time.perf_counter()
     errors = errors_for(ckpt, data.X)
     threshold = ckpt.threshold if args.threshold is None else args.threshold
-    roles, outcome = None, None
-    if data.has_labels:
-        # the same roles and outcomes as the dashboard: on the checkpoint's own data only its held-out beats count
-        idx, is_anomaly, held_out = evaluation_indices(ckpt, data)
-        outcome = export.outcomes(data.n_beats, threshold, errors, idx, is_anomaly)
-        if held_out:
-            roles = ckpt.split.roles(idx)
     table = export.beat_table(data, errors, threshold, flagged_only=args.flagged_only,
-                              include_samples=args.include_samples, roles=roles, outcome=outcome)
+                              include_samples=args.include_samples)
     export.write_csv(table, args.out)
     flagged = int((errors > threshold).sum())
     print(f"scored {data.n_beats} beats in {time.perf_counter() - t0:.2f}s; {flagged} flagged at threshold "
           f"{threshold:.4f}; wrote {len(table)} rows to {args.out}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    if args.data and recording_io.is_recording(args.data, args.fs):
+        return _score_recording(args)
+    files, problems = batch.expand(args.data)
+    ckpt = load_checkpoint(args.checkpoint)  # a bad checkpoint is one error, not one per file
+    options = batch.ScoreOptions(str(args.checkpoint), args.threshold, args.flagged_only, args.include_samples)
+    if args.scheduler or args.workers:
+        with batch.cluster_client(args.scheduler, args.workers or 1) as client:
+            summary = batch.write_results(batch.score_on_cluster(client, files, options), args.out,
+                                          on_file=_file_warnings)
+    else:
+        # files that load as one data set are scored as one (split roles span them); otherwise file by file
+        results = (batch.score_together(files, options) if files and not problems else None) or \
+            batch.score_serial(files, options)
+        summary = batch.write_results(results, args.out, on_file=_file_warnings)
+    for message in (*problems, *summary.errors):
+        print(f"ecgviz: error: {message}", file=sys.stderr)
+    threshold = ckpt.threshold if args.threshold is None else args.threshold
+    failed = len(problems) + summary.n_failed
+    print(f"scored {summary.n_beats} beats in {summary.seconds:.2f}s; {summary.n_flagged} flagged at threshold "
+          f"{threshold:.4f}; wrote {summary.n_rows} rows to {args.out}"
+          + (f"; {failed} of {len(files) + len(problems)} inputs failed" if failed else ""))
+    return 2 if failed else 0
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    from ecgviz.pack import SUFFIX, write_pack
+
+    if not str(args.out).lower().endswith(SUFFIX):
+        raise ValueError(f"--out must name a {SUFFIX} file")
+    data = _load(args.data)
+    path = write_pack(args.out, data.X, data.labels)
+    print(f"packed {data.n_beats:,} beats of {data.length} samples into {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0
 
 
@@ -242,19 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("score", help="score beats and write a CSV of errors and verdicts")
     s.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT), metavar="PATH")
-    s.add_argument("--data", nargs="+", required=True, metavar="FILE")
+    s.add_argument("--data", nargs="+", required=True, metavar="FILE_OR_GLOB",
+                   help="files or quoted glob patterns")
     s.add_argument("--threshold", type=float, help="default: the checkpoint's")
     s.add_argument("--flagged-only", action="store_true")
     s.add_argument("--include-samples", action="store_true", help="append the raw samples s1..sT")
     s.add_argument("--out", required=True, metavar="CSV")
-    _recording_options(s, length=False)
-    s.set_defaults(func=cmd_score)
-
-    b = sub.add_parser("beats", help="cut a recording (WFDB, EDF, CSV) into beats and write them as ARFF")
-    b.add_argument("--record", required=True, metavar="PATH", help="a .hea/.dat (or record name), .edf or .csv")
-    b.add_argument("--out", required=True, metavar="ARFF")
-    _recording_options(b, length=True)
-    b.set_defaults(func=cmd_beats)
     return p
 
 

@@ -57,8 +57,9 @@ class RecordingView:
 
 
 def recordings_dir() -> Path:
-    """The server-side folder whose recordings the Data page offers: $ECGVIZ_RECORDINGS_DIR, else data/."""
-    return Path(os.environ.get(RECORDINGS_DIR_ENV) or _DEFAULT_DIR)
+    """The server-side folder whose recordings the Data page offers: $ECGVIZ_RECORDINGS_DIR, else the server's
+    data folder ($ECGVIZ_DATA_DIR), else the bundled data/."""
+    return Path(os.environ.get(RECORDINGS_DIR_ENV) or os.environ.get("ECGVIZ_DATA_DIR") or _DEFAULT_DIR)
 
 
 def server_recordings(folder: Path | None = None) -> list[Path]:
