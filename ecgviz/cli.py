@@ -282,6 +282,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--flagged-only", action="store_true")
     s.add_argument("--include-samples", action="store_true", help="append the raw samples s1..sT")
     s.add_argument("--out", required=True, metavar="CSV")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="score file by file on a local Dask cluster of N processes")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="score file by file on the Dask cluster at ADDRESS")
+    _recording_options(s, length=False)
+    s.set_defaults(func=cmd_score)
+
+    k = sub.add_parser("pack", help="write beats as one binary beat pack (.npz) that loads in seconds")
+    k.add_argument("--data", nargs="+", required=True, metavar="FILE", help="ARFF/TSV/CSV files or packs")
+    k.add_argument("--out", required=True, metavar="NPZ")
+    k.set_defaults(func=cmd_pack)
+
+    b = sub.add_parser("beats", help="cut a recording (WFDB, EDF, CSV) into beats and write them as ARFF")
+    b.add_argument("--record", required=True, metavar="PATH", help="a .hea/.dat (or record name), .edf or .csv")
+    b.add_argument("--out", required=True, metavar="ARFF")
+    _recording_options(b, length=True)
+    b.set_defaults(func=cmd_beats)
     return p
 
 
