@@ -186,7 +186,7 @@ async def _session(browser, url: str, data: SessionData, moves: int, gate: _Gate
         await expect(page.locator("h1")).to_have_text("Data", timeout=TIMEOUT_MS)
         await idle(page)
         result.stage = "upload"
-        await page.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(str(data.path))
+        await page.locator("[data-testid=stFileUploader] input[type=file]").first.set_input_files(str(data.path))
         await expect(page.locator("h3").filter(has_text=data.name)).to_be_visible(timeout=TIMEOUT_MS)
         await expect(metric(page, "Beats")).to_have_text(f"{data.n_beats:,}", timeout=TIMEOUT_MS)
         await idle(page)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m ecgviz train | baseline | evaluate | score | pack``; errors: one line, non-zero exit."""
+"""Command line: ``python -m ecgviz train | baseline | evaluate | score | pack | beats``; one-line errors."""
 
 from __future__ import annotations
 
@@ -6,16 +6,18 @@ import argparse
 import json
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ecgviz import batch, quality
+from ecgviz import batch, export, quality, recording_io
 from ecgviz.checkpoint import SHIPPED_CHECKPOINT, CheckpointError, load_checkpoint, save_checkpoint
 from ecgviz.data import DataError, load_ecg5000, load_files
 from ecgviz.model import ModelConfig
 from ecgviz.pipeline import (
     DEFAULT_PERCENTILE,
     TrainingCancelled,
+    errors_for,
     evaluate,
     fit,
     fit_detector,
@@ -31,9 +33,12 @@ from ecgviz.train import BY_CAP, EpochInfo, TrainConfig
 USER_ERRORS = (DataError, CheckpointError, SplitError, ValueError, OSError)
 
 
-def _load(paths: Sequence[str] | None):
+def _load(paths: Sequence[str] | None, args: argparse.Namespace | None = None, length: int | None = None):
     """The data, with its load warnings on stderr: a file that loads oddly must say so, as in the dashboard."""
-    data = load_files(paths) if paths else load_ecg5000()
+    if paths and recording_io.is_recording(paths, getattr(args, "fs", None)):
+        data = recording_io.load_recording(paths, lead=args.lead, fs=args.fs, length=length or args.length).data
+    else:
+        data = load_files(paths) if paths else load_ecg5000()
     for w in data.warnings:
         print(f"warning: {w}", file=sys.stderr)
     return data
@@ -63,7 +68,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise ValueError(f"{out} already exists; choose another --out or add --force to overwrite it")
-    data = _load(args.data)
+    data = _load(args.data, args)
     max_seconds = None if args.max_minutes is None else args.max_minutes * 60
     bar = ProgressBar()
     on_epoch = None if args.quiet else bar
@@ -170,7 +175,7 @@ def _files(args: argparse.Namespace) -> tuple[str, str] | None:
 def cmd_baseline(args: argparse.Namespace) -> int:
     from ecgviz import detectors
 
-    data = _load(args.data)
+    data = _load(args.data, args)
     params = {"k": args.k, "metric": args.metric} if args.kind == "knn" else {"n_components": args.components}
     detector = detectors.make(args.kind, **params)
     normal = args.normal_label or ["1"]
@@ -188,7 +193,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
-    data = _load(args.data)
+    data = _load(args.data, args, ckpt.seq_len)
     ev = evaluate(ckpt, data, threshold=args.threshold, normal_labels=args.normal_label or None)
     summary = {"detector": ckpt.description, "split_mode": ckpt.split.mode, "split": ckpt.split.describe(),
                **ev.summary()}
@@ -231,7 +236,25 @@ def _file_warnings(result: batch.FileResult) -> None:
         print(f"warning: {w}", file=sys.stderr)
 
 
+def _score_recording(args: argparse.Namespace) -> int:
+    """One recording cut into beats of the checkpoint's length, scored in this process."""
+    ckpt = load_checkpoint(args.checkpoint)
+    data = _load(args.data, args, ckpt.seq_len)
+    t0 = time.perf_counter()
+    errors = errors_for(ckpt, data.X)
+    threshold = ckpt.threshold if args.threshold is None else args.threshold
+    table = export.beat_table(data, errors, threshold, flagged_only=args.flagged_only,
+                              include_samples=args.include_samples)
+    export.write_csv(table, args.out)
+    flagged = int((errors > threshold).sum())
+    print(f"scored {data.n_beats} beats in {time.perf_counter() - t0:.2f}s; {flagged} flagged at threshold "
+          f"{threshold:.4f}; wrote {len(table)} rows to {args.out}")
+    return 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
+    if args.data and recording_io.is_recording(args.data, args.fs):
+        return _score_recording(args)
     files, problems = batch.expand(args.data)
     ckpt = load_checkpoint(args.checkpoint)  # a bad checkpoint is one error, not one per file
     options = batch.ScoreOptions(str(args.checkpoint), args.threshold, args.flagged_only, args.include_samples)
@@ -265,13 +288,35 @@ def cmd_pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_beats(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    beats = recording_io.load_recording([args.record], lead=args.lead, fs=args.fs, length=args.length)
+    recording_io.write_arff(beats, args.out)
+    for w in beats.data.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    rec = beats.recording
+    counts = ", ".join(f"{k} {v}" for k, v in beats.data.label_counts().items()) or "unlabelled"
+    print(f"{rec.record} lead {rec.lead} ({rec.fs:g} Hz, {rec.duration_s:.0f} s): {beats.summary()}; "
+          f"classes: {counts}; wrote {args.out} in {time.perf_counter() - t0:.2f}s")
+    return 0
+
+
+def _recording_options(p: argparse.ArgumentParser, length: bool) -> None:
+    p.add_argument("--lead", metavar="NAME", help="recording lead/channel/column (default: the first ECG-like one)")
+    p.add_argument("--fs", type=float, metavar="HZ", help="sampling rate of a CSV/TSV recording")
+    if length:
+        p.add_argument("--length", type=int, default=recording_io.DEFAULT_LENGTH, metavar="N",
+                       help="samples per beat cut from a recording")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and --help)."""
     p = argparse.ArgumentParser(prog="python -m ecgviz", description=__doc__.split(";")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train an autoencoder on normal beats and save a checkpoint")
-    t.add_argument("--data", nargs="+", metavar="FILE", help="ARFF/TSV/CSV files (default: bundled ECG5000)")
+    t.add_argument("--data", nargs="+", metavar="FILE",
+                   help="ARFF/TSV/CSV beat files or one recording (default: bundled ECG5000)")
     t.add_argument("--out", required=True, metavar="PATH", help="checkpoint to write (.pt); never overwritten "
                    "unless --force")
     t.add_argument("--force", action="store_true", help="overwrite --out if it exists")
@@ -301,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--name", help="a name stored in the checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _split_args(t)
+    _recording_options(t, length=True)
     t.set_defaults(func=cmd_train)
 
     b = sub.add_parser("baseline", help="fit a kNN-distance or PCA detector on normal beats and save a checkpoint")
@@ -315,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE)
     b.add_argument("--name", help="a name stored in the checkpoint")
     _split_args(b)
+    _recording_options(b, length=True)
     b.set_defaults(func=cmd_baseline)
 
     e = sub.add_parser("evaluate", help="metrics on the checkpoint's held-out split")
@@ -323,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threshold", type=float, help="default: the checkpoint's")
     e.add_argument("--normal-label", action="append", metavar="L", help="default: the checkpoint's")
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    _recording_options(e, length=False)
     e.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("score", help="score beats and write a CSV of errors and verdicts")
@@ -337,12 +385,19 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--workers", type=int, metavar="N",
                        help="score file by file on a local Dask cluster of N processes")
     where.add_argument("--scheduler", metavar="ADDRESS", help="score file by file on the Dask cluster at ADDRESS")
+    _recording_options(s, length=False)
     s.set_defaults(func=cmd_score)
 
     k = sub.add_parser("pack", help="write beats as one binary beat pack (.npz) that loads in seconds")
     k.add_argument("--data", nargs="+", required=True, metavar="FILE", help="ARFF/TSV/CSV files or packs")
     k.add_argument("--out", required=True, metavar="NPZ")
     k.set_defaults(func=cmd_pack)
+
+    b = sub.add_parser("beats", help="cut a recording (WFDB, EDF, CSV) into beats and write them as ARFF")
+    b.add_argument("--record", required=True, metavar="PATH", help="a .hea/.dat (or record name), .edf or .csv")
+    b.add_argument("--out", required=True, metavar="ARFF")
+    _recording_options(b, length=True)
+    b.set_defaults(func=cmd_beats)
     return p
 
 

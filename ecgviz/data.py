@@ -38,6 +38,7 @@ from types import MappingProxyType
 import numpy as np
 
 from ecgviz._parse import MIN_LENGTH, DataError, Parsed, parse
+from ecgviz.origin import BeatOrigin
 from ecgviz.pack import is_pack, read_pack
 
 __all__ = [
@@ -93,6 +94,7 @@ class BeatData:
     sources: np.ndarray
     rows: np.ndarray
     warnings: tuple[str, ...] = ()
+    origin: BeatOrigin | None = None  # beats cut from a recording: record, lead, R-peak sample per beat
 
     def __post_init__(self) -> None:
         X = np.asarray(self.X, dtype=np.float32)
@@ -102,6 +104,8 @@ class BeatData:
         rows = np.asarray(self.rows, dtype=np.int64)
         if n < 0 or any(a is not None and a.shape != (n,) for a in (labels, sources, rows)):
             raise ValueError("BeatData needs X of shape (n, T) and labels/sources/rows of shape (n,)")
+        if self.origin is not None and len(self.origin) != n:
+            raise ValueError("BeatData.origin must describe every beat")
         names = {str(k): str(v) for k, v in self.class_names.items()}
         for attr, value in (("X", X), ("labels", labels), ("sources", sources), ("rows", rows)):
             object.__setattr__(self, attr, None if value is None else _frozen(value))

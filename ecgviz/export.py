@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 TABLE_COLUMNS = ("source", "row", "label", "class_name", "error", "threshold", "flagged", "split_role", "outcome")
 OUTCOMES = ("TP", "FP", "TN", "FN")  # true/false positive/negative; a positive is a flagged beat
+# Beats cut from a recording also say where they sit in it (after "row").
+ORIGIN_COLUMNS = ("record", "lead", "sample", "time_s", "symbol")
 
 # A spreadsheet evaluates a cell starting with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -68,6 +70,13 @@ def beat_table(data: BeatData, errors: np.ndarray, threshold: float, *, flagged_
         "split_role": np.full(n, "held-out", dtype=object) if roles is None else np.asarray(roles, dtype=object),
         "outcome": np.full(n, "", dtype=object) if outcome is None else np.asarray(outcome, dtype=object),
     })
+    origin = getattr(data, "origin", None)
+    if origin is not None:
+        symbols = origin.symbols()
+        extra = pd.DataFrame({"record": origin.records(), "lead": origin.leads(), "sample": origin.samples,
+                              "time_s": origin.times(),
+                              "symbol": np.full(n, "", dtype=object) if symbols is None else symbols})
+        table = pd.concat([table.iloc[:, :2], extra, table.iloc[:, 2:]], axis=1)
     if include_samples:
         X = np.asarray(data.X)
         samples = pd.DataFrame(X, columns=[f"s{i + 1}" for i in range(X.shape[1])])

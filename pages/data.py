@@ -7,7 +7,7 @@ import streamlit as st
 from ecgviz import duplicates
 from ecgviz.dashboard import figures, session
 from ecgviz.data import DataError
-from pages.common import state
+from pages.common import recording_panel, state
 
 state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
 
@@ -71,6 +71,8 @@ with st.container(border=True):
             st.error(st.session_state["data_upload_error"], icon=":material/error:")
             st.caption(f"Still using: {state.active_data().name}")
 
+recording_panel.load_panel()
+
 active = state.active_data()
 data = active.data
 for warning in data.warnings:
@@ -125,6 +127,8 @@ else:
     st.info("These beats have no labels. You can score them with a loaded model and set a threshold (score-only "
             "mode); the metrics, recall and ROC/PR curves, confusion matrix and training need labelled beats.",
             icon=":material/info:")
+
+recording_panel.show_recording(active)
 
 st.subheader("What the classes look like")
 st.caption("Mean beat with a ±1 standard deviation band, and a few individual beats in grey.")

@@ -5,7 +5,7 @@ import time
 import streamlit as st
 
 from ecgviz import intervals
-from ecgviz.dashboard import explore, figures, livechart
+from ecgviz.dashboard import explore, figures, livechart, recording_view
 from pages.common import detectors, state
 from pages.common.threshold_chart import slider_value, threshold_chart
 
@@ -243,6 +243,9 @@ def beat_viewer(t: float) -> None:
         figures.NORMAL_COLOR
     chart.plotly_chart(figures.beat_figure(data.data.X[i], state.reconstruction(i), title=f"Beat {i + 1:,} ({verdict})",
                                            color=color), config=PLOT_CONFIG)
+    if data.recording is not None:  # a beat cut from a recording: show where it sits, flagged neighbours marked
+        st.plotly_chart(recording_view.context_figure(data.recording, i, errors > t, labels=data.data.labels,
+                                                      colors=ev.colors), config=PLOT_CONFIG)
 
 
 def _browse(mode: str, t: float, disagree: dict | None) -> int | None:

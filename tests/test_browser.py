@@ -339,7 +339,7 @@ def test_upload_then_a_broken_file_then_export(page, reference, upload_files):
     good, broken = upload_files
     goto(page, "Data")
     expect(metric(page, "Beats")).to_have_text("5,000")
-    uploader = page.locator("[data-testid=stFileUploader]").locator("input[type=file]")
+    uploader = page.locator("[data-testid=stFileUploader]").first.locator("input[type=file]")  # the beat-file one
 
     uploader.set_input_files(str(good))
     wait_idle(page)

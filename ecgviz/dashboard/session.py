@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgviz.beats import Beats
 from ecgviz.checkpoint import CHECKPOINT_DIR, SHIPPED_CHECKPOINT, Checkpoint, load_checkpoint, save_checkpoint, to_bytes
 from ecgviz.dashboard import explore
 from ecgviz.dashboard.jobs import TrainingJob
+from ecgviz.dashboard.recording_view import RecordingView
 from ecgviz.data import BeatData, DataError, fingerprint, load_ecg5000, load_files, load_uploads
 
 BUILTIN_NAME = "ECG5000 (built-in)"
@@ -36,6 +38,7 @@ class ActiveData:
     fingerprint: str
     name: str
     names: tuple[tuple[str, str], ...] = ()  # display names the user gave classes on the Data page
+    recording: RecordingView | None = None  # beats cut from a recording: its filtered lead, R-peaks and drops
 
     @property
     def labels(self) -> list[str]:
@@ -115,6 +118,12 @@ def data_from_uploads(files: Sequence[tuple[str, bytes]]) -> ActiveData:
     """Parse uploaded (name, bytes) files into one data set; raises DataError with the reason."""
     data = load_uploads(files)
     return make_data(data, " + ".join(name for name, _ in files))
+
+
+def data_from_recording(beats: Beats, name: str) -> ActiveData:
+    """Beats cut from a recording, with what the strip and the beat-in-context views need."""
+    return ActiveData(data=beats.data, fingerprint=fingerprint(beats.data), name=name,
+                      recording=RecordingView.from_beats(beats))
 
 
 def data_folder() -> Path | None:

@@ -1,0 +1,127 @@
+"""A recording as the dashboard shows it: a zoomable strip with R-peaks and classes, and one beat in context."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ecgviz.beats import DROP_REASONS, POST_S, PRE_S, Beats
+from ecgviz.recording import EDF_SUFFIXES
+
+RECORDINGS_DIR_ENV = "ECGVIZ_RECORDINGS_DIR"
+_DEFAULT_DIR = Path(__file__).resolve().parents[2] / "data"
+MAX_STRIP_POINTS = 200_000  # a strip longer than this is thinned by min/max pairs so the browser stays light
+DROPPED_COLOR, FLAG_COLOR, PEAK_COLOR = "#7f7f7f", "#d62728", "#1f77b4"
+CLASS_COLORS = {"N": "#1f77b4", "S": "#ff7f0e", "V": "#d62728", "F": "#9467bd", "Q": "#8c564b", "": "#1f77b4"}
+
+
+@dataclass(frozen=True, eq=False)
+class RecordingView:
+    """What a session keeps of a recording: the filtered lead (float16: half the memory, ample for drawing)."""
+
+    record: str
+    lead: str
+    fs: float
+    signal: np.ndarray  # (n,) float16 filtered, baseline-removed signal
+    peaks: np.ndarray  # (m,) int64 every R-peak
+    kept: np.ndarray  # (n_beats,) int64 index into peaks of each beat
+    dropped: dict[str, np.ndarray]  # reason -> indices into peaks
+    peak_source: str
+
+    @classmethod
+    def from_beats(cls, beats: Beats) -> RecordingView:
+        """Keep only what drawing needs; the raw signal and the file's bytes are not kept."""
+        rec = beats.recording
+        return cls(rec.record, rec.lead, rec.fs, beats.filtered.astype(np.float16), beats.peaks, beats.kept,
+                   dict(beats.dropped), beats.peak_source)
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.signal) / self.fs
+
+    def nbytes(self) -> int:
+        """Memory held by the arrays."""
+        return self.signal.nbytes + self.peaks.nbytes + self.kept.nbytes + sum(v.nbytes for v in self.dropped.values())
+
+    def dropped_rows(self) -> list[dict]:
+        """One row per drop reason with its count, what it means and the first times it happened."""
+        rows = []
+        for reason, idx in self.dropped.items():
+            first = ", ".join(f"{self.peaks[i] / self.fs:.1f}s" for i in idx[:5])
+            rows.append({"reason": reason, "beats": len(idx), "meaning": DROP_REASONS[reason], "first at": first})
+        return rows
+
+
+def recordings_dir() -> Path:
+    """The server-side folder whose recordings the Data page offers: $ECGVIZ_RECORDINGS_DIR, else the server's
+    data folder ($ECGVIZ_DATA_DIR), else the bundled data/."""
+    return Path(os.environ.get(RECORDINGS_DIR_ENV) or os.environ.get("ECGVIZ_DATA_DIR") or _DEFAULT_DIR)
+
+
+def server_recordings(folder: Path | None = None) -> list[Path]:
+    """Recordings in the folder and its subfolders: WFDB headers (.hea) and EDF/BDF files, by name."""
+    folder = folder or recordings_dir()
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in (".hea", *EDF_SUFFIXES)]
+    return sorted(found, key=lambda p: str(p.relative_to(folder)))
+
+
+def _window(view: RecordingView, start_s: float, span_s: float) -> tuple[int, int]:
+    a = max(0, int(start_s * view.fs))
+    return a, min(len(view.signal), a + max(1, int(span_s * view.fs)))
+
+
+def strip_figure(view: RecordingView, labels: np.ndarray | None, start_s: float = 0.0, span_s: float = 30.0,
+                 flagged: np.ndarray | None = None, colors: dict[str, str] | None = None) -> go.Figure:
+    """The filtered lead from start_s for span_s seconds: beats marked by class, dropped beats in grey, flagged red."""
+    a, b = _window(view, start_s, span_s)
+    y = view.signal[a:b].astype(np.float32)
+    step = max(1, len(y) // MAX_STRIP_POINTS)
+    t = (np.arange(a, b) / view.fs)[::step]
+    fig = go.Figure(go.Scattergl(x=t, y=y[::step], mode="lines", line={"color": "#444", "width": 1},
+                                 name=view.lead, hoverinfo="skip"))
+    beat_peaks = view.peaks[view.kept]
+    inside = np.flatnonzero((beat_peaks >= a) & (beat_peaks < b))
+    classes = np.full(len(inside), "") if labels is None else np.asarray(labels)[inside].astype(str)
+    for cls in sorted(set(classes.tolist())):
+        sel = inside[classes == cls]
+        s = beat_peaks[sel]
+        fig.add_trace(go.Scattergl(
+            x=s / view.fs, y=view.signal[s].astype(np.float32), mode="markers+text" if len(sel) < 200 else "markers",
+            text=[cls] * len(sel), textposition="top center", name=f"R-peak {cls}".strip(),
+            marker={"color": (colors or CLASS_COLORS).get(cls, PEAK_COLOR), "size": 7},
+            customdata=sel, hovertemplate="beat %{customdata}<br>%{x:.2f} s<extra></extra>"))
+    if flagged is not None:
+        sel = inside[np.asarray(flagged)[inside]]
+        s = beat_peaks[sel]
+        fig.add_trace(go.Scattergl(x=s / view.fs, y=view.signal[s].astype(np.float32), mode="markers",
+                                   name="flagged", marker={"color": FLAG_COLOR, "symbol": "circle-open", "size": 16,
+                                                           "line": {"width": 2}}))
+    lost = np.concatenate([v for v in view.dropped.values()]) if view.dropped else np.zeros(0, np.int64)
+    s = view.peaks[lost]
+    s = s[(s >= a) & (s < b)]
+    if len(s):
+        fig.add_trace(go.Scattergl(x=s / view.fs, y=view.signal[s].astype(np.float32), mode="markers",
+                                   name="not cut", marker={"color": DROPPED_COLOR, "symbol": "x", "size": 8}))
+    fig.update_layout(height=340, margin={"l": 40, "r": 10, "t": 30, "b": 40}, xaxis_title="time (s)",
+                      yaxis_title="filtered signal", legend={"orientation": "h", "y": -0.25, "x": 0},
+                      title=f"{view.record}, lead {view.lead}: {t[0] if len(t) else 0:.0f}-{b / view.fs:.0f} s")
+    return fig
+
+
+def context_figure(view: RecordingView, beat: int, flagged: np.ndarray | None = None, seconds: float = 4.0,
+                   labels: np.ndarray | None = None, colors: dict[str, str] | None = None) -> go.Figure:
+    """A few seconds of the filtered lead around one beat, its own window shaded, flagged neighbours marked."""
+    peak = int(view.peaks[view.kept[beat]])
+    start_s = max(0.0, peak / view.fs - seconds / 2)
+    fig = strip_figure(view, labels, start_s, seconds, flagged, colors)
+    fig.add_vrect(x0=peak / view.fs - PRE_S, x1=peak / view.fs + POST_S, fillcolor="#ff7f0e", opacity=0.15,
+                  line_width=0)
+    fig.update_layout(height=240, title=f"Beat {beat + 1:,} in context: {view.record}, {peak / view.fs:.2f} s "
+                                        f"(sample {peak:,})", showlegend=False)
+    return fig
