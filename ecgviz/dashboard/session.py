@@ -206,6 +206,7 @@ class TrainSettings:
 def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, settings: TrainSettings, *,
                    directory: Path | None = None, fit_fn: Callable | None = None) -> TrainingJob[ActiveModel]:
     """Check the request, then train in a background thread; the job's result is the saved, loaded model."""
+    from ecgviz import tracking
     from ecgviz.model import ModelConfig
     from ecgviz.pipeline import fit
     from ecgviz.split import make_split
@@ -222,7 +223,8 @@ def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, se
     train_config = TrainConfig(epochs=int(settings.epochs), batch_size=int(settings.batch_size), lr=float(settings.lr),
                                loss=settings.loss, seed=int(settings.seed), device=settings.device,
                                patience=int(settings.patience))
-    fit_fn = fit_fn or fit
+    # an MLflow run is logged when $MLFLOW_TRACKING_URI is set (as for the command line)
+    fit_fn = tracking.track_training(fit_fn or fit, checkpoint_name=path.name)
 
     def run(on_epoch, stop) -> Checkpoint:
         return fit_fn(data.data, tuple(normal_labels), model_config, train_config, name=path.stem,
