@@ -83,6 +83,19 @@ def test_json_beats_score_equal_the_cli(http, tmp_path):
     assert [b["index"] for b in body["beats"]] == list(range(6)) and "source" not in body["beats"][0]
 
 
+def test_a_beat_scores_the_same_in_any_batch(http):
+    from ecgviz.pipeline import errors_for
+
+    X = load_ecg5000().X[:1100]
+    whole = errors_for(SHIPPED, X)
+    for size in (1, 2, 7, 32, 1024):  # a batch of one used to round differently
+        stop = 64 if size < 32 else len(X)
+        parts = np.concatenate([errors_for(SHIPPED, X[i : i + size]) for i in range(0, stop, size)])
+        assert (parts == whole[: len(parts)]).all(), size
+    one = http.post("/score", json={"beats": X[3:4].astype(float).tolist()}).json()
+    assert one["beats"][0]["error"] == whole[3]
+
+
 def test_threshold_per_request(http):
     X = load_ecg5000().X[:20].astype(float).tolist()
     at_model = http.post("/score", json={"beats": X}).json()
