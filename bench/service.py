@@ -6,6 +6,7 @@ Starts the service with the shipped model on a free local port (as ``python -m e
 `clients` threads each send `requests` POST /score requests of `beats` ECG5000 beats as JSON, one after another,
 over one keep-alive connection each. A latency runs from sending a request to having parsed its answer. Prints a
 markdown table (progress on stderr), writes the JSON to bench/results/, and exits 1 when any request failed.
+The server's CPU time per request (from /proc) is steadier than the wall-clock rows on a busy machine.
 """
 
 from __future__ import annotations
@@ -36,10 +37,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Service:
+    """A running service: its base URL and process id."""
+
+    url: str
+    pid: int
+
+    def cpu_s(self) -> float | None:
+        """CPU seconds (user + system) the process has used so far; None where /proc cannot tell."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def running_service(*args: str, port: int | None = None, timeout: float = 60.0,
-                    log_path: Path | None = None) -> Iterator[str]:
-    """Run ``python -m ecgviz serve ARGS`` on a free local port until the block ends; yields its base URL."""
+                    log_path: Path | None = None) -> Iterator[Service]:
+    """Run ``python -m ecgviz serve ARGS`` on a free local port until the block ends."""
     import httpx
 
     port = port or free_port()
@@ -59,7 +76,7 @@ def running_service(*args: str, port: int | None = None, timeout: float = 60.0,
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the service did not answer /health within {timeout:.0f} s")
             time.sleep(0.1)
-        yield url
+        yield Service(url, proc.pid)
     finally:
         proc.terminate()
         try:
@@ -131,7 +148,7 @@ def payloads(clients: int, beats: int, seed: int = 0) -> list[list[list[float]]]
     return [X[rng.choice(len(X), beats, replace=False)].astype(float).tolist() for _ in range(clients)]
 
 
-def summary(res: LoadResult, clients: int, requests: int, beats: int) -> dict:
+def summary(res: LoadResult, clients: int, requests: int, beats: int, server_cpu_s: float | None = None) -> dict:
     """Throughput and latency percentiles of one load."""
     lat_ms = np.asarray(res.latencies_s) * 1000
     done = len(res.latencies_s) - len(res.failures)
@@ -143,17 +160,24 @@ def summary(res: LoadResult, clients: int, requests: int, beats: int) -> dict:
         "p50_ms": float(np.percentile(lat_ms, 50)) if len(lat_ms) else None,
         "p95_ms": float(np.percentile(lat_ms, 95)) if len(lat_ms) else None,
         "max_ms": float(lat_ms.max()) if len(lat_ms) else None,
+        "server_cpu_s": server_cpu_s,
+        "server_cpu_ms_per_request": server_cpu_s / done * 1000 if server_cpu_s is not None and done else None,
     }
+
+
+def _ms(x: float | None) -> str:
+    return "—" if x is None else f"{x:.1f} ms"
 
 
 def markdown(s: dict, threads: int) -> str:
     """The README's row."""
     return "\n".join([
-        "| clients x requests x beats | requests/s | beats/s | latency p50 / p95 / max | failed |",
-        "|---|---|---|---|---|",
+        "| clients x requests x beats | requests/s | beats/s | latency p50 / p95 / max | server CPU per request "
+        "| failed |",
+        "|---|---|---|---|---|---|",
         f"| {s['clients']} x {s['requests_per_client']} x {s['beats_per_request']} (torch threads {threads}) "
         f"| {s['requests_per_s']:,.0f} | {s['beats_per_s']:,.0f} | {s['p50_ms']:.1f} / {s['p95_ms']:.1f} / "
-        f"{s['max_ms']:.1f} ms | {s['failures']} |",
+        f"{s['max_ms']:.1f} ms | {_ms(s['server_cpu_ms_per_request'])} | {s['failures']} |",
     ])
 
 
@@ -175,11 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     work = payloads(args.clients, args.beats)
     print(f"starting the service; {args.clients} clients x {args.requests} requests x {args.beats} beats",
           file=sys.stderr)
-    with running_service("--threads", str(args.threads)) as url:
+    with running_service("--threads", str(args.threads)) as service:
         # one warm-up request per client, so the first timed ones do not pay for lazy set-up
-        load(url, work, 1)
-        res = load(url, work, args.requests)
-    s = summary(res, args.clients, args.requests, args.beats)
+        load(service.url, work, 1)
+        cpu0 = service.cpu_s()
+        res = load(service.url, work, args.requests)
+        cpu1 = service.cpu_s()
+    s = summary(res, args.clients, args.requests, args.beats, None if cpu0 is None else cpu1 - cpu0)
     for failure in res.failures[:10]:
         print(failure, file=sys.stderr)
     print(markdown(s, args.threads))

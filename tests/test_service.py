@@ -21,8 +21,8 @@ SHIPPED = load_checkpoint(SHIPPED_CHECKPOINT)
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
     log = tmp_path_factory.mktemp("service") / "server.log"
-    with running_service("--max-beats", str(MAX_BEATS), "--max-body-mb", str(MAX_BODY_MB), log_path=log) as base:
-        yield base
+    with running_service("--max-beats", str(MAX_BEATS), "--max-body-mb", str(MAX_BODY_MB), log_path=log) as service:
+        yield service.url
     assert "Traceback" not in log.read_text(errors="replace")
 
 
@@ -210,3 +210,14 @@ def test_internal_error_is_json_without_traceback(monkeypatch):
     client = TestClient(service.create_app(SHIPPED), raise_server_exceptions=False)
     r = client.post("/score", json={"beats": [beat()]})
     assert r.status_code == 500 and r.json() == {"detail": "internal error; the server log has the details"}
+
+
+def test_benchmark_harness_runs(tmp_path, capsys):
+    from bench.service import main as bench_main
+
+    out = tmp_path / "service.json"
+    assert bench_main(["--quick", "--out", str(out)]) == 0
+    s = json.loads(out.read_text())["summary"]
+    assert s["requests_ok"] == 10 and s["failures"] == 0 and s["requests_per_s"] > 0
+    assert s["beats_per_s"] == pytest.approx(s["requests_per_s"] * 32) and 0 < s["p50_ms"] <= s["p95_ms"]
+    assert "| 2 x 5 x 32 (torch threads 1) |" in capsys.readouterr().out
