@@ -1,4 +1,5 @@
 # ecgviz: the dashboard (default), the scoring service or the command line, with the shipped model and ECG5000.
+# (PYTHONPATH: the package is used in place from /app, so `python -m ecgviz` works from any directory.)
 #   docker build -t ecgviz .
 #   docker run --rm -p 8501:8501 ecgviz                                               # dashboard
 #   docker run --rm -p 8000:8000 ecgviz python -m ecgviz serve --host 0.0.0.0         # REST service
@@ -22,7 +23,8 @@ ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    OMP_NUM_THREADS=1
+    OMP_NUM_THREADS=1 \
+    PYTHONPATH=/app
 RUN groupadd --gid 10001 ecgviz \
     && useradd --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin ecgviz
 COPY --from=build /opt/venv /opt/venv

@@ -186,15 +186,17 @@ class Image:
                     self.cmd = json.loads(args)
             self.env = env
 
+    def environ(self) -> dict[str, str]:
+        host = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        return {**host, **self.env}
+
     def popen(self, argv: list[str], log: Path) -> subprocess.Popen:
-        env = {**os.environ, **self.env}
-        env.pop("PYTHONPATH", None)
+        env = self.environ()
         return subprocess.Popen(argv, cwd=self.workdir, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
-    def run(self, argv: list[str]) -> subprocess.CompletedProcess:
-        env = {**os.environ, **self.env}
-        env.pop("PYTHONPATH", None)
-        return subprocess.run(argv, cwd=self.workdir, env=env, capture_output=True, text=True, timeout=300,
+    def run(self, argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+        env = self.environ()
+        return subprocess.run(argv, cwd=cwd or self.workdir, env=env, capture_output=True, text=True, timeout=300,
                               check=False)
 
 
@@ -236,6 +238,12 @@ def test_image_builds_and_runs_in_a_fresh_environment(tmp_path):
     done = image.run(["python", "-m", "ecgviz", "evaluate", "--json"])
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["auroc"] == pytest.approx(0.9942, abs=1e-4)
+    # from another directory too, on a file from there
+    elsewhere = tmp_path / "work"
+    elsewhere.mkdir()
+    shutil.copy(ROOT / "docs" / "examples" / "three_beats.csv", elsewhere)
+    done = image.run(["python", "-m", "ecgviz", "score", "--data", "three_beats.csv", "--out", "s.csv"], cwd=elsewhere)
+    assert done.returncode == 0 and "scored 3 beats" in done.stdout, done.stderr[-2000:]
 
     # the default command, the dashboard (on loopback and a free port instead of 0.0.0.0:8501)
     port = free_port()
