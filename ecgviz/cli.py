@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--port", type=int, default=8000)
     v.add_argument("--threads", type=int, default=1, help="torch threads; concurrent requests use the other cores")
     v.add_argument("--max-beats", type=int, help="beats per request (default 10,000)")
-    v.add_argument("--max-body-mb", type=float, help="request body limit in MiB (default 16)")
+    v.add_argument("--max-body-mb", type=float, help="request body limit in MiB (default 32)")
     v.set_defaults(func=cmd_serve)
     return p
 

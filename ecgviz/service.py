@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import platform
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.message import Message
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ecgviz import __version__
 from ecgviz.checkpoint import Checkpoint, CheckpointError
 from ecgviz.data import BeatData, DataError, load_uploads
+from ecgviz.export import _json_safe
 from ecgviz.pipeline import errors_for
 
 log = logging.getLogger("ecgviz.service")
@@ -29,7 +31,8 @@ class Limits:
     """What one request may ask for; each bound keeps one client from taking the server's memory."""
 
     max_beats: int = 10_000  # beats per request: 1.4 M samples at ECG5000's 140, a few MB as float32
-    max_body_bytes: int = 16 * 2**20  # 10,000 ECG5000 beats as JSON text are ~14 MB
+    # 10,000 beats of 140 samples as JSON: ~14 MB with 8 significant digits, ~28 MB as full float64 reprs
+    max_body_bytes: int = 32 * 2**20
 
 
 class BeatsRequest(BaseModel):
@@ -224,14 +227,14 @@ def create_app(ckpt: Checkpoint, limits: Limits | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
-    info = {
+    info = _json_safe({
         "name": ckpt.name, "created": ckpt.created, "beat_length": ckpt.seq_len,
         "model_config": ckpt.model_config.to_dict(), "loss": ckpt.loss,
         "normalisation": list(ckpt.normalisation), "threshold": ckpt.threshold, "threshold_rule": ckpt.threshold_rule,
         "metrics": ckpt.metrics, "train_config": ckpt.train_config, "class_names": ckpt.class_names,
         "versions": {"trained_with": ckpt.versions, "serving": _service_versions()},
         "limits": {"max_beats": limits.max_beats, "max_body_bytes": limits.max_body_bytes},
-    }
+    })  # a hand-made checkpoint may hold NaN, which JSON cannot
 
     @app.get("/health", summary="Is the service up (and which model it serves)")
     def health() -> dict:
@@ -271,7 +274,12 @@ def create_app(ckpt: Checkpoint, limits: Limits | None = None) -> FastAPI:
 
 def serve(ckpt: Checkpoint, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None,
           log_level: str = "info") -> None:
-    """Run the service with uvicorn until interrupted."""
+    """Run the service with uvicorn until interrupted; a port that cannot be had raises OSError first."""
     import uvicorn
 
+    try:  # uvicorn would log the reason and exit with its own status: say it as every other CLI error is said
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     uvicorn.run(create_app(ckpt, limits), host=host, port=port, log_level=log_level)

@@ -221,3 +221,25 @@ def test_benchmark_harness_runs(tmp_path, capsys):
     assert s["requests_ok"] == 10 and s["failures"] == 0 and s["requests_per_s"] > 0
     assert s["beats_per_s"] == pytest.approx(s["requests_per_s"] * 32) and 0 < s["p50_ms"] <= s["p95_ms"]
     assert "| 2 x 5 x 32 (torch threads 1) |" in capsys.readouterr().out
+
+
+def test_serve_errors_are_one_line(tmp_path, url, capsys):
+    assert main(["serve", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
+    assert "missing.pt: cannot read checkpoint" in capsys.readouterr().err
+    port = int(url.rsplit(":", 1)[1])  # the fixture's server holds it
+    assert main(["serve", "--port", str(port)]) == 2
+    assert f"ecgviz: error: cannot listen on 127.0.0.1:{port}: Address already in use" in capsys.readouterr().err
+    assert main(["serve", "--max-beats", "0"]) == 2
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_model_info_survives_odd_checkpoint_values():
+    from dataclasses import replace
+
+    from fastapi.testclient import TestClient
+
+    from ecgviz import service
+
+    odd = replace(SHIPPED, metrics={"auroc": float("nan"), "note": "hand-made"})
+    info = TestClient(service.create_app(odd)).get("/model")
+    assert info.status_code == 200 and info.json()["metrics"] == {"auroc": None, "note": "hand-made"}
