@@ -67,19 +67,13 @@ class ScoreResponse(BaseModel):
     warnings: list[str] = Field(default_factory=list, description="what the file reader noticed (uploads only)")
 
 
-def _readers() -> list[tuple[Callable[[Sequence[tuple[str, bytes]]], bool],
-                             Callable[[Sequence[tuple[str, bytes]]], BeatData]]]:
-    """How uploaded files become beats: the first (accepts, read) pair whose `accepts(files)` is true reads them.
-
-    A reader for whole recordings (signal files cut into beats) goes before the tabular one, which takes anything.
-    """
-    return [(lambda files: True, load_uploads)]
+Files = Sequence[tuple[str, bytes]]  # uploaded (file name, bytes) pairs
+# How uploads become beats: the first (accepts, read) pair whose accepts(files) is true reads them. A reader for
+# whole recordings (signal files cut into beats) goes before the tabular one, which takes anything.
+UPLOAD_READERS: list[tuple[Callable[[Files], bool], Callable[[Files], BeatData]]] = [(lambda files: True, load_uploads)]
 
 
-UPLOAD_READERS = _readers()
-
-
-def read_uploads(files: Sequence[tuple[str, bytes]]) -> BeatData:
+def read_uploads(files: Files) -> BeatData:
     """Beats from uploaded (file name, bytes) pairs, through the first reader that accepts them."""
     for accepts, read in UPLOAD_READERS:
         if accepts(files):
