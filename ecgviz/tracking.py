@@ -84,6 +84,11 @@ class Run:
         batch = [Metric(_metric_key(k), float(v), now, step) for k, v in values.items() if v is not None]
         self.client.log_batch(self.run_id, metrics=batch)
 
+    def tags(self, values: Mapping[str, str]) -> None:
+        """Set tags (text known only once the run has happened, such as the device used)."""
+        for key, value in values.items():
+            self.client.set_tag(self.run_id, key, value)
+
     def files(self, named: Mapping[str, bytes]) -> None:
         """Log bytes as artifacts under the given file names."""
         with tempfile.TemporaryDirectory() as tmp:
@@ -136,6 +141,7 @@ def track_training(fit_fn: Callable, uri: str | None = None, *, checkpoint_name:
     def tracked_fit(data, normal_labels=("1",), model_config=None, train_config=None, *, on_epoch=None, **kwargs):
         from ecgviz.checkpoint import to_bytes
         from ecgviz.model import ModelConfig
+        from ecgviz.pipeline import TrainingCancelled
         from ecgviz.train import TrainConfig
 
         model_config, train_config = model_config or ModelConfig(), train_config or TrainConfig()
@@ -160,12 +166,12 @@ def track_training(fit_fn: Callable, uri: str | None = None, *, checkpoint_name:
             run.metrics({**_held_out_metrics(ckpt.metrics), "best_epoch": tc.get("best_epoch"),
                          "epochs_run": len(ckpt.history), "training_seconds": tc.get("elapsed_s")},
                         step=len(ckpt.history))
+            run.tags({"device_used": str(tc.get("device_used", "")), "stopped_by_user": str(tc.get("cancelled"))})
             run.files({checkpoint_name: to_bytes(ckpt), "metrics.json": _json_bytes({
                 "name": ckpt.name, "threshold": ckpt.threshold, "threshold_rule": ckpt.threshold_rule,
                 "held_out": ckpt.metrics, "history": list(ckpt.history), "train_config": tc})})
         except BaseException as exc:
-            cancelled = type(exc).__name__ in ("TrainingCancelled", "KeyboardInterrupt")
-            run.end("KILLED" if cancelled else "FAILED")
+            run.end("KILLED" if isinstance(exc, TrainingCancelled | KeyboardInterrupt) else "FAILED")
             raise
         run.end()
         return ckpt

@@ -74,6 +74,7 @@ def test_train_logs_losses_per_epoch_and_final_metrics(trained, db):
         assert m[f"recall_class_{label}"] == pytest.approx(recall)
     assert {"recall_class_2", "recall_class_3"} <= set(m)
     assert m["best_epoch"] == ckpt.train_config["best_epoch"] and m["epochs_run"] == 3
+    assert run.data.tags["device_used"] == "cpu" and run.data.tags["ecgviz.command"] == "train"
 
 
 def test_train_logs_the_saved_checkpoint_and_metrics_json(trained, db, tmp_path):
