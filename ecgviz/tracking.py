@@ -68,7 +68,7 @@ class Run:
                 experiment_id = experiment.experiment_id
             self.run_id = self.client.create_run(experiment_id, run_name=run_name, tags=dict(tags or {})).info.run_id
         except mlflow.exceptions.MlflowException as exc:
-            raise TrackingError(f"MLflow tracking at {uri} failed: {str(exc).splitlines()[0][:300]}") from None
+            raise TrackingError(f"MLflow tracking at {uri} failed: {str(exc).strip().splitlines()[0][:300]}") from None
 
     def params(self, values: Mapping[str, Any]) -> None:
         """Log parameters (as text, cut to MLflow's limit)."""
