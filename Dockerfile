@@ -6,7 +6,8 @@
 #   docker run --rm ecgviz python -m ecgviz evaluate                                  # command line
 
 # Build stage: the virtual environment. Every dependency is a wheel, so no compiler is needed, and none of
-# pip's caches reach the final image.
+# pip's caches reach the final image. The libraries' own test suites (torch's C++ test programs, pandas' tests:
+# ~200 MB) and torch's C++ headers (for building extensions, 62 MB) are left out.
 FROM python:3.11-slim-bookworm AS build
 # torch's CPU-only wheels (the default PyPI build pulls in CUDA libraries: gigabytes this image never uses)
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
@@ -15,7 +16,10 @@ COPY requirements-runtime.txt requirements-service.txt /tmp/requirements/
 RUN python -m venv "$VIRTUAL_ENV" \
     && "$VIRTUAL_ENV/bin/pip" install --no-cache-dir --index-url "$TORCH_INDEX" "torch>=2.2,<2.14" \
     && "$VIRTUAL_ENV/bin/pip" install --no-cache-dir -r /tmp/requirements/requirements-runtime.txt \
-        -r /tmp/requirements/requirements-service.txt
+        -r /tmp/requirements/requirements-service.txt \
+    && find "$VIRTUAL_ENV/lib" -depth -type d \( -name tests -o -name test \) -path "*/site-packages/*" \
+        -exec rm -rf {} + \
+    && rm -rf "$VIRTUAL_ENV/lib/python3.11/site-packages/torch/include"
 
 # Final stage: the environment, the code, the shipped model and the bundled data; runs as a non-root user.
 FROM python:3.11-slim-bookworm

@@ -28,7 +28,7 @@ from bench.service import free_port
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 # A path the image creates, not one of the base system's: mapped under the temporary root.
-_IMAGE_PATH = re.compile(r"(?<![\w$.:/-])(/(?!usr/|bin/|etc/|dev/|proc/|sys/)[\w.-]+(?:/[\w.-]*)*)")
+_IMAGE_PATH = re.compile(r"(?<![\w$.:/*-])(/(?!usr/|bin/|etc/|dev/|proc/|sys/)[\w.-]+(?:/[\w.-]*)*)")
 _SYSTEM_ONLY = ("groupadd ", "useradd ")  # user accounts: the image's business, never this machine's
 
 
@@ -243,6 +243,9 @@ def test_image_builds_and_runs_in_a_fresh_environment(tmp_path):
     assert probe.returncode == 0, probe.stderr
     prefix, missing = probe.stdout.split("\n")[:2]
     assert Path(prefix) == venv_python.parent.parent and missing == "None None"
+    site = next(Path(prefix).glob("lib/python3*/site-packages"))
+    assert (site / "torch" / "lib").is_dir() and not (site / "torch" / "include").exists()
+    assert (site / "pandas").is_dir() and not (site / "pandas" / "tests").exists()
     app = image.workdir
     assert sorted(p.name for p in (app / "checkpoints").iterdir()) == ["README.md", "ecg5000_lstm_ae.pt"]
     assert (app / "data" / "ECG5000_TEST.arff").exists() and not (app / "tests").exists()
