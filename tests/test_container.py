@@ -24,9 +24,11 @@ import httpx
 import pytest
 
 from bench.service import free_port
+from tests.browser_support import find_chromium, launch_browser, wait_idle
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
+ARTIFACTS = ROOT / "tests" / "artifacts"
 # A path the image creates, not one of the base system's: mapped under the temporary root.
 _IMAGE_PATH = re.compile(r"(?<![\w$.:/*-])(/(?!usr/|bin/|etc/|dev/|proc/|sys/)[\w.-]+(?:/[\w.-]*)*)")
 _SYSTEM_ONLY = ("groupadd ", "useradd ")  # user accounts: the image's business, never this machine's
@@ -225,6 +227,27 @@ def registry_reachable() -> bool:
     return True
 
 
+def drawn_in_browser(url: str) -> None:
+    """The dashboard opens on the threshold explorer with its charts and no error (screenshot in tests/artifacts)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch_browser(pw)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            wait_idle(page)
+            expect(page.locator("h1")).to_have_text("Threshold explorer", timeout=60_000)
+            expect(page.locator("[data-testid=stPlotlyChart]")).to_have_count(4, timeout=60_000)
+            expect(page.locator(".ecgviz-tc-bars rect").first).to_be_visible()
+            expect(page.locator("[data-testid=stException]")).to_have_count(0)
+            expect(page.locator("[data-testid=stAlertContentError]")).to_have_count(0)
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "container_dashboard.png"))
+        finally:
+            browser.close()
+
+
 @pytest.mark.slow
 def test_image_builds_and_runs_in_a_fresh_environment(tmp_path):
     if sys.version_info[:2] != (3, 11):
@@ -269,6 +292,8 @@ def test_image_builds_and_runs_in_a_fresh_environment(tmp_path):
     try:
         assert wait_for(f"http://127.0.0.1:{port}/_stcore/health", proc, log).text == "ok"
         assert "<title>Streamlit</title>" in httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text
+        if find_chromium():  # and the explorer draws, with the model and data inside the image
+            drawn_in_browser(f"http://127.0.0.1:{port}/")
     finally:
         proc.terminate()
         proc.wait(20)
