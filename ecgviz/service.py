@@ -15,7 +15,7 @@ import numpy as np
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ecgviz import __version__
 from ecgviz.checkpoint import Checkpoint, CheckpointError
@@ -104,6 +104,11 @@ def _require_json(request: Request) -> None:
                                  "files go to /score/file as multipart/form-data")
 
 
+async def _body(request: Request) -> bytes:
+    """The raw body (read within BodyLimit's bound), for endpoints that parse it themselves."""
+    return await request.body()
+
+
 def _require_multipart(request: Request) -> None:
     if _content_type(request) != ("multipart", "form-data"):
         got = request.headers.get("content-type") or "no content type"
@@ -155,10 +160,8 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         first = next(e for e in errors if e.get("type") == "json_invalid")
-        at = [p for p in first.get("loc", ()) if isinstance(p, int)]
-        where = f" at character {at[0]}" if at else ""
-        why = first.get("ctx", {}).get("error", "parse error")
-        return JSONResponse({"detail": f"body is not valid JSON: {why}{where}"}, 400)
+        why = first.get("ctx", {}).get("error", "parse error")  # says where: "... at line 1 column 22"
+        return JSONResponse({"detail": f"body is not valid JSON: {why}"}, 400)
     listed = [{"where": _where(e.get("loc", ())), "problem": e.get("msg", "")} for e in errors[:20]]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return JSONResponse({"detail": f"{listed[0]['where']}: {listed[0]['problem']}{more}", "errors": listed}, 422)
@@ -240,9 +243,15 @@ def create_app(ckpt: Checkpoint, limits: Limits | None = None) -> FastAPI:
 
     @app.post("/score", response_model=ScoreResponse, response_model_exclude_none=True,
               dependencies=[Depends(_require_json)], summary="Score beats sent as JSON",
-              responses={413: {"description": "too many beats or body too large"},
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": BeatsRequest.model_json_schema()}}}},
+              responses={400: {"description": "not JSON"}, 413: {"description": "too many beats or body too large"},
                          415: {"description": "not application/json"}, 422: {"description": "invalid beats"}})
-    def score_beats(request: BeatsRequest) -> ScoreResponse:
+    def score_beats(body: Annotated[bytes, Depends(_body)]) -> ScoreResponse:
+        try:  # pydantic's own JSON parser: ~6x faster than json.loads and then validating the objects
+            request = BeatsRequest.model_validate_json(body)
+        except ValidationError as exc:
+            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
         X = beats_array(request.beats, ckpt.seq_len, limits)
         _threshold(ckpt, request.threshold)  # refuse a bad threshold before spending time on scoring
         return _response(ckpt, errors_for(ckpt, X), request.threshold)

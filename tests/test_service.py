@@ -51,6 +51,8 @@ def test_health_model_info_and_docs(http):
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     spec = http.get("/openapi.json").json()
     assert {"/health", "/model", "/score", "/score/file"} <= set(spec["paths"])
+    body = spec["paths"]["/score"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body["properties"]) == {"beats", "threshold"} and body["required"] == ["beats"]
 
 
 def test_uploaded_file_scores_equal_the_cli(http, tmp_path):
@@ -140,7 +142,10 @@ def test_nan_and_threshold_and_syntax(http):
                   headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["detail"].startswith("body is not valid JSON"), r.text
     r = http.post("/score", content=json.dumps({"beats": [beat()]})[:-5], headers={"content-type": "application/json"})
-    assert r.status_code == 400 and "at character" in r.json()["detail"]
+    assert r.status_code == 400 and r.json()["detail"].startswith("body is not valid JSON: EOF while parsing")
+    assert "at line 1 column" in r.json()["detail"]
+    r = http.post("/score", content=b"", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["detail"].startswith("body is not valid JSON")
     r = http.post("/score", content='{"beats": [' + json.dumps(beat()) + '], "threshold": NaN}',
                   headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["detail"] == "threshold: must be a finite number"
