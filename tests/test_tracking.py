@@ -132,7 +132,7 @@ def test_cancelled_training_ends_its_run_killed(db, tiny_data):
     assert run.info.status == "KILLED"
 
 
-def test_without_a_uri_nothing_changes_and_mlflow_is_not_imported(tiny_files, tmp_path, monkeypatch):
+def test_without_a_uri_nothing_changes_and_neither_mlflow_nor_fastapi_is_imported(tiny_files, tmp_path, monkeypatch):
     monkeypatch.delenv(tracking.ENV, raising=False)
     assert tracking.track_training(fit, None) is fit
     code = (
@@ -140,7 +140,8 @@ def test_without_a_uri_nothing_changes_and_mlflow_is_not_imported(tiny_files, tm
         f"rc = main(['train', '--data', {str(tiny_files[0])!r}, {str(tiny_files[1])!r}, "
         f"'--out', {str(tmp_path / 'plain.pt')!r}, '--epochs', '1', '--embedding-dim', '2', '--quiet'])\n"
         "assert rc == 0, rc\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mlflow', 'sqlalchemy', 'alembic')))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mlflow', 'sqlalchemy', 'alembic', 'fastapi',"
+        " 'uvicorn')))\n"
     )
     env = {k: v for k, v in __import__("os").environ.items() if k != tracking.ENV}
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
