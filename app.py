@@ -20,6 +20,7 @@ page = st.navigation(
         st.Page("pages/data.py", title="Data", icon=":material/dataset:"),
         st.Page("pages/model.py", title="Model", icon=":material/model_training:"),
         st.Page("pages/explorer.py", title="Threshold explorer", icon=":material/query_stats:", default=True),
+        st.Page("pages/compare.py", title="Compare detectors", icon=":material/compare_arrows:"),
         st.Page("pages/export.py", title="Export", icon=":material/download:"),
     ]
 )

@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ecgviz import detectors
 from ecgviz.model import ModelConfig, RecurrentAutoencoder
+from ecgviz.score import ERRORS
 from ecgviz.split import Split
 
 FORMAT = "ecgviz-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: baseline detectors (kNN, PCA); autoencoder checkpoints are still written as 1
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 SHIPPED_CHECKPOINT = CHECKPOINT_DIR / "ecg5000_lstm_ae.pt"
 
@@ -30,8 +32,8 @@ class CheckpointError(ValueError):
 class Checkpoint:
     """A trained detector: the model plus everything needed to score and evaluate honestly."""
 
-    model: RecurrentAutoencoder
-    model_config: ModelConfig
+    model: RecurrentAutoencoder  # or a baseline detector from ecgviz.detectors (kNN, PCA)
+    model_config: ModelConfig | None  # None for a baseline detector
     split: Split
     data_fingerprint: str  # which data the split indices refer to
     seq_len: int  # beat length the model was trained on
@@ -46,6 +48,16 @@ class Checkpoint:
     versions: dict = field(default_factory=dict)
     name: str = ""
     created: str = ""
+
+    @property
+    def kind(self) -> str:
+        """'lstm_ae', 'knn' or 'pca'."""
+        return detectors.kind_of(self.model)
+
+    @property
+    def description(self) -> str:
+        """The detector in a few words, e.g. 'kNN-5 (L1)'."""
+        return detectors.describe(self.model)
 
     def with_threshold(self, threshold: float, rule: str = "chosen by the user") -> Checkpoint:
         """A copy carrying another threshold."""
@@ -71,11 +83,13 @@ def library_versions() -> dict:
 
 def to_dict(ckpt: Checkpoint) -> dict:
     """The on-disk form: only tensors, lists, dicts, strings and numbers."""
+    baseline = ckpt.kind != "lstm_ae"
     return {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "state_dict": {k: v.detach().cpu() for k, v in ckpt.model.state_dict().items()},
-        "model_config": ckpt.model_config.to_dict(),
+        "format_version": FORMAT_VERSION if baseline else 1,
+        **({"detector": detectors.baseline_state(ckpt.model)} if baseline else {}),
+        "state_dict": {} if baseline else {k: v.detach().cpu() for k, v in ckpt.model.state_dict().items()},
+        "model_config": {} if baseline else ckpt.model_config.to_dict(),
         "split": ckpt.split.to_dict(),
         "data_fingerprint": ckpt.data_fingerprint,
         "seq_len": int(ckpt.seq_len),
@@ -128,13 +142,17 @@ def load_checkpoint(source: str | os.PathLike | bytes, name: str | None = None) 
     if d.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{label} was written by a newer ecgviz (format {d['format_version']}); please upgrade")
     try:
-        # checkpoints written before `chunk` existed read one sample per step
-        config = ModelConfig(**{"chunk": 1, **d["model_config"]})
-        _check_weights(config, d["state_dict"])
-        model = RecurrentAutoencoder(config)
-        model.load_state_dict(d["state_dict"], strict=True)
+        if "detector" in d:
+            config, model = None, detectors.baseline_from_state(d["detector"], int(d["seq_len"]))
+        else:
+            # checkpoints written before `chunk` existed read one sample per step
+            config = ModelConfig(**{"chunk": 1, **d["model_config"]})
+            _check_weights(config, d["state_dict"])
+            model = RecurrentAutoencoder(config)
+            model.load_state_dict(d["state_dict"], strict=True)
+            model = model.eval()
         ckpt = Checkpoint(
-            model=model.eval(),
+            model=model,
             model_config=config,
             split=Split.from_dict(d["split"]),
             data_fingerprint=str(d["data_fingerprint"]),
@@ -153,7 +171,8 @@ def load_checkpoint(source: str | os.PathLike | bytes, name: str | None = None) 
         )
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
         raise CheckpointError(f"{label} is a damaged ecgviz checkpoint: {_first_reason(exc)}") from None
-    if not (np.isfinite(ckpt.threshold) and ckpt.normalisation[1] > 0 and ckpt.loss in ("l1", "mse")):
+    if not (np.isfinite(ckpt.threshold) and ckpt.normalisation[1] > 0
+            and (ckpt.loss in ERRORS or ckpt.kind != "lstm_ae")):
         raise CheckpointError(f"{label} is a damaged ecgviz checkpoint: bad threshold, normalisation or loss")
     return ckpt
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m ecgviz train | evaluate | score | serve``; errors are one line and a non-zero exit."""
+"""Command line: ``python -m ecgviz train | baseline | evaluate | score | serve``; errors: one line, non-zero exit."""
 
 from __future__ import annotations
 
@@ -14,7 +14,16 @@ from ecgviz import export, tracking
 from ecgviz.checkpoint import SHIPPED_CHECKPOINT, CheckpointError, load_checkpoint, save_checkpoint
 from ecgviz.data import DataError, load_ecg5000, load_files
 from ecgviz.model import ModelConfig
-from ecgviz.pipeline import DEFAULT_PERCENTILE, errors_for, evaluate, fit
+from ecgviz.pipeline import (
+    DEFAULT_PERCENTILE,
+    errors_for,
+    evaluate,
+    evaluation_indices,
+    fit,
+    fit_detector,
+    protocol_split,
+)
+from ecgviz.score import ERRORS
 from ecgviz.split import SplitError
 from ecgviz.train import EpochInfo, TrainConfig
 
@@ -60,7 +69,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         fit_fn = tracking.track_training(fit, args.mlflow, checkpoint_name=Path(args.out).name,
                                          on_run=lambda run_id: print(f"MLflow run {run_id}", file=sys.stderr))
         ckpt = fit_fn(data, args.normal_label or ["1"], model_config, tc, percentile=args.percentile,
-                      name=args.name or "", on_epoch=None if args.quiet else bar)
+                      name=args.name or "", on_epoch=None if args.quiet else bar, split_mode=args.split,
+                      files=_files(args), error=args.error)
     finally:
         if not args.quiet:
             bar.close()
@@ -75,11 +85,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _files(args: argparse.Namespace) -> tuple[str, str] | None:
+    if args.split != "files":
+        return None
+    if not (args.train_file and args.test_file):
+        raise ValueError("--split files needs --train-file and --test-file (file names as loaded, e.g. X_TRAIN.arff)")
+    return args.train_file, args.test_file
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from ecgviz import detectors
+
+    data = _load(args.data)
+    params = {"k": args.k, "metric": args.metric} if args.kind == "knn" else {"n_components": args.components}
+    detector = detectors.make(args.kind, **params)
+    normal = args.normal_label or ["1"]
+    split = protocol_split(data, normal, mode=args.split, seed=args.seed, files=_files(args))
+    ckpt = fit_detector(data, detector, normal, split=split, percentile=args.percentile, name=args.name or "")
+    path = save_checkpoint(ckpt, args.out)
+    print(f"saved {path}  ({ckpt.description}, fitted in {ckpt.train_config['elapsed_s']:.2f}s; {split.describe()})")
+    print(f"threshold {ckpt.threshold:.4f} ({ckpt.threshold_rule})")
+    m = ckpt.metrics
+    if m:
+        print(f"held-out: AUROC {m['auroc']:.4f}  balanced accuracy {m['balanced_accuracy']:.4f}  "
+              f"normal recall {m['normal_recall']:.4f}  anomaly recall {m['anomaly_recall']:.4f}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     data = _load(args.data)
     ev = evaluate(ckpt, data, threshold=args.threshold, normal_labels=args.normal_label or None)
-    summary = ev.summary()
+    summary = {"detector": ckpt.description, "split_mode": ckpt.split.mode, "split": ckpt.split.describe(),
+               **ev.summary()}
     if (uri := tracking.tracking_uri(args.mlflow)) is not None:
         run_id = tracking.log_evaluation(uri, summary, checkpoint=str(args.checkpoint), data=data,
                                          normal_labels=args.normal_label or ckpt.split.normal_labels,
@@ -89,15 +127,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
         return 0
     m = ev.metrics
+    ci = summary["intervals_95"]
     where = "held-out split" if ev.held_out else "all labelled beats (not the checkpoint's training data)"
+    print(f"{summary['detector']}; {summary['split']}")
     print(f"evaluated on {where}: {m.n_normal} normal, {m.n_anomaly} anomalous beats")
     print(f"threshold          {m.threshold:.4f}")
     for key in ("auroc", "average_precision", "balanced_accuracy", "normal_recall", "anomaly_recall",
                 "precision", "f1", "accuracy"):
         value = summary[key]
-        print(f"{key:<18} {'n/a' if value is None else f'{value:.4f}'}")
+        band = ci.get(key)
+        text = "undefined" if value is None else f"{value:.4f}"
+        print(f"{key:<18} {text}" + (f"  95% CI [{band[0]:.4f}, {band[1]:.4f}]" if band else ""))
     for label, (flagged, total) in m.class_counts.items():
-        print(f"class {label:<12} flagged {flagged}/{total}")
+        band = ci["class_recall"].get(label)
+        print(f"class {label:<12} flagged {flagged}/{total}"
+              + (f"  recall 95% CI [{band[0]:.3f}, {band[1]:.3f}]" if band else ""))
+    for note in summary["caveats"]:
+        print(f"note: {note}")
     return 0
 
 
@@ -107,8 +153,15 @@ def cmd_score(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     errors = errors_for(ckpt, data.X)
     threshold = ckpt.threshold if args.threshold is None else args.threshold
+    roles, outcome = None, None
+    if data.has_labels:
+        # the same roles and outcomes as the dashboard: on the checkpoint's own data only its held-out beats count
+        idx, is_anomaly, held_out = evaluation_indices(ckpt, data)
+        outcome = export.outcomes(data.n_beats, threshold, errors, idx, is_anomaly)
+        if held_out:
+            roles = ckpt.split.roles(idx)
     table = export.beat_table(data, errors, threshold, flagged_only=args.flagged_only,
-                              include_samples=args.include_samples)
+                              include_samples=args.include_samples, roles=roles, outcome=outcome)
     export.write_csv(table, args.out)
     flagged = int((errors > threshold).sum())
     print(f"scored {data.n_beats} beats in {time.perf_counter() - t0:.2f}s; {flagged} flagged at threshold "
@@ -159,11 +212,28 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=d.seed)
     t.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
                    help="stored threshold: this percentile of the training normals' errors")
+    t.add_argument("--error", choices=ERRORS, help="error the threshold is expressed in (default: l1_trim for the "
+                   "l1 loss, else the loss)")
     t.add_argument("--name", help="a name stored in the checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--mlflow", metavar="URI", help="log the run to this MLflow tracking URI, e.g. sqlite:///mlflow.db "
                                                    "(default: $MLFLOW_TRACKING_URI; neither: no tracking)")
+    _split_args(t)
     t.set_defaults(func=cmd_train)
+
+    b = sub.add_parser("baseline", help="fit a kNN-distance or PCA detector on normal beats and save a checkpoint")
+    b.add_argument("--kind", choices=("knn", "pca"), required=True)
+    b.add_argument("--k", type=int, default=5, help="kNN: neighbours averaged")
+    b.add_argument("--metric", choices=("l1", "l2"), default="l2", help="kNN: distance")
+    b.add_argument("--components", type=int, default=8, help="PCA: principal components kept")
+    b.add_argument("--data", nargs="+", metavar="FILE", help="ARFF/TSV/CSV files (default: bundled ECG5000)")
+    b.add_argument("--out", required=True, metavar="PATH", help="checkpoint to write (.pt)")
+    b.add_argument("--normal-label", action="append", metavar="L", help="label of normal beats (repeatable; default 1)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE)
+    b.add_argument("--name", help="a name stored in the checkpoint")
+    _split_args(b)
+    b.set_defaults(func=cmd_baseline)
 
     e = sub.add_parser("evaluate", help="metrics on the checkpoint's held-out split")
     e.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT), metavar="PATH")
@@ -193,6 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--max-body-mb", type=float, help="request body limit in MiB (default 32)")
     v.set_defaults(func=cmd_serve)
     return p
+
+
+def _split_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split", choices=("seed", "files"), default="seed",
+                   help="seed: seeded 85/7.5/7.5 split of the pooled normals; files: keep the files as given")
+    p.add_argument("--train-file", metavar="NAME", help="--split files: train on this file's normal beats")
+    p.add_argument("--test-file", metavar="NAME", help="--split files: evaluate on every beat of this file")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

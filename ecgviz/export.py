@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from ecgviz.data import BeatData
     from ecgviz.metrics import Metrics
 
-TABLE_COLUMNS = ("source", "row", "label", "class_name", "error", "threshold", "flagged")
+TABLE_COLUMNS = ("source", "row", "label", "class_name", "error", "threshold", "flagged", "split_role", "outcome")
+OUTCOMES = ("TP", "FP", "TN", "FN")  # true/false positive/negative; a positive is a flagged beat
 
 # A spreadsheet evaluates a cell starting with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -23,9 +24,27 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NEGATIVE = re.compile(r"-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
+def outcomes(n_beats: int, threshold: float, errors: np.ndarray, eval_idx: np.ndarray | None,
+             is_anomaly: np.ndarray | None) -> np.ndarray:
+    """TP/FP/TN/FN (n,) for the evaluated beats `eval_idx` (with their is_anomaly), '' for every other beat."""
+    out = np.full(n_beats, "", dtype=object)
+    if eval_idx is None or is_anomaly is None:
+        return out
+    idx = np.asarray(eval_idx, dtype=np.int64)
+    flagged = np.asarray(errors, dtype=np.float64)[idx] > threshold
+    a = np.asarray(is_anomaly, dtype=bool)
+    out[idx] = np.where(flagged, np.where(a, "TP", "FP"), np.where(a, "FN", "TN"))
+    return out
+
+
 def beat_table(data: BeatData, errors: np.ndarray, threshold: float, *, flagged_only: bool = False,
-               include_samples: bool = False) -> pd.DataFrame:
-    """One row per beat (or per flagged beat): where it came from, its error and whether it is flagged."""
+               include_samples: bool = False, roles: np.ndarray | None = None,
+               outcome: np.ndarray | None = None, class_names: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per beat (or per flagged beat): where it came from, its error, whether it is flagged, its split role
+    (train / validation / held-out / not used) and its outcome at the threshold (TP/FP/TN/FN, '' if not evaluated).
+
+    Without `roles` every beat counts as held-out; without `outcome` the column is empty.
+    """
     errors = np.asarray(errors, dtype=np.float64)
     n = len(data.sources)
     if errors.shape != (n,):
@@ -36,7 +55,8 @@ def beat_table(data: BeatData, errors: np.ndarray, threshold: float, *, flagged_
         names = labels
     else:
         labels = np.asarray(data.labels).astype(str).astype(object)
-        names = np.array([data.class_names.get(k, f"Class {k}") for k in labels], dtype=object)
+        table = {**dict(data.class_names), **dict(class_names or {})}
+        names = np.array([table.get(k, f"Class {k}") for k in labels], dtype=object)
     table = pd.DataFrame({
         "source": np.asarray(data.sources).astype(str).astype(object),
         "row": np.asarray(data.rows, dtype=np.int64),
@@ -45,6 +65,8 @@ def beat_table(data: BeatData, errors: np.ndarray, threshold: float, *, flagged_
         "error": errors,
         "threshold": np.full(n, float(threshold)),
         "flagged": flagged,
+        "split_role": np.full(n, "held-out", dtype=object) if roles is None else np.asarray(roles, dtype=object),
+        "outcome": np.full(n, "", dtype=object) if outcome is None else np.asarray(outcome, dtype=object),
     })
     if include_samples:
         X = np.asarray(data.X)

@@ -4,7 +4,7 @@ Conventions: a beat is flagged (predicted abnormal) when ``error > threshold``
 (strictly); the positive class is "anomaly".
 
 Undefined values are None in scalars and NaN in arrays; ``to_dict`` never holds NaN.
-* Nothing flagged: precision 0.0 (scikit-learn's default ``zero_division``).
+* Nothing flagged: precision is undefined (None/NaN), not 0 % (scikit-learn's ``zero_division=np.nan``).
 * No anomalies: anomaly recall, precision, F1, ROC AUC and average precision are
   undefined; "max_f1" and "youden" suggestions are left out. No normals: normal
   recall and ROC AUC are undefined.
@@ -57,7 +57,7 @@ def _rates(tp, fp, tn, fn) -> dict[str, np.ndarray]:
     return {
         "normal_recall": both[0],
         "anomaly_recall": both[1],
-        "precision": np.where(has_pos, np.nan_to_num(_div(tp, tp + fp)), np.nan),
+        "precision": np.where(has_pos, _div(tp, tp + fp), np.nan),
         "f1": np.where(has_pos, _div(2 * tp, 2 * tp + fp + fn), np.nan),
         "accuracy": _div(tp + tn, tp + fp + tn + fn),
         "balanced_accuracy": _div(np.nansum(both, axis=0), np.isfinite(both).sum(axis=0)),
@@ -71,7 +71,7 @@ def _scalar_rates(tp: int, fp: int, tn: int, fn: int) -> dict[str, float | None]
     defined = [r for r in (normal, anomaly) if r is not None]
     return {
         "normal_recall": normal, "anomaly_recall": anomaly,
-        "precision": (tp / (tp + fp) if tp + fp else 0.0) if tp + fn else None,
+        "precision": tp / (tp + fp) if tp + fp and tp + fn else None,
         "f1": (2 * tp / (2 * tp + fp + fn)) if tp + fn else None,
         "accuracy": (tp + tn) / (tp + fp + tn + fn) if tp + fp + tn + fn else None,
         "balanced_accuracy": sum(defined) / len(defined) if defined else None,

@@ -8,18 +8,21 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ecgviz import metrics
+from ecgviz import detectors, duplicates, intervals, metrics
 from ecgviz.checkpoint import Checkpoint, library_versions
 from ecgviz.data import BeatData, fingerprint
 from ecgviz.model import ModelConfig
-from ecgviz.score import reconstruction_errors, score
-from ecgviz.split import DEFAULT_FRACTIONS, Split, make_split
+from ecgviz.score import ERRORS, reconstruction_errors, score
+from ecgviz.split import DEFAULT_FRACTIONS, Split, make_file_split, make_split
 from ecgviz.train import EpochInfo, TrainConfig, train
 
 # The stored threshold needs no anomaly labels: it passes this share of the training normals, so it sets a
 # target false-alarm rate. Training normals (2,481 on ECG5000) give a far steadier percentile than the 219
 # validation normals, and the model barely overfits them (train and validation losses differ by ~2 %).
 DEFAULT_PERCENTILE = 98.0
+# The error the stored threshold is expressed in, for a model trained with the L1 loss (see ecgviz.score.ERRORS);
+# a model trained with MSE is scored by MSE.
+DEFAULT_ERROR = "l1_trim"
 
 
 class TrainingCancelled(Exception):
@@ -39,9 +42,12 @@ class Evaluation:
     average_precision: float | None
     held_out: bool  # True when the checkpoint's split applied (same data); False: every labelled beat evaluated
 
-    def summary(self) -> dict:
-        """JSON-safe headline numbers plus the full metrics."""
+    def summary(self, n_boot: int = intervals.N_BOOT) -> dict:
+        """JSON-safe headline numbers, their 95 % intervals and caveats, plus the full metrics."""
         m = self.metrics.to_dict()
+        areas = intervals.bootstrap_areas(self.errors, self.is_anomaly, n_boot=n_boot)
+        rates = intervals.rate_intervals(self.metrics)
+        held = {k: int(t) for k, (_, t) in self.metrics.class_counts.items() if k in self.metrics.class_recall}
         return {
             "auroc": self.auroc,
             "average_precision": self.average_precision,
@@ -55,6 +61,11 @@ class Evaluation:
             "n_normal": m["n_normal"],
             "n_anomaly": m["n_anomaly"],
             "held_out_split": self.held_out,
+            "prevalence": m["n_anomaly"] / max(m["n_normal"] + m["n_anomaly"], 1),
+            "intervals_95": {"auroc": areas["auroc"], "average_precision": areas["average_precision"],
+                             **rates, "method": "Wilson score for rates; stratified percentile bootstrap "
+                                                f"({n_boot} resamples, seed 0) for AUROC and AP"},
+            "caveats": intervals.caveats(m["n_normal"], m["n_anomaly"], held),
             "metrics": m,
         }
 
@@ -63,6 +74,8 @@ def scores_for(ckpt: Checkpoint, X: np.ndarray, device: str = "cpu",
                reconstructions: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Errors (in the units of the checkpoint's threshold) and reconstructions of beats `X`; refuses other lengths."""
     ckpt.check_fits(X.shape[1])
+    if ckpt.kind != "lstm_ae":
+        return ckpt.model.score(X), (ckpt.model.reconstruct(X) if reconstructions else None)
     return score(ckpt.model, X, loss=ckpt.loss, normalisation=ckpt.normalisation, device=device,
                  reconstructions=reconstructions)
 
@@ -112,6 +125,58 @@ def evaluate(
     )
 
 
+def protocol_split(data: BeatData, normal_labels: Sequence[str], *, mode: str = "seed",
+                   fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0,
+                   files: Sequence[str] | None = None) -> Split:
+    """The split for `mode` ("seed", or "files" with (training file, evaluation file)); copies never straddle it."""
+    groups = duplicates.groups(data.X)
+    if mode == "seed":
+        return make_split(data.labels, normal_labels, fractions, seed=seed, n_beats=data.n_beats, groups=groups)
+    if mode == "files":
+        if not files or len(files) != 2:
+            raise ValueError("split mode 'files' needs a training file and an evaluation file")
+        return make_file_split(data.labels, data.sources, normal_labels, files[0], files[1], seed=seed,
+                               groups=groups)
+    raise ValueError(f"unknown split mode {mode!r}: use seed or files")
+
+
+def fit_detector(
+    data: BeatData,
+    detector,
+    normal_labels: Sequence[str] = ("1",),
+    *,
+    split: Split | None = None,
+    percentile: float = DEFAULT_PERCENTILE,
+    name: str = "",
+) -> Checkpoint:
+    """Fit a baseline detector (kNN, PCA) on the split's training normals: a checkpoint like the autoencoder's."""
+    import time
+
+    split = split or protocol_split(data, normal_labels)
+    started = time.perf_counter()
+    detector.fit(data.X[split.train])
+    elapsed = time.perf_counter() - started
+    ckpt = Checkpoint(
+        model=detector,
+        model_config=None,
+        split=split,
+        data_fingerprint=fingerprint(data),
+        seq_len=data.length,
+        normalisation=(0.0, 1.0),
+        loss=detector.kind,
+        threshold=float(np.percentile(detector.train_scores_, percentile)),
+        threshold_rule=f"p{percentile:g} of training normals (out-of-sample scores)",
+        train_config={"detector": detector.kind, "params": detectors.baseline_state(detector)["params"],
+                      "elapsed_s": elapsed},
+        class_names=dict(data.class_names),
+        versions=library_versions(),
+        name=name or detector.description,
+    )
+    if data.has_labels and len(split.anomalies) and len(split.test):
+        ckpt = replace(ckpt, metrics=evaluate(ckpt, data).summary())
+    return ckpt
+
+
 def fit(
     data: BeatData,
     normal_labels: Sequence[str] = ("1",),
@@ -123,16 +188,23 @@ def fit(
     name: str = "",
     on_epoch: Callable[[EpochInfo], bool | None] | None = None,
     stop: threading.Event | None = None,
+    split_mode: str = "seed",
+    files: Sequence[str] | None = None,
+    error: str | None = None,
 ) -> Checkpoint:
     """Split, train, choose the label-free threshold, and measure held-out metrics: a ready checkpoint."""
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
-    split: Split = make_split(data.labels, normal_labels, fractions, seed=train_config.seed, n_beats=data.n_beats)
+    split = protocol_split(data, normal_labels, mode=split_mode, fractions=fractions, seed=train_config.seed,
+                           files=files)
     result = train(data.X[split.train], data.X[split.val], model_config, train_config, on_epoch=on_epoch, stop=stop)
     if stop is not None and stop.is_set():
         # whoever set the event discards the result: do not spend seconds scoring it
         raise TrainingCancelled("training was cancelled")
-    norm, loss = result.normalisation, train_config.loss
+    norm = result.normalisation
+    loss = error or (DEFAULT_ERROR if train_config.loss == "l1" else train_config.loss)
+    if loss not in ERRORS:
+        raise ValueError(f"unknown error measure {loss!r}: use one of {ERRORS}")
     train_errors = reconstruction_errors(result.model, data.X[split.train], loss=loss, normalisation=norm)
     threshold = float(np.percentile(train_errors, percentile))
     ckpt = Checkpoint(

@@ -10,6 +10,25 @@ from torch import nn
 
 from ecgviz.train import beat_loss, resolve_device
 
+# Error measures a threshold can be expressed in: the training losses, and "l1_trim", the L1 error without the
+# largest TRIM_FRACTION of a beat's residuals. On ECG5000 a held-out normal beat has ~19 % of its L1 error in its
+# 3 largest residuals (for false alarms mostly the first samples), a supraventricular beat ~12 %: its error is spread
+# along the beat. Leaving those few samples out lowers normal errors more than abnormal ones: balanced accuracy
+# at p98 of training normals 0.9803 instead of 0.9755, AUROC unchanged (0.9949 vs 0.9950; seeds 0-2, bench.quality).
+ERRORS = ("l1", "l1_trim", "mse")
+ERROR_NAMES = {"l1": "L1", "l1_trim": "L1 without the largest 2 % of residuals", "mse": "MSE"}
+TRIM_FRACTION = 0.02
+
+
+def beat_error(recon: torch.Tensor, x: torch.Tensor, error: str) -> torch.Tensor:
+    """Per-beat error (B, T, F) -> (B,) for any of ERRORS."""
+    if error != "l1_trim":
+        return beat_loss(recon, x, error)
+    r = (recon - x).abs().flatten(1)  # (B, T * F)
+    k = round(TRIM_FRACTION * r.shape[1])
+    return r.sum(dim=1) - (r.topk(k, dim=1).values.sum(dim=1) if k else 0.0)
+
+
 # Beats per forward pass: large batches keep the CPU busy; memory stays ~ batch * T * 4 * hidden bytes.
 DEFAULT_BATCH = 1024
 
@@ -47,7 +66,7 @@ def score(
                 # ones of any larger batch: scored as a pair, a beat's error does not depend on its batch
                 xb = xb.expand(2, -1, -1)
             rb = model(xb)  # (B, T, 1)
-            errors[i : i + b] = beat_loss(rb, xb, loss)[:b].double().cpu().numpy()
+            errors[i : i + b] = beat_error(rb, xb, loss)[:b].double().cpu().numpy()
             if recon is not None:
                 recon[i : i + b] = rb[:b].squeeze(-1).float().cpu().numpy() * std + mean
     return errors, recon

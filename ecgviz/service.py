@@ -226,7 +226,8 @@ def create_app(ckpt: Checkpoint, limits: Limits | None = None) -> FastAPI:
     app.add_exception_handler(Exception, _internal_error)
     info = _json_safe({
         "name": ckpt.name, "created": ckpt.created, "beat_length": ckpt.seq_len,
-        "model_config": ckpt.model_config.to_dict(), "loss": ckpt.loss,
+        "detector": ckpt.description, "kind": ckpt.kind,
+        "model_config": ckpt.model_config.to_dict() if ckpt.model_config is not None else None, "loss": ckpt.loss,
         "normalisation": list(ckpt.normalisation), "threshold": ckpt.threshold, "threshold_rule": ckpt.threshold_rule,
         "metrics": ckpt.metrics, "train_config": ckpt.train_config, "class_names": ckpt.class_names,
         "versions": {"trained_with": ckpt.versions, "serving": _service_versions()},

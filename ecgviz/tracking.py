@@ -18,6 +18,8 @@ ENV = "MLFLOW_TRACKING_URI"
 EXPERIMENT = "ecgviz"
 # MLflow refuses longer parameter values; a long list of file names is cut, the fingerprint says which data it was
 _MAX_PARAM = 6000
+# pipeline.fit's keyword arguments worth a parameter (the others are callbacks, events or the file list)
+_FIT_PARAMS = ("percentile", "fractions", "name", "split_mode", "error")
 
 
 class TrackingError(ValueError):
@@ -151,7 +153,7 @@ def track_training(fit_fn: Callable, uri: str | None = None, *, checkpoint_name:
         params = {f"model.{k}": v for k, v in model_config.to_dict().items()}
         params |= {f"train.{k}": v for k, v in train_config.to_dict().items()}
         params |= {"normal_labels": ", ".join(map(str, normal_labels)), "checkpoint": checkpoint_name,
-                   **{k: v for k, v in kwargs.items() if k in ("percentile", "fractions", "name")},
+                   **{k: v for k, v in kwargs.items() if k in _FIT_PARAMS},
                    **_data_params(data)}
         run.params(params)
 

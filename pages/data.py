@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from ecgviz import duplicates
 from ecgviz.dashboard import figures, session
 from ecgviz.data import DataError
 from pages.common import state
@@ -67,6 +68,12 @@ cols[0].metric("Beats", f"{data.n_beats:,}", border=True)
 cols[1].metric("Samples per beat", f"{data.length:,}", border=True)
 cols[2].metric("Classes", f"{len(active.labels)}" if data.has_labels else "unlabelled", border=True)
 
+copies = duplicates.find(data.X)
+if copies.n_extra:
+    st.warning(f"{copies.n_extra:,} beat(s) are exact copies of another beat ({len(copies.sets):,} group(s)), e.g. "
+               + "; ".join(copies.describe(data.sources, data.rows)) + ". Copies are kept together when the beats "
+               "are split, so a beat is never trained on and judged at once.", icon=":material/content_copy:")
+
 model = state.active_model()
 if model is not None and model.ckpt.seq_len != data.length:
     st.warning(f"The active model '{model.name}' expects beats of {model.ckpt.seq_len} samples; these have "
@@ -83,17 +90,23 @@ if data.has_labels:
     )
     normals = set(st.session_state.get(state.NORMALS) or [])
     counts = data.label_counts()
-    st.dataframe(
-        pd.DataFrame({
-            "label": list(counts),
-            "name": [active.class_name(k) for k in counts],
-            "beats": list(counts.values()),
-            "share": [c / data.n_beats for c in counts.values()],
-            "role": ["normal" if k in normals else "abnormal" for k in counts],
-        }),
-        hide_index=True,
-        column_config={"share": st.column_config.NumberColumn(format="percent")},
+    table = pd.DataFrame({
+        "label": list(counts),
+        "name": [active.class_name(k) for k in counts],
+        "beats": list(counts.values()),
+        "share": [c / data.n_beats for c in counts.values()],
+        "role": ["normal" if k in normals else "abnormal" for k in counts],
+    })
+    edited = st.data_editor(
+        table, hide_index=True, disabled=["label", "beats", "share", "role"], key=f"class_names_{active.fingerprint}",
+        column_config={"share": st.column_config.NumberColumn(format="percent"),
+                       "name": st.column_config.TextColumn(help="display name, used on every page, in exports and "
+                                                                "in models trained from here; edit to rename")},
     )
+    renamed = active.with_names({str(k): str(v or "") for k, v in zip(edited["label"], edited["name"], strict=True)})
+    if renamed.names != active.names:
+        state.set_class_names(renamed)
+        st.rerun()
 else:
     st.info("These beats have no labels. You can score them with a loaded model and set a threshold (score-only "
             "mode); the metrics, recall and ROC/PR curves, confusion matrix and training need labelled beats.",

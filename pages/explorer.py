@@ -4,8 +4,9 @@ import time
 
 import streamlit as st
 
+from ecgviz import intervals
 from ecgviz.dashboard import explore, figures, livechart
-from pages.common import state
+from pages.common import detectors, state
 from pages.common.threshold_chart import slider_value, threshold_chart
 
 state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
@@ -23,6 +24,44 @@ if model is None:
     st.stop()
 
 data = state.active_data()
+
+
+def _switch_detector() -> None:
+    chosen = st.session_state.detector_choice
+    for m in detectors.detector_choices():
+        if m.id == chosen:
+            state.set_model(m)
+
+
+choices = detectors.detector_choices()
+pick, fit_col = st.columns([3, 1], vertical_alignment="bottom")
+if len(choices) > 1:
+    st.session_state.detector_choice = model.id
+    pick.selectbox("Detector", [m.id for m in choices], key="detector_choice", on_change=_switch_detector,
+                   format_func=lambda i: next(m.name if m.ckpt.description.split(" (")[0] in m.name else
+                                              f"{m.name} ({m.ckpt.description})" for m in choices if m.id == i),
+                   help="switch the detector every figure on this page is drawn for; its own threshold comes with it")
+elif data.data.has_labels and st.session_state.get(state.NORMALS):
+    pick.caption(f"Detector: {model.name} ({model.ckpt.description}). Fit the baselines to compare and switch.")
+    if fit_col.button("Fit baselines (kNN, PCA)", key="fit_baselines", icon=":material/bolt:",
+                      help="kNN distance (k = 5, L1 and L2) and PCA reconstruction, on the same training normals; "
+                           "a few seconds"):
+        detectors.baselines(fit=True)
+        st.rerun()
+
+trained_normals = tuple(model.ckpt.split.normal_labels)
+current_normals = tuple(st.session_state.get(state.NORMALS) or ())
+if (data.data.has_labels and trained_normals and current_normals != trained_normals
+        and set(trained_normals) <= set(data.labels)):
+    warn, back = st.columns([4, 1], vertical_alignment="center")
+    warn.warning(f"The model was trained with normal label(s) {', '.join(trained_normals)}, but the data now "
+                 f"calls {', '.join(current_normals) or 'nothing'} normal: its stored threshold and metrics assume "
+                 "the former.", icon=":material/warning:")
+    if back.button("Switch back", key="normals_back", help=f"use {', '.join(trained_normals)} as normal again"):
+        st.session_state[state.NORMALS] = list(trained_normals)
+        st.session_state.pop("normals_widget", None)
+        st.rerun()
+
 errors, reconstructions = state.scores()
 ev = state.evaluation()
 if state.threshold() is None:
@@ -49,7 +88,10 @@ def _from_chart() -> None:
 
 
 def _from_number() -> None:
-    state.set_threshold(rng.clamp(float(st.session_state.thr_number)))
+    # any finite value is used as typed: above the largest error it flags nothing, below the smallest everything
+    value = float(st.session_state.thr_number)
+    if value == value and abs(value) != float("inf"):
+        state.set_threshold(value)
 
 
 def _use(value: float) -> None:
@@ -57,21 +99,25 @@ def _use(value: float) -> None:
 
 
 def _metric(column, label: str, flagged: int, total: int, share: float | None, help_text: str) -> None:
-    column.metric(label, f"{flagged:,} / {total:,}", explore.percent(share), delta_color="off", delta_arrow="off",
-                  help=help_text, border=True)
+    ci = intervals.fmt_interval(intervals.wilson(flagged, total))
+    column.metric(label, f"{flagged:,} / {total:,}", f"{explore.percent(share)}  95% CI {ci}", delta_color="off",
+                  delta_arrow="off", help=f"{help_text}; the interval is Wilson's for a proportion", border=True)
 
 
 @st.fragment
 @state.shows_errors
 def explorer() -> None:
     """Everything the threshold drives; a slider step reruns only this."""
+    global rng
     started = time.perf_counter()
+    # a typed threshold may lie outside the errors: the range grows to hold it (a fragment run keeps the old one)
+    rng = explore.slider_range(ev.errors, [model.ckpt.threshold, state.threshold()])
     t = rng.clamp(state.threshold())
-    # the number box survives page changes only through the shared threshold; re-seed it, inside the range
-    st.session_state.thr_number = rng.clamp(st.session_state.get("thr_number", t))
+    # the number box survives page changes only through the shared threshold; re-seed it
+    st.session_state.thr_number = float(st.session_state.get("thr_number", t))
 
     number, *buttons, log = st.columns([1.5] + [1] * (len(SUGGESTIONS) + 1) + [0.9], vertical_alignment="bottom")
-    number.number_input("Threshold", min_value=rng.lo, max_value=rng.hi, step=rng.step, format="%.4f",
+    number.number_input("Threshold", step=rng.step, format="%.4f",
                         key="thr_number", on_change=_from_number,
                         help="a beat whose reconstruction error is above the threshold is flagged as abnormal")
     for column, (key, (label, why)) in zip(buttons, SUGGESTIONS.items(), strict=False):
@@ -103,8 +149,11 @@ def explorer() -> None:
                 "held-out normal beats at or below the threshold (specificity)")
         _metric(cols[1], "Anomalies caught", m.tp, m.n_anomaly, m.anomaly_recall,
                 "abnormal beats above the threshold (recall)")
-        cols[2].metric("Precision", explore.percent(m.precision), border=True,
-                       help="share of flagged beats that really are abnormal")
+        precision_ci = intervals.fmt_interval(intervals.wilson(m.tp, m.tp + m.fp))
+        cols[2].metric("Precision", explore.percent(m.precision),
+                       None if m.precision is None else f"95% CI {precision_ci}", delta_color="off", delta_arrow="off",
+                       border=True, help="share of flagged beats that really are abnormal (undefined when nothing is "
+                                         "flagged); inflated when most evaluated beats are anomalies")
         cols[3].metric("F1", "—" if m.f1 is None else f"{m.f1:.3f}", border=True,
                        help="harmonic mean of precision and recall")
         abnormal = list(m.class_recall)
@@ -116,11 +165,18 @@ def explorer() -> None:
                     f"beats of class {label} above the threshold")
 
     if m is not None:
+        for note in ev.caveats():
+            st.caption(note)
         roc_col, pr_col, cm_col = st.columns(3)
         fpr = 1.0 - m.normal_recall
         roc_col.plotly_chart(figures.roc_figure(*ev.roc, ev.roc_auc, (fpr, m.anomaly_recall)), config=PLOT_CONFIG)
-        pr_col.plotly_chart(figures.pr_figure(*ev.pr, ev.average_precision, (m.anomaly_recall, m.precision)),
-                            config=PLOT_CONFIG)
+        pr_point = None if m.precision is None else (m.anomaly_recall, m.precision)
+        pr_col.plotly_chart(figures.pr_figure(*ev.pr, ev.average_precision, pr_point), config=PLOT_CONFIG)
+        areas = detectors.area_intervals(ev)
+        roc_col.caption(f"AUROC {ev.roc_auc:.4f}, 95% CI {intervals.fmt_interval(areas['auroc'], percent=False)} "
+                        "(bootstrap)")
+        pr_col.caption(f"AP {ev.average_precision:.4f}, 95% CI "
+                       f"{intervals.fmt_interval(areas['average_precision'], percent=False)} (bootstrap)")
         cm_col.plotly_chart(figures.confusion_figure(m.confusion), config=PLOT_CONFIG)
 
     beat_viewer(t)
@@ -131,11 +187,27 @@ def explorer() -> None:
 def beat_viewer(t: float) -> None:
     """A chosen beat with its reconstruction, error and verdict."""
     st.subheader("One beat, original and reconstructed")
+    if model.ckpt.kind == "knn":
+        st.caption(f"For {model.ckpt.description} the second line is the mean of the beat's {model.ckpt.model.k} "
+                   "nearest training normals, the normal shape its distance is measured to.")
+    elif model.ckpt.kind == "pca":
+        st.caption("For PCA the second line is the beat projected onto the normals' principal components.")
     controls, chart = st.columns([1, 3])
     with controls:
-        mode = st.selectbox("Which beat", explore.PICK_MODES, key="beat_mode")
+        browse_modes = tuple(explore.BROWSE_MODES) if ev.labelled else ()
+        disagree = st.session_state.get("disagreements")
+        disagree = disagree if disagree and disagree.get("model") == model.id else None
+        modes = explore.PICK_MODES + browse_modes + (("disagreements",) if disagree else ())
+        if st.session_state.get("beat_mode") not in modes:
+            st.session_state.beat_mode = modes[0]
+        mode = st.selectbox("Which beat", modes, key="beat_mode")
         label = None
-        if mode == "by row":
+        i = None
+        if mode in browse_modes or mode == "disagreements":
+            i = _browse(mode, t, disagree)
+            if i is None:
+                return
+        elif mode == "by row":
             st.session_state.beat_row = min(max(int(st.session_state.get("beat_row", 1)), 1), data.data.n_beats)
             st.number_input("Beat number (1 = first beat of the data)", min_value=1, max_value=data.data.n_beats,
                             step=1, key="beat_row")
@@ -148,8 +220,9 @@ def beat_viewer(t: float) -> None:
         if mode == "random":
             st.button("Another random beat", key="beat_reroll", on_click=lambda: st.session_state.update(
                 beat_seed=st.session_state.get("beat_seed", 0) + 1))
-        i = explore.pick_beat(errors, data.data.labels, label, mode, threshold=t,
-                              seed=st.session_state.get("beat_seed", 0), row=st.session_state.get("beat_row", 1))
+        if mode in explore.PICK_MODES:
+            i = explore.pick_beat(errors, data.data.labels, label, mode, threshold=t,
+                                  seed=st.session_state.get("beat_seed", 0), row=st.session_state.get("beat_row", 1))
         if i is None:
             st.info("No beat of that class.")
             return
@@ -164,10 +237,38 @@ def beat_viewer(t: float) -> None:
         if data.data.has_labels:
             origin += f", {data.class_name(str(data.data.labels[i]))} ({data.data.labels[i]})"
         st.caption(origin)
+        st.caption(f"This is {explore.role_text(str(ev.roles[i]))}.")
     color = ev.colors.get(str(data.data.labels[i]), figures.NORMAL_COLOR) if data.data.has_labels else \
         figures.NORMAL_COLOR
     chart.plotly_chart(figures.beat_figure(data.data.X[i], reconstructions[i], title=f"Beat {i + 1:,} ({verdict})",
                                            color=color), config=PLOT_CONFIG)
 
 
+def _browse(mode: str, t: float, disagree: dict | None) -> int | None:
+    """Step through false alarms, missed anomalies or disagreements with Previous/Next; the beat index or None."""
+    if mode == "disagreements":
+        items = disagree["beats"]
+        st.caption(disagree["text"])
+    else:
+        items = explore.browse(ev, t, mode)
+    key = f"browse_pos_{mode}"
+    if not len(items):
+        st.info(f"No {mode} at this threshold.")
+        return None
+    pos = min(int(st.session_state.get(key, 0)), len(items) - 1)
+    prev, where, nxt = st.columns([1, 2, 1], vertical_alignment="center")
+    if prev.button("Previous", key=f"prev_{mode}", icon=":material/chevron_left:"):
+        pos = explore.step(pos, len(items), -1)
+    if nxt.button("Next", key=f"next_{mode}", icon=":material/chevron_right:"):
+        pos = explore.step(pos, len(items), +1)
+    st.session_state[key] = pos
+    where.caption(f"{pos + 1:,} of {len(items):,} {mode}")
+    return int(items[pos])
+
+
 explorer()
+if data.name == state.session.BUILTIN_NAME and data.data.has_labels and st.session_state.get(state.NORMALS):
+    # the built-in data gets its baselines without a click, once the page is drawn (shared by every session)
+    if not detectors.baselines():
+        detectors.baselines(fit=True)
+        st.rerun()

@@ -1,11 +1,13 @@
 """Export: the flagged beats (or all) as CSV, the metrics as JSON, and the active checkpoint."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from ecgviz import export
 from ecgviz.checkpoint import to_bytes
 from ecgviz.dashboard import explore
-from pages.common import state
+from pages.common import detectors, state
 
 state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
 
@@ -28,7 +30,8 @@ left, right = st.columns(2)
 rows = left.radio("Rows", ["Flagged beats only", "All beats"], horizontal=True, key="export_rows")
 samples = right.checkbox("Include the beat samples (columns s1, s2, …)", key="export_samples")
 flagged_only = rows == "Flagged beats only"
-table = export.beat_table(active.data, ev.errors, t, flagged_only=flagged_only, include_samples=samples)
+# the split role and the outcome at the threshold: the explorer's counts are the held-out rows' outcomes
+table = ev.beat_table(active.data, t, flagged_only=flagged_only, include_samples=samples)
 file_name = export.export_filename("ecgviz_flagged" if flagged_only else "ecgviz_all", t)
 st.download_button(f"Download {file_name} ({len(table):,} rows)", export.to_csv(table), file_name=file_name,
                    mime="text/csv", icon=":material/download:", key="export_csv", on_click="ignore")
@@ -37,15 +40,26 @@ if len(table) > PREVIEW_ROWS:
     st.caption(f"Showing the first {PREVIEW_ROWS} of {len(table):,} rows; the download has them all.")
 
 st.subheader("Metrics as JSON")
-extra = {"model": model.name, "data": active.name, "data_fingerprint": active.fingerprint}
-st.download_button("Download metrics and threshold (JSON)", explore.metrics_payload(ev, t, extra),
+extra = {"model": model.name, "detector": model.ckpt.description, "detector_kind": model.ckpt.kind,
+         "split_mode": model.ckpt.split.mode, "split": model.ckpt.split.describe(),
+         "threshold_rule_of_model": model.ckpt.threshold_rule, "data": active.name,
+         "data_fingerprint": active.fingerprint}
+st.download_button("Download metrics and threshold (JSON)",
+                   explore.metrics_payload(ev, t, extra, detectors.area_intervals(ev) if ev.labelled else None),
                    file_name=f"ecgviz_metrics_t{t:.4f}.json",
                    mime="application/json", icon=":material/download:", key="export_json", on_click="ignore")
 
 st.subheader("Checkpoint")
 with_threshold = st.checkbox(f"Store the chosen threshold ({t:.4g}) in the downloaded checkpoint",
                              key="export_ckpt_threshold")
-payload = to_bytes(model.ckpt.with_threshold(t)) if with_threshold else model.checkpoint_bytes()
+# the class names given on the Data page travel with the model (for the labels it knows)
+names = {**dict(model.ckpt.class_names), **dict(active.names)}
+renamed = names != dict(model.ckpt.class_names)
+if with_threshold or renamed:
+    ckpt = replace(model.ckpt, class_names=names)
+    payload = to_bytes(ckpt.with_threshold(t) if with_threshold else ckpt)
+else:
+    payload = model.checkpoint_bytes()
 st.download_button(f"Download {model.download_name()}", payload, file_name=model.download_name(),
                    mime="application/octet-stream", icon=":material/download:", key="export_ckpt",
                    on_click="ignore")

@@ -1,15 +1,49 @@
 """Model: load a checkpoint (shipped, saved or uploaded) or train a new autoencoder in the background."""
 
+import pandas as pd
 import streamlit as st
 
-from ecgviz.checkpoint import CheckpointError
+from ecgviz.checkpoint import CheckpointError, save_checkpoint
 from ecgviz.dashboard import explore, figures, session
 from ecgviz.dashboard.jobs import CANCELLED, DONE, ERROR, format_seconds
-from pages.common import state
+from ecgviz.score import ERROR_NAMES
+from pages.common import detectors, state
 
 state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
 
 PLOT_CONFIG = {"displaylogo": False}
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _summary(path: str, mtime_ns: int) -> dict | None:
+    try:
+        return session.model_summary(session.model_from_path(path))
+    except CheckpointError:
+        return None
+
+
+@state.shows_errors
+def models_table() -> None:
+    """Every saved model (any detector) and the baselines of this session, with their held-out metrics."""
+    rows = [_summary(str(p), p.stat().st_mtime_ns) for p in state.checkpoint_choices() if p.is_file()]
+    rows = [r for r in rows if r is not None]
+    fitted = detectors.baselines()
+    rows += [{**session.model_summary(b), "file": "(this session, not saved)"} for b in fitted]
+    if rows:
+        st.markdown("**Models and their held-out metrics** (at each model's own stored threshold)")
+        st.dataframe(pd.DataFrame(rows), hide_index=True,
+                     column_config={k: st.column_config.NumberColumn(format="%.4f")
+                                    for k in ("AUROC", "AP", "balanced accuracy")})
+    if fitted and st.button("Save the baselines to checkpoints/", key="save_baselines", icon=":material/save:"):
+        saved = []
+        for b in fitted:
+            name = session.safe_name(f"{b.ckpt.kind}_{b.name}_{state.active_data().fingerprint[:8]}")
+            path = session.checkpoint_dir() / f"{name}.pt"
+            if not path.exists():
+                save_checkpoint(b.ckpt, path)
+            saved.append(path.name)
+        state.notify(f"Saved {', '.join(saved)}.")
+        st.rerun()
 
 st.title("Model")
 state.show_notice()
@@ -35,11 +69,13 @@ with st.container(border=True):
         ckpt = model.ckpt
         st.markdown(f"**Active model: {model.name}** ({model.source})")
         cols = st.columns(4)
-        cols[0].metric("Embedding size", ckpt.model_config.embedding_dim, border=True)
+        cols[0].metric("Detector", "LSTM AE" if ckpt.kind == "lstm_ae" else ckpt.description,
+                       help=ckpt.description, border=True)
         cols[1].metric("Beat length", ckpt.seq_len, border=True)
-        cols[2].metric("Error measure", ckpt.loss.upper(), border=True)
+        cols[2].metric("Split", ckpt.split.mode, help=ckpt.split.describe(), border=True)
         cols[3].metric("Stored threshold", f"{ckpt.threshold:.4g}", help=ckpt.threshold_rule, border=True)
         held_out = ckpt.metrics or {}
+        st.caption(f"Scores: {ERROR_NAMES.get(ckpt.loss, ckpt.loss)}; split: {ckpt.split.describe()}.")
         if held_out.get("auroc") is not None:
             st.caption(
                 f"On its held-out beats: ROC AUC {held_out['auroc']:.4f}, normal beats passed "
@@ -65,6 +101,7 @@ with load_tab:
             activate(lambda: session.model_from_path(chosen, source=source))
     else:
         st.caption("No checkpoint files found.")
+    models_table()
     upload = st.file_uploader("Or upload a checkpoint (.pt)", type=["pt"], key="ckpt_upload")
     if upload is not None and upload.file_id != st.session_state.get("ckpt_upload_id"):
         st.session_state["ckpt_upload_id"] = upload.file_id  # one attempt per uploaded file
@@ -88,6 +125,18 @@ with train_tab:
         epochs = c3.number_input("Epochs (at most)", 1, 1000, d.epochs, help="early stopping may end sooner")
         batch = c4.number_input("Batch size", 1, 4096, d.batch_size)
         lr = c5.number_input("Learning rate", 1e-5, 1.0, d.lr, format="%.4f", step=1e-4)
+        sources = list(dict.fromkeys(data.data.sources.tolist()))
+        s1, s2, s3 = st.columns(3)
+        split_mode = s1.radio("Split", ["seed", "files"], horizontal=True, disabled=len(sources) < 2,
+                              format_func={"seed": "Seeded 85/7.5/7.5 of all normals",
+                                           "files": "Keep the files as given"}.get,
+                              help="files: train on the normal beats of one file, evaluate on another (e.g. TRAIN "
+                                   "and TEST); needs two files loaded together")
+        train_file = s2.selectbox("Train on the normals of", sources, disabled=len(sources) < 2,
+                                  index=next((i for i, f in enumerate(sources) if "TRAIN" in f.upper()), 0))
+        test_file = s3.selectbox("Evaluate on", sources, disabled=len(sources) < 2,
+                                 index=next((i for i, f in enumerate(sources) if "TEST" in f.upper()),
+                                            min(1, len(sources) - 1)))
         c1, c2, c3, c4 = st.columns(4)
         loss = c1.selectbox("Loss", ["l1", "mse"], help="l1: absolute error summed over the beat; mse: mean squared")
         seed = c2.number_input("Seed", 0, 2**31 - 1, d.seed)
@@ -98,7 +147,9 @@ with train_tab:
                                           type="primary")
     if submitted:
         settings = session.TrainSettings(embedding_dim=embedding, chunk=chunk, epochs=epochs, batch_size=batch, lr=lr,
-                                         loss=loss, seed=seed, device=device, patience=patience)
+                                         loss=loss, seed=seed, device=device, patience=patience,
+                                         split_mode=split_mode if len(sources) >= 2 else "seed",
+                                         train_file=train_file or "", test_file=test_file or "")
         try:
             new_job = session.start_training(data, st.session_state.get(state.NORMALS) or [], name.strip(),
                                              settings, directory=session.checkpoint_dir())

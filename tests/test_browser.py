@@ -375,11 +375,11 @@ def test_upload_then_a_broken_file_then_export(page, reference, upload_files):
     assert table["row"].tolist() == list(range(1, N_UPLOADED + 1))
 
 
-NAVIGATION = ["Data", "Model", "Threshold explorer", "Export"]
+NAVIGATION = ["Data", "Model", "Threshold explorer", "Compare detectors", "Export"]
 
 
 @pytest.mark.parametrize(("path", "title"), [("data", "Data"), ("model", "Model"), ("", "Threshold explorer"),
-                                             ("export", "Export")])
+                                             ("compare", "Compare detectors"), ("export", "Export")])
 def test_every_page_url_runs_the_app_set_up_first(chromium, browser, tmp_path, path, title):
     # a fresh server whose first visitor opens this page's URL: app.py must run first (sidebar, set-up) and list
     # only the pages st.navigation names, although they live in a folder called pages/ (pages/common/state.py

@@ -26,7 +26,7 @@ def test_round_trip(tiny_ckpt, tmp_path):
     assert back.model_config == tiny_ckpt.model_config
     assert np.array_equal(back.split.test, tiny_ckpt.split.test)
     assert back.normalisation == tiny_ckpt.normalisation and back.threshold == tiny_ckpt.threshold
-    assert back.seq_len == 24 and back.loss == "l1" and back.name == "tiny"
+    assert back.seq_len == 24 and back.loss == "l1_trim" and back.name == "tiny"
     assert back.metrics == tiny_ckpt.metrics and list(back.history) == list(tiny_ckpt.history)
     assert back.versions["torch"] == torch.__version__ and back.data_fingerprint == tiny_ckpt.data_fingerprint
     assert not list(tmp_path.glob("sub/*.tmp"))  # written atomically

@@ -119,7 +119,7 @@ def test_slider_range_is_round_and_covers_everything():
 
 def test_verdict_and_percent():
     assert explore.verdict(2.0, 1.0) == "flagged" and explore.verdict(1.0, 1.0) == "passed"
-    assert explore.percent(0.9734) == "97.3%" and explore.percent(None) == "—"
+    assert explore.percent(0.9734) == "97.3%" and explore.percent(None) == "undefined"
 
 
 def test_metrics_payload_matches_the_metrics_at_the_threshold(beats):

@@ -615,7 +615,8 @@ def _formula_arff() -> bytes:
 def _check_neutralised(csv_bytes: bytes, errors: np.ndarray, X: np.ndarray) -> None:
     rows = list(csv.reader(io.StringIO(csv_bytes.decode("utf-8"))))
     header, body = rows[0], rows[1:]
-    assert header[:7] == ["source", "row", "label", "class_name", "error", "threshold", "flagged"]
+    assert header[:9] == ["source", "row", "label", "class_name", "error", "threshold", "flagged", "split_role",
+                          "outcome"]
     assert len(body) == len(errors)
     for i, row in enumerate(body):
         label = FORMULA_LABELS[i % len(FORMULA_LABELS)]
@@ -623,9 +624,9 @@ def _check_neutralised(csv_bytes: bytes, errors: np.ndarray, X: np.ndarray) -> N
         assert row[2] == (label if label in ("-1", "1") else "'" + label)  # plain numbers are not text to defuse
         assert row[3] == f"Class {label}"
         assert int(row[1]) == i + 1 and float(row[4]) == errors[i]  # numbers unchanged, exactly
-        np.testing.assert_array_equal(np.array(row[7:], dtype=np.float64).astype(np.float32), X[i])
+        np.testing.assert_array_equal(np.array(row[9:], dtype=np.float64).astype(np.float32), X[i])
         assert not any(cell.startswith(("=", "+", "@")) for cell in row)
-    assert body[0][7] == "-0.75"
+    assert body[0][9] == "-0.75"
 
 
 def test_spreadsheet_injection_is_neutralised_in_cli_and_export(folder, ckpts, tiny_data, app_env, downloads,

@@ -10,8 +10,8 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = {"pages/data.py": "Data", "pages/model.py": "Model", "pages/explorer.py": "Threshold explorer",
-         "pages/export.py": "Export"}
-DASHBOARD_ONLY = {"explore", "figures", "session", "jobs", "livechart"}
+         "pages/compare.py": "Compare detectors", "pages/export.py": "Export"}
+DASHBOARD_ONLY = {"explore", "figures", "session", "jobs", "livechart", "compare"}
 
 
 def _imports(path: Path) -> set[str]:

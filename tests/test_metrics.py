@@ -53,7 +53,10 @@ def test_at_threshold_matches_sklearn(case, threshold):
     got = m.at_threshold(errors, a, threshold, labels)
     pred = errors > threshold
     np.testing.assert_array_equal(got.confusion, skm.confusion_matrix(a, pred, labels=[False, True]))
-    assert got.precision == pytest.approx(skm.precision_score(a, pred, zero_division=0), abs=0, rel=1e-12)
+    if pred.any():
+        assert got.precision == pytest.approx(skm.precision_score(a, pred, zero_division=0), abs=0, rel=1e-12)
+    else:
+        assert got.precision is None
     assert got.anomaly_recall == pytest.approx(skm.recall_score(a, pred), rel=1e-12)
     assert got.normal_recall == pytest.approx(skm.recall_score(a, pred, pos_label=False), rel=1e-12)
     assert got.f1 == pytest.approx(skm.f1_score(a, pred, zero_division=0), abs=1e-15, rel=1e-12)
@@ -163,13 +166,15 @@ def test_to_dict_is_json_safe(case):
     assert type(d["tp"]) is int and type(d["f1"]) is float
 
 
-def test_nothing_flagged_precision_is_zero_like_sklearn(case):
+def test_nothing_flagged_precision_is_undefined_not_zero(case):
     errors, a, _, _ = case
     got = m.at_threshold(errors, a, float(errors.max()))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        expected = skm.precision_score(a, np.zeros_like(a))
-    assert (got.n_flagged, got.precision, got.f1, got.anomaly_recall) == (0, expected, 0.0, 0.0)
+    # scikit-learn agrees once told that 0/0 is not a number
+    assert math.isnan(skm.precision_score(a, np.zeros_like(a), zero_division=np.nan))
+    assert (got.n_flagged, got.precision, got.f1, got.anomaly_recall) == (0, None, 0.0, 0.0)
+    assert got.to_dict()["precision"] is None
+    sweep = m.sweep(errors, a, thresholds=[float(errors.max())])
+    assert np.isnan(sweep.precision[0])
 
 
 def test_no_anomalies():

@@ -42,7 +42,8 @@ def test_health_model_info_and_docs(http):
     assert http.get("/health").json() == {"status": "ok", "model": SHIPPED.name}
     info = http.get("/model").json()
     assert info["beat_length"] == 140 and info["threshold"] == SHIPPED.threshold
-    assert info["threshold_rule"] == "p98 of training normals" and info["loss"] == "l1"
+    assert info["threshold_rule"] == "p98 of training normals" and info["loss"] == SHIPPED.loss
+    assert info["detector"] == SHIPPED.description and info["kind"] == "lstm_ae"
     assert info["model_config"] == {"embedding_dim": 32, "n_features": 1, "chunk": 10}
     assert info["metrics"]["auroc"] == SHIPPED.metrics["auroc"]
     assert info["limits"] == {"max_beats": MAX_BEATS, "max_body_bytes": MAX_BODY_MB * 2**20}
@@ -248,3 +249,20 @@ def test_model_info_survives_odd_checkpoint_values():
     odd = replace(SHIPPED, metrics={"auroc": float("nan"), "note": "hand-made"})
     info = TestClient(service.create_app(odd)).get("/model")
     assert info.status_code == 200 and info.json()["metrics"] == {"auroc": None, "note": "hand-made"}
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_baseline_detector_is_served_too(tiny_files, tiny_data, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from ecgviz import service
+    from ecgviz.pipeline import errors_for
+
+    out = tmp_path / "knn.pt"
+    assert main(["baseline", "--kind", "knn", "--data", *map(str, tiny_files), "--out", str(out)]) == 0
+    knn = load_checkpoint(out)
+    client = TestClient(service.create_app(knn))
+    info = client.get("/model").json()
+    assert info["kind"] == "knn" and info["model_config"] is None and info["detector"] == knn.description
+    r = client.post("/score", json={"beats": tiny_data.X[:5].astype(float).tolist()})
+    assert [b["error"] for b in r.json()["beats"]] == errors_for(knn, tiny_data.X[:5]).tolist()

@@ -113,11 +113,15 @@ def test_dashboard_training_logs_through_the_environment(db, tiny_data, tmp_path
     monkeypatch.setenv(tracking.ENV, db)
     settings = session.TrainSettings(embedding_dim=2, chunk=4, epochs=2, batch_size=8, lr=0.01, seed=1,
                                      device="cpu")
-    job = session.start_training(session.make_data(tiny_data, "tiny"), ["1"], "from_page", settings,
-                                 directory=tmp_path).start()
+    data = session.make_data(tiny_data, "tiny").with_names({"2": "Spiky"})  # a display name from the Data page
+    job = session.start_training(data, ["1"], "from_page", settings, directory=tmp_path).start()
     assert job.join(120) and job.result is not None, job.state().message
     run = next(r for r in runs(db, "train") if r.info.run_name == "from_page")
     assert run.info.status == "FINISHED" and run.data.params["model.embedding_dim"] == "2"
+    client = mlflow.MlflowClient(tracking_uri=db)
+    logged = Path(client.download_artifacts(run.info.run_id, "from_page.pt", str(tmp_path / "dl")))
+    assert logged.read_bytes() == (tmp_path / "from_page.pt").read_bytes()  # the model the page saved
+    assert load_checkpoint(logged).class_names["2"] == "Spiky"
     history = mlflow.MlflowClient(tracking_uri=db).get_metric_history(run.info.run_id, "val_loss")
     assert [m.step for m in history] == [1, 2]
 

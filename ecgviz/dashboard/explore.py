@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecgviz import export, metrics
+from ecgviz import export, intervals, metrics
 from ecgviz.dashboard import figures
 from ecgviz.data import label_order
 
@@ -40,6 +40,7 @@ class Evaluation:
     suggestions: Mapping[str, float]
     n_excluded: int  # beats left out because the model trained or early-stopped on them
     percentile: float  # of reference_errors, for the "percentile" suggestion
+    roles: np.ndarray  # (n,) train / validation / held-out / not used, per beat
 
     @property
     def labelled(self) -> bool:
@@ -53,6 +54,23 @@ class Evaluation:
     def metrics_at(self, threshold: float) -> metrics.Metrics | None:
         """Metrics at one threshold (O(log n)); None for unlabelled data."""
         return None if self.sorted_errors is None else self.sorted_errors.at(threshold)
+
+    def outcomes(self, threshold: float) -> np.ndarray:
+        """TP/FP/TN/FN (n,) of the evaluated beats at `threshold`, '' elsewhere (all '' without labels)."""
+        return export.outcomes(len(self.errors), threshold, self.errors, self.eval_idx, self.is_anomaly)
+
+    def beat_table(self, data, threshold: float, **kwargs):
+        """The export's per-beat table, with split roles and outcomes: the explorer's counts follow from it."""
+        return export.beat_table(data, self.errors, threshold, roles=self.roles, outcome=self.outcomes(threshold),
+                                 class_names=dict(self.class_names), **kwargs)
+
+    def caveats(self) -> list[str]:
+        """What makes the figures uncertain or flattering (small classes, prevalence)."""
+        if self.sorted_errors is None:
+            return []
+        m = self.sorted_errors.at(float("inf"))
+        held = {k: t for k, (_, t) in m.class_counts.items() if k in m.class_recall}
+        return intervals.caveats(m.n_normal, m.n_anomaly, held, self.class_names)
 
     def n_flagged(self, threshold: float) -> int:
         """Beats of the whole data set above the threshold."""
@@ -83,7 +101,10 @@ def evaluation_beats(n_beats: int, labels: np.ndarray | None, normal_labels: Seq
     """
     everything = np.arange(n_beats)
     if same_data and split is not None and split.n_beats == n_beats:
-        return split.unseen(), np.asarray(split.train, dtype=np.int64)
+        # with the model's own normal labels exactly its held-out beats (the metrics stored with it), else every
+        # beat it never trained on
+        same = tuple(str(k) for k in normal_labels) == tuple(split.normal_labels)
+        return (split.held_out() if same else split.unseen()), np.asarray(split.train, dtype=np.int64)
     if labels is None:
         return everything, everything
     return everything, np.flatnonzero(np.isin(labels, list(normal_labels)))
@@ -96,8 +117,13 @@ def evaluate(errors: np.ndarray, labels: np.ndarray | None, class_names: Mapping
     errors = np.asarray(errors, dtype=np.float64)
     idx, ref = evaluation_beats(len(errors), labels, normal_labels, split, same_data)
     e = errors[idx]
+    if same_data and split is not None and split.n_beats == len(errors):
+        roles = split.roles(idx)
+    else:
+        roles = np.full(len(errors), "not used", dtype=object)
+        roles[idx] = "held-out"
     if labels is None:
-        return _unlabelled(errors, idx, e, errors[ref], n_bins, len(errors) - len(idx), percentile)
+        return _unlabelled(errors, idx, e, errors[ref], n_bins, len(errors) - len(idx), percentile, roles)
     labels = np.asarray(labels).astype(str)
     lab = labels[idx]
     normal_labels = tuple(str(k) for k in normal_labels)
@@ -126,10 +152,11 @@ def evaluate(errors: np.ndarray, labels: np.ndarray | None, class_names: Mapping
         normal_labels=normal_labels, abnormal_labels=abnormal, class_names=dict(class_names), colors=colors,
         bins=bins, sorted_errors=sorted_errors, sweep=sweep, roc=roc, pr=pr, roc_auc=auc_value,
         average_precision=ap, suggestions=suggestions, n_excluded=len(errors) - len(idx), percentile=percentile,
+        roles=roles,
     )
 
 
-def _unlabelled(errors, idx, e, reference, n_bins, n_excluded, percentile) -> Evaluation:
+def _unlabelled(errors, idx, e, reference, n_bins, n_excluded, percentile, roles) -> Evaluation:
     colors = {ALL_BEATS: figures.NORMAL_COLOR}
     bins = figures.histogram_bins(e, {ALL_BEATS: np.ones(e.size, bool)}, colors, n_bins=n_bins)
     suggestions = metrics.suggest_thresholds(e, np.zeros(e.size, bool), reference, percentile) if reference.size else {}
@@ -137,7 +164,7 @@ def _unlabelled(errors, idx, e, reference, n_bins, n_excluded, percentile) -> Ev
         errors=errors, eval_idx=idx, is_anomaly=None, eval_labels=None, reference_errors=reference,
         normal_labels=(), abnormal_labels=(), class_names={}, colors=colors, bins=bins, sorted_errors=None,
         sweep=None, roc=None, pr=None, roc_auc=None, average_precision=None, suggestions=suggestions,
-        n_excluded=n_excluded, percentile=percentile,
+        n_excluded=n_excluded, percentile=percentile, roles=roles,
     )
 
 
@@ -197,18 +224,57 @@ def pick_beat(errors: np.ndarray, labels: np.ndarray | None, label: str | None, 
     raise ValueError(f"unknown beat choice {mode!r}: use one of {PICK_MODES}")
 
 
+# Beat lists the viewer steps through with next/previous: outcome at the threshold, and the order to show them in.
+BROWSE_MODES = {"false alarms": "FP", "missed anomalies": "FN"}
+
+
+def browse(ev: Evaluation, threshold: float, mode: str) -> np.ndarray:
+    """Evaluated beats with that outcome: false alarms (normals above the threshold) highest error first, missed
+    anomalies (below it) lowest error first, i.e. the clearest mistakes first."""
+    if mode not in BROWSE_MODES:
+        raise ValueError(f"unknown list {mode!r}: use one of {tuple(BROWSE_MODES)}")
+    out = ev.outcomes(threshold)
+    idx = np.flatnonzero(out == BROWSE_MODES[mode])
+    order = np.argsort(ev.errors[idx], kind="stable")
+    return idx[order[::-1]] if mode == "false alarms" else idx[order]
+
+
+def step(position: int, n: int, delta: int) -> int:
+    """Next/previous position in a list of n, wrapping around; 0 for an empty list."""
+    return 0 if n <= 0 else (position + delta) % n
+
+
+def role_text(role: str) -> str:
+    """What a beat's split role means for its figures."""
+    return {"train": "a training beat (the model learned from it; not in the metrics)",
+            "validation": "a validation beat (used for early stopping; not in the metrics)",
+            "held-out": "a held-out beat (in the metrics)",
+            "not used": "not used (neither trained on nor in the metrics)"}.get(role, role)
+
+
 def verdict(error: float, threshold: float) -> str:
     """'flagged' when the error is above the threshold, else 'passed'."""
     return "flagged" if error > threshold else "passed"
 
 
 def percent(x: float | None) -> str:
-    """'97.3%' or an em dash when undefined."""
-    return "—" if x is None else f"{100 * x:.1f}%"
+    """'97.3%', or 'undefined' (e.g. precision with nothing flagged)."""
+    return "undefined" if x is None else f"{100 * x:.1f}%"
 
 
-def metrics_payload(ev: Evaluation, threshold: float, extra: Mapping | None = None) -> bytes:
-    """JSON bytes: the metrics at `threshold` (None for unlabelled data), flag counts, suggestions and `extra`."""
+def metrics_payload(ev: Evaluation, threshold: float, extra: Mapping | None = None,
+                    areas: Mapping | None = None) -> bytes:
+    """JSON bytes: the metrics at `threshold` (None for unlabelled data) with 95 % intervals, flag counts,
+    suggestions, caveats and `extra`; `areas` are AUROC/AP intervals already computed (else bootstrapped here)."""
+    m = ev.metrics_at(threshold)
+    bands: dict = {}
+    if m is not None:
+        if areas is None:
+            areas = intervals.bootstrap_areas(ev.errors[ev.eval_idx], ev.is_anomaly)
+        bands = {"auroc": areas.get("auroc"), "average_precision": areas.get("average_precision"),
+                 **intervals.rate_intervals(m),
+                 "method": f"Wilson score for rates; stratified percentile bootstrap ({intervals.N_BOOT} resamples, "
+                           "seed 0) for AUROC and AP"}
     info = {
         "threshold": float(threshold),
         "n_beats": len(ev.errors),
@@ -219,9 +285,12 @@ def metrics_payload(ev: Evaluation, threshold: float, extra: Mapping | None = No
         "roc_auc": ev.roc_auc,
         "average_precision": ev.average_precision,
         "suggested_thresholds": {k: float(v) for k, v in ev.suggestions.items()},
+        "prevalence": None if m is None else m.n_anomaly / max(m.n_normal + m.n_anomaly, 1),
+        "intervals_95": bands,
+        "caveats": ev.caveats(),
+        "class_names": dict(ev.class_names),
         **dict(extra or {}),
     }
-    m = ev.metrics_at(threshold)
     if m is not None:
         return export.metrics_json(m, info)
     return json.dumps({"metrics": None, **info}, indent=2, allow_nan=False).encode("utf-8")

@@ -6,7 +6,7 @@ import hashlib
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,15 +31,31 @@ class ActiveData:
     data: BeatData
     fingerprint: str
     name: str
+    names: tuple[tuple[str, str], ...] = ()  # display names the user gave classes on the Data page
 
     @property
     def labels(self) -> list[str]:
         """Labels present, in display order."""
         return list(self.data.label_counts())
 
+    @property
+    def class_names(self) -> dict[str, str]:
+        """Label -> display name: the user's names over the file's."""
+        return {**dict(self.data.class_names), **dict(self.names)}
+
     def class_name(self, label: str) -> str:
         """Display name of a label."""
-        return self.data.class_names.get(label, f"Class {label}")
+        return self.class_names.get(label, f"Class {label}")
+
+    def with_names(self, names: dict[str, str]) -> ActiveData:
+        """A copy whose classes show under `names` (blank names fall back to the file's)."""
+        clean = {str(k): " ".join(str(v).split())[:60] for k, v in names.items() if str(k) in self.data.class_names}
+        return replace(self, names=tuple((k, v) for k, v in clean.items() if v and v != self.data.class_names[k]))
+
+    @property
+    def names_key(self) -> str:
+        """Short id of the display names, for cache keys."""
+        return hashlib.sha256(repr(self.names).encode()).hexdigest()[:8]
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,8 +171,57 @@ def evaluation(model: ActiveModel, data: ActiveData, normal_labels: Sequence[str
     """The explorer's Evaluation of these errors, leaving out beats the model trained on."""
     from ecgviz.pipeline import DEFAULT_PERCENTILE
 
-    return explore.evaluate(errors, data.data.labels, data.data.class_names, normal_labels,
+    return explore.evaluate(errors, data.data.labels, data.class_names, normal_labels,
                             split=model.ckpt.split, same_data=same_data(model, data), percentile=DEFAULT_PERCENTILE)
+
+
+# The baselines the dashboard fits in seconds beside the autoencoder: (kind, parameters).
+BASELINE_SPECS = (("knn", {"k": 5, "metric": "l1"}), ("knn", {"k": 5, "metric": "l2"}), ("pca", {"n_components": 8}))
+
+
+def baseline_split(data: ActiveData, normal_labels: Sequence[str], model: ActiveModel | None):
+    """The split baselines fit on: the active model's when it was trained on these beats with these normal labels
+    (so every detector is judged on the same held-out beats), else the seeded default split."""
+    from ecgviz.pipeline import protocol_split
+
+    if model is not None and same_data(model, data) and tuple(model.ckpt.split.normal_labels) == tuple(normal_labels):
+        return model.ckpt.split
+    return protocol_split(data.data, list(normal_labels))
+
+
+def fit_baselines(data: ActiveData, normal_labels: Sequence[str], split) -> list[ActiveModel]:
+    """kNN-5 (L1, L2) and PCA fitted on the split's training normals, as models the explorer can activate."""
+    from ecgviz import detectors
+    from ecgviz.pipeline import fit_detector
+
+    if not data.data.has_labels:
+        raise ValueError("fitting a baseline needs labelled data, to know which beats are normal")
+    key = hashlib.sha256(repr((data.fingerprint, split.to_dict())).encode()).hexdigest()[:12]
+    out = []
+    for kind, params in BASELINE_SPECS:
+        ckpt = fit_detector(data.data, detectors.make(kind, **params), normal_labels, split=split)
+        ckpt = replace(ckpt, class_names=data.class_names)
+        model_id = f"{kind}-" + "-".join(f"{v}" for v in params.values()) + f"-{key}"
+        out.append(ActiveModel(ckpt=ckpt, id=model_id, name=ckpt.name, source="baseline"))
+    return out
+
+
+def model_summary(model: ActiveModel) -> dict:
+    """One row for the list of models: what it is, how it was split and its stored held-out metrics."""
+    ckpt, m = model.ckpt, model.ckpt.metrics or {}
+    ci = (m.get("intervals_95") or {}).get("auroc")
+    return {
+        "name": model.name,
+        "detector": ckpt.description,
+        "AUROC": m.get("auroc"),
+        "AUROC 95% CI": "—" if not ci else f"[{ci[0]:.4f}, {ci[1]:.4f}]",
+        "AP": m.get("average_precision"),
+        "balanced accuracy": m.get("balanced_accuracy"),
+        "threshold": ckpt.threshold,
+        "threshold rule": ckpt.threshold_rule,
+        "split": ckpt.split.describe(),
+        "file": model.path.name if model.path is not None else "",
+    }
 
 
 def safe_name(name: str) -> str:
@@ -201,6 +266,9 @@ class TrainSettings:
     seed: int = 0
     device: str = "auto"
     patience: int = 10
+    split_mode: str = "seed"  # or "files": train on train_file's normals, evaluate on test_file
+    train_file: str = ""
+    test_file: str = ""
 
 
 def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, settings: TrainSettings, *,
@@ -208,8 +276,7 @@ def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, se
     """Check the request, then train in a background thread; the job's result is the saved, loaded model."""
     from ecgviz import tracking
     from ecgviz.model import ModelConfig
-    from ecgviz.pipeline import fit
-    from ecgviz.split import make_split
+    from ecgviz.pipeline import fit, protocol_split
     from ecgviz.train import TrainConfig
 
     path = checkpoint_path_for(name, directory)
@@ -218,17 +285,25 @@ def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, se
     if not normal_labels:
         raise ValueError("choose at least one normal label on the Data page before training")
     # fail fast, in the page, on a split that cannot work rather than in the thread
-    make_split(data.data.labels, normal_labels, seed=settings.seed)
+    files = (settings.train_file, settings.test_file) if settings.split_mode == "files" else None
+    protocol_split(data.data, normal_labels, mode=settings.split_mode, seed=settings.seed, files=files)
     model_config = ModelConfig(embedding_dim=int(settings.embedding_dim), chunk=int(settings.chunk))
     train_config = TrainConfig(epochs=int(settings.epochs), batch_size=int(settings.batch_size), lr=float(settings.lr),
                                loss=settings.loss, seed=int(settings.seed), device=settings.device,
                                patience=int(settings.patience))
+    fit_fn = fit_fn or fit
+
+    def fit_named(*args, **kwargs) -> Checkpoint:
+        ckpt = fit_fn(*args, **kwargs)
+        # the display names given on the Data page travel with the model
+        return replace(ckpt, class_names={**dict(ckpt.class_names), **data.class_names})
+
     # an MLflow run is logged when $MLFLOW_TRACKING_URI is set (as for the command line)
-    fit_fn = tracking.track_training(fit_fn or fit, checkpoint_name=path.name)
+    tracked_fit = tracking.track_training(fit_named, checkpoint_name=path.name)
 
     def run(on_epoch, stop) -> Checkpoint:
-        return fit_fn(data.data, tuple(normal_labels), model_config, train_config, name=path.stem,
-                      on_epoch=on_epoch, stop=stop)
+        return tracked_fit(data.data, tuple(normal_labels), model_config, train_config, name=path.stem,
+                           on_epoch=on_epoch, stop=stop, split_mode=settings.split_mode, files=files)
 
     def finish(ckpt: Checkpoint) -> ActiveModel:
         saved = save_checkpoint(ckpt, path)

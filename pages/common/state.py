@@ -24,6 +24,8 @@ THRESHOLD_REVISION = "threshold_revision"  # bumped whenever the threshold is se
 JOB = "train_job"
 THRESHOLD_SLOT = "_sidebar_threshold_slot"
 NOTICE = "notice"  # one-shot message shown on the next run (e.g. "model trained and activated")
+PRIMARY = "primary_model"  # the last model loaded or trained (not a baseline): what "switch detector" returns to
+BASELINES = "baselines"  # (key, [ActiveModel]) fitted on the active data, normal labels and split
 
 _APP = Path(__file__).resolve().parents[2] / "app.py"
 
@@ -99,6 +101,7 @@ def init() -> None:
                 model = None
         st.session_state[MODEL] = model
         if model is not None:
+            st.session_state[PRIMARY] = model
             st.session_state[THRESHOLD] = float(model.ckpt.threshold)
     if NORMALS not in st.session_state:
         st.session_state[NORMALS] = session.default_normal_labels(st.session_state[DATA], st.session_state[MODEL])
@@ -125,10 +128,17 @@ def set_data(data: session.ActiveData) -> None:
     st.session_state.pop("normals_widget", None)
 
 
+def set_class_names(data: session.ActiveData) -> None:
+    """Adopt the same beats under other class display names (normal labels and models stay)."""
+    st.session_state[DATA] = data
+
+
 def set_model(model: session.ActiveModel) -> None:
     """Make `model` active after checking it fits the data (CheckpointError otherwise); adopt its threshold."""
     model.ckpt.check_fits(active_data().data.length)
     st.session_state[MODEL] = model
+    if model.source != "baseline":
+        st.session_state[PRIMARY] = model
     set_threshold(float(model.ckpt.threshold))
 
 
@@ -181,7 +191,7 @@ def chart_base(ev: explore.Evaluation, rng: explore.SliderRange) -> livechart.Ch
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _evaluation(model_id: str, data_fp: str, normals: tuple[str, ...], _model: session.ActiveModel,
+def _evaluation(model_id: str, data_fp: str, normals: tuple[str, ...], names: str, _model: session.ActiveModel,
                 _data: session.ActiveData, _errors: np.ndarray) -> explore.Evaluation:
     return session.evaluation(_model, _data, normals, _errors)
 
@@ -197,7 +207,7 @@ def evaluation() -> explore.Evaluation:
     model, data = active_model(), active_data()
     errors, _ = scores()
     normals = tuple(st.session_state.get(NORMALS) or ())
-    return _evaluation(model.id, data.fingerprint, normals, model, data, errors)
+    return _evaluation(model.id, data.fingerprint, normals, data.names_key, model, data, errors)
 
 
 def require_model() -> session.ActiveModel | None:
@@ -235,8 +245,8 @@ def sidebar() -> None:
             st.caption("none loaded")
         else:
             ckpt = model.ckpt
-            st.caption(f"{model.name}  \n{model.source} · embedding {ckpt.model_config.embedding_dim} · "
-                       f"{ckpt.seq_len} samples · {ckpt.loss.upper()} error")
+            st.caption(f"{model.name}  \n{model.source} · {ckpt.description} · {ckpt.seq_len} samples · "
+                       f"{ckpt.split.mode} split")
         st.markdown("**Threshold**")
         # the explorer's fragment rewrites this slot on every slider step, without a full rerun
         st.session_state[THRESHOLD_SLOT] = st.empty()
