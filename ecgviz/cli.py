@@ -1,24 +1,21 @@
-"""Command line: ``python -m ecgviz train | baseline | evaluate | score | serve``; errors: one line, non-zero exit."""
+"""Command line: ``python -m ecgviz train | baseline | evaluate | score | pack | serve``; one-line errors."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ecgviz import export, tracking
+from ecgviz import batch, tracking
 from ecgviz.checkpoint import SHIPPED_CHECKPOINT, CheckpointError, load_checkpoint, save_checkpoint
 from ecgviz.data import DataError, load_ecg5000, load_files
 from ecgviz.model import ModelConfig
 from ecgviz.pipeline import (
     DEFAULT_PERCENTILE,
-    errors_for,
     evaluate,
-    evaluation_indices,
     fit,
     fit_detector,
     protocol_split,
@@ -147,25 +144,42 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _file_warnings(result: batch.FileResult) -> None:
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+
+
 def cmd_score(args: argparse.Namespace) -> int:
-    ckpt = load_checkpoint(args.checkpoint)
-    data = _load(args.data)
-    t0 = time.perf_counter()
-    errors = errors_for(ckpt, data.X)
+    files, problems = batch.expand(args.data)
+    ckpt = load_checkpoint(args.checkpoint)  # a bad checkpoint is one error, not one per file
+    options = batch.ScoreOptions(str(args.checkpoint), args.threshold, args.flagged_only, args.include_samples)
+    if args.scheduler or args.workers:
+        with batch.cluster_client(args.scheduler, args.workers or 1) as client:
+            summary = batch.write_results(batch.score_on_cluster(client, files, options), args.out,
+                                          on_file=_file_warnings)
+    else:
+        # files that load as one data set are scored as one (split roles span them); otherwise file by file
+        results = (batch.score_together(files, options) if files and not problems else None) or \
+            batch.score_serial(files, options)
+        summary = batch.write_results(results, args.out, on_file=_file_warnings)
+    for message in (*problems, *summary.errors):
+        print(f"ecgviz: error: {message}", file=sys.stderr)
     threshold = ckpt.threshold if args.threshold is None else args.threshold
-    roles, outcome = None, None
-    if data.has_labels:
-        # the same roles and outcomes as the dashboard: on the checkpoint's own data only its held-out beats count
-        idx, is_anomaly, held_out = evaluation_indices(ckpt, data)
-        outcome = export.outcomes(data.n_beats, threshold, errors, idx, is_anomaly)
-        if held_out:
-            roles = ckpt.split.roles(idx)
-    table = export.beat_table(data, errors, threshold, flagged_only=args.flagged_only,
-                              include_samples=args.include_samples, roles=roles, outcome=outcome)
-    export.write_csv(table, args.out)
-    flagged = int((errors > threshold).sum())
-    print(f"scored {data.n_beats} beats in {time.perf_counter() - t0:.2f}s; {flagged} flagged at threshold "
-          f"{threshold:.4f}; wrote {len(table)} rows to {args.out}")
+    failed = len(problems) + summary.n_failed
+    print(f"scored {summary.n_beats} beats in {summary.seconds:.2f}s; {summary.n_flagged} flagged at threshold "
+          f"{threshold:.4f}; wrote {summary.n_rows} rows to {args.out}"
+          + (f"; {failed} of {len(files) + len(problems)} inputs failed" if failed else ""))
+    return 2 if failed else 0
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    from ecgviz.pack import SUFFIX, write_pack
+
+    if not str(args.out).lower().endswith(SUFFIX):
+        raise ValueError(f"--out must name a {SUFFIX} file")
+    data = _load(args.data)
+    path = write_pack(args.out, data.X, data.labels)
+    print(f"packed {data.n_beats:,} beats of {data.length} samples into {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0
 
 
@@ -247,11 +261,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("score", help="score beats and write a CSV of errors and verdicts")
     s.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT), metavar="PATH")
-    s.add_argument("--data", nargs="+", required=True, metavar="FILE")
+    s.add_argument("--data", nargs="+", required=True, metavar="FILE_OR_GLOB",
+                   help="files or quoted glob patterns")
     s.add_argument("--threshold", type=float, help="default: the checkpoint's")
     s.add_argument("--flagged-only", action="store_true")
     s.add_argument("--include-samples", action="store_true", help="append the raw samples s1..sT")
     s.add_argument("--out", required=True, metavar="CSV")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="score file by file on a local Dask cluster of N processes")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="score file by file on the Dask cluster at ADDRESS")
     s.set_defaults(func=cmd_score)
 
     v = sub.add_parser("serve", help="score beats over HTTP (REST API; OpenAPI docs at /docs)")
@@ -262,6 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--max-beats", type=int, help="beats per request (default 10,000)")
     v.add_argument("--max-body-mb", type=float, help="request body limit in MiB (default 32)")
     v.set_defaults(func=cmd_serve)
+
+    k = sub.add_parser("pack", help="write beats as one binary beat pack (.npz) that loads in seconds")
+    k.add_argument("--data", nargs="+", required=True, metavar="FILE", help="ARFF/TSV/CSV files or packs")
+    k.add_argument("--out", required=True, metavar="NPZ")
+    k.set_defaults(func=cmd_pack)
     return p
 
 

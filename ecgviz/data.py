@@ -38,6 +38,7 @@ from types import MappingProxyType
 import numpy as np
 
 from ecgviz._parse import MIN_LENGTH, DataError, Parsed, parse
+from ecgviz.pack import is_pack, read_pack
 
 __all__ = [
     "ECG5000_CLASS_NAMES",
@@ -147,7 +148,7 @@ def _constant_warning(name: str, part: Parsed) -> str | None:
     return f"{name}: {len(flat)} constant beat(s) (all samples equal), e.g. row {first}"
 
 
-def _combine(files: Sequence[tuple[str, bytes]]) -> BeatData:
+def _combine(files: Sequence[tuple[str, bytes | Path]]) -> BeatData:
     if not files:
         raise DataError("no files given")
     names = [name for name, _ in files]
@@ -156,7 +157,8 @@ def _combine(files: Sequence[tuple[str, bytes]]) -> BeatData:
             raise DataError(f"{name}: given more than once (file names must differ so file + row names a beat)")
     parts: list[tuple[str, Parsed]] = []
     for name, raw in files:
-        part = parse(name, raw)
+        # a beat pack on disk is read from its path: its bytes never sit in memory beside its beats
+        part = read_pack(name, raw) if isinstance(raw, Path) or is_pack(name, raw[:4]) else parse(name, raw)
         if parts:
             first, ref = parts[0]
             if part.X.shape[1] != ref.X.shape[1]:
@@ -180,14 +182,16 @@ def _combine(files: Sequence[tuple[str, bytes]]) -> BeatData:
 
 
 def load_files(paths: Sequence[str | os.PathLike[str]]) -> BeatData:
-    """Load ARFF/TSV/CSV files (format sniffed from the content) as one data set, in order."""
+    """Load ARFF/TSV/CSV files (format sniffed from the content) or beat packs (.npz) as one data set, in order."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     files = []
     for path in paths:
         name = Path(path).name
         try:
-            files.append((name, Path(path).read_bytes()))
+            with open(path, "rb") as fh:
+                head = fh.read(4)
+            files.append((name, Path(path) if is_pack(name, head) else Path(path).read_bytes()))
         except OSError as exc:
             raise DataError(f"{name}: cannot read the file ({exc.strerror or exc})") from None
     return _combine(files)

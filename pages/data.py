@@ -38,9 +38,22 @@ with st.container(border=True):
             state.notify("Loaded the built-in ECG5000 data.")
             st.rerun()
         st.caption("5,000 beats of 140 samples from one patient, five classes; class 1 is normal.")
+        if served := session.folder_files():
+            # big files (e.g. a beat pack of a million beats) are read from the server's disk, not uploaded
+            chosen = st.selectbox("Or a file from the server's data folder", served, key="folder_file")
+            if st.button("Load it", icon=":material/folder_open:", key="folder_load"):
+                try:
+                    with st.spinner(f"Loading {chosen}…"):
+                        state.set_data(session.data_from_folder(chosen))
+                    state.notify(f"Loaded {state.active_data().data.n_beats:,} beats from {chosen}.")
+                    st.rerun()
+                except DataError as exc:
+                    st.error(str(exc), icon=":material/error:")
+                    st.caption(f"Still using: {state.active_data().name}")
     with right:
-        files = st.file_uploader("Or upload ARFF, TSV or CSV files (e.g. a TRAIN and a TEST file)",
-                                 type=["arff", "tsv", "csv", "txt"], accept_multiple_files=True, key="data_upload")
+        files = st.file_uploader("Or upload ARFF, TSV or CSV files (e.g. a TRAIN and a TEST file) or beat packs",
+                                 type=["arff", "tsv", "csv", "txt", "npz"], accept_multiple_files=True,
+                                 key="data_upload")
         signature = tuple((f.name, f.size, f.file_id) for f in files or ())
         # parse a selection once: reruns (every widget change) must not reload it or reset the normal labels
         if signature and signature != st.session_state.get("data_upload_sig"):

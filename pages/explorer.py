@@ -62,7 +62,7 @@ if (data.data.has_labels and trained_normals and current_normals != trained_norm
         st.session_state.pop("normals_widget", None)
         st.rerun()
 
-errors, reconstructions = state.scores()
+errors = state.scores()
 ev = state.evaluation()
 if state.threshold() is None:
     state.set_threshold(model.ckpt.threshold)
@@ -240,7 +240,7 @@ def beat_viewer(t: float) -> None:
         st.caption(f"This is {explore.role_text(str(ev.roles[i]))}.")
     color = ev.colors.get(str(data.data.labels[i]), figures.NORMAL_COLOR) if data.data.has_labels else \
         figures.NORMAL_COLOR
-    chart.plotly_chart(figures.beat_figure(data.data.X[i], reconstructions[i], title=f"Beat {i + 1:,} ({verdict})",
+    chart.plotly_chart(figures.beat_figure(data.data.X[i], state.reconstruction(i), title=f"Beat {i + 1:,} ({verdict})",
                                            color=color), config=PLOT_CONFIG)
 
 

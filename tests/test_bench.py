@@ -87,3 +87,17 @@ def test_markdown_table():
     assert "| Alpha | 1,235 | beats/s |" in lines[2]
     assert "| Beta | — | s |" in lines[3] and "why" in lines[3]
     assert "| Gamma | 12 / 20 | ms |" in lines[4] and "**no**" in lines[4]
+
+
+@pytest.mark.parametrize("module", ["bench.archive", "bench.million"])
+def test_scale_benchmarks_run_and_print_their_tables(module):
+    done = subprocess.run([sys.executable, "-m", module, "--quick"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and not line.startswith("| run")
+            and not line.startswith("| stage")]
+    if module == "bench.archive":
+        assert "CSVs identical across runs: True" in done.stdout
+        assert [r.split(" | ")[0] for r in rows] == ["| one process (no Dask)", "| Dask, 1 worker", "| Dask, 2 workers"]
+    else:
+        assert "20,000 beats" in done.stdout and len(rows) == 6

@@ -14,13 +14,17 @@ import numpy as np
 from ecgviz.checkpoint import CHECKPOINT_DIR, SHIPPED_CHECKPOINT, Checkpoint, load_checkpoint, save_checkpoint, to_bytes
 from ecgviz.dashboard import explore
 from ecgviz.dashboard.jobs import TrainingJob
-from ecgviz.data import BeatData, fingerprint, load_ecg5000, load_uploads
+from ecgviz.data import BeatData, DataError, fingerprint, load_ecg5000, load_files, load_uploads
 
 BUILTIN_NAME = "ECG5000 (built-in)"
 # Environment overrides so a deployment (or a test) can start from another model or save elsewhere.
 CHECKPOINT_ENV = "ECGVIZ_CHECKPOINT"
 CHECKPOINT_DIR_ENV = "ECGVIZ_CHECKPOINT_DIR"
 TORCH_THREADS_ENV = "ECGVIZ_TORCH_THREADS"
+# A folder on the server whose files any session may load by name: data too big to upload (a beat pack of a
+# million beats is 560 MB) is put there once and read from disk, never through the browser.
+DATA_DIR_ENV = "ECGVIZ_DATA_DIR"
+DATA_SUFFIXES = (".npz", ".arff", ".tsv", ".csv", ".txt")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -113,6 +117,29 @@ def data_from_uploads(files: Sequence[tuple[str, bytes]]) -> ActiveData:
     return make_data(data, " + ".join(name for name, _ in files))
 
 
+def data_folder() -> Path | None:
+    """The server's data folder ($ECGVIZ_DATA_DIR), or None when none is set or it is not a folder."""
+    raw = os.environ.get(DATA_DIR_ENV)
+    return Path(raw) if raw and Path(raw).is_dir() else None
+
+
+def folder_files() -> list[str]:
+    """Names of the data files directly in the server's data folder (links leading out of it are left out)."""
+    folder = data_folder()
+    if folder is None:
+        return []
+    root = folder.resolve()
+    return sorted(p.name for p in folder.iterdir() if p.suffix.lower() in DATA_SUFFIXES and p.is_file()
+                  and p.resolve().parent == root)
+
+
+def data_from_folder(name: str) -> ActiveData:
+    """Load one file of the server's data folder by name; only names folder_files() lists are accepted."""
+    if name not in folder_files():
+        raise DataError(f"{name}: not a data file in the server's data folder")
+    return make_data(load_files([data_folder() / name]), name)
+
+
 def _content_id(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
@@ -159,11 +186,19 @@ def same_data(model: ActiveModel, data: ActiveData) -> bool:
     return model.ckpt.data_fingerprint == data.fingerprint and model.ckpt.split.n_beats == data.data.n_beats
 
 
-def score(model: ActiveModel, data: ActiveData) -> tuple[np.ndarray, np.ndarray]:
-    """Errors (n,) and reconstructions (n, T) of every beat; CheckpointError when the lengths differ."""
+def score(model: ActiveModel, data: ActiveData,
+          reconstructions: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Errors (n,) and, unless told not to, reconstructions (n, T) of every beat; CheckpointError on other lengths."""
     from ecgviz.pipeline import scores_for  # deferred: torch is only needed once a model is used
 
-    return scores_for(model.ckpt, data.data.X)
+    return scores_for(model.ckpt, data.data.X, reconstructions=reconstructions)
+
+
+def reconstruction(model: ActiveModel, data: ActiveData, index: int) -> np.ndarray:
+    """The reconstruction (T,) of one beat: the dashboard keeps errors for all beats, reconstructions for none."""
+    from ecgviz.pipeline import scores_for
+
+    return scores_for(model.ckpt, data.data.X[index:index + 1])[1][0]
 
 
 def evaluation(model: ActiveModel, data: ActiveData, normal_labels: Sequence[str],

@@ -23,7 +23,7 @@ from pages.common.state import (
 def evaluation_of(model: session.ActiveModel) -> explore.Evaluation:
     """The explorer's view of any model (e.g. a baseline beside the active one) on the active data."""
     data = active_data()
-    errors, _ = _scores(model.id, data.fingerprint, model, data)
+    errors = _scores(model.id, data.fingerprint, model, data)
     normals = tuple(st.session_state.get(NORMALS) or ())
     return _evaluation(model.id, data.fingerprint, normals, data.names_key, model, data, errors)
 

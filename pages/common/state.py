@@ -171,13 +171,31 @@ def show_notice() -> None:
         st.success(message, icon=":material/check_circle:")
 
 
-@st.cache_data(max_entries=8, show_spinner="Scoring every beat…")
-def _scores(model_id: str, data_fp: str, _model: session.ActiveModel, _data: session.ActiveData):
-    # keyed by content ids only: the model and data objects themselves are not hashed
-    return session.score(_model, _data)
+# The errors, the Evaluation and the chart base are cache_resource, not cache_data: cache_data unpickles a fresh copy
+# on every call, which at a million beats costs more than a slider step may take. They are keyed by content ids, so
+# sessions that share them hold the same values, and nothing writes to them (the errors are made read-only).
+@st.cache_resource(max_entries=8, show_spinner="Scoring every beat…")
+def _scores(model_id: str, data_fp: str, _model: session.ActiveModel, _data: session.ActiveData) -> np.ndarray:
+    # keyed by content ids only: the model and data objects themselves are not hashed. Errors only: a million
+    # beats' reconstructions would be 560 MB; the beat viewer asks for the one it shows (reconstruction()).
+    errors = session.score(_model, _data, reconstructions=False)[0]
+    errors.flags.writeable = False
+    return errors
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(max_entries=64, show_spinner=False)
+def _reconstruction(model_id: str, data_fp: str, index: int, _model: session.ActiveModel,
+                    _data: session.ActiveData) -> np.ndarray:
+    return session.reconstruction(_model, _data, index)
+
+
+def reconstruction(index: int) -> np.ndarray:
+    """The active model's reconstruction of one beat of the active data."""
+    model, data = active_model(), active_data()
+    return _reconstruction(model.id, data.fingerprint, int(index), model, data)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
 def _chart_base(model_id: str, data_fp: str, normals: tuple[str, ...], lo: float, hi: float, step: float,
                 _ev: explore.Evaluation) -> livechart.ChartBase:
     return livechart.chart_base(_ev, explore.SliderRange(lo, hi, step))
@@ -190,14 +208,14 @@ def chart_base(ev: explore.Evaluation, rng: explore.SliderRange) -> livechart.Ch
     return _chart_base(model.id, data.fingerprint, normals, rng.lo, rng.hi, rng.step, ev)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_resource(max_entries=16, show_spinner=False)
 def _evaluation(model_id: str, data_fp: str, normals: tuple[str, ...], names: str, _model: session.ActiveModel,
                 _data: session.ActiveData, _errors: np.ndarray) -> explore.Evaluation:
     return session.evaluation(_model, _data, normals, _errors)
 
 
-def scores() -> tuple[np.ndarray, np.ndarray]:
-    """(errors, reconstructions) of the active data under the active model, computed once per pair."""
+def scores() -> np.ndarray:
+    """Errors of the active data's beats under the active model, computed once per pair."""
     model, data = active_model(), active_data()
     return _scores(model.id, data.fingerprint, model, data)
 
@@ -205,7 +223,7 @@ def scores() -> tuple[np.ndarray, np.ndarray]:
 def evaluation() -> explore.Evaluation:
     """The explorer's view of the active model on the active data with the chosen normal labels."""
     model, data = active_model(), active_data()
-    errors, _ = scores()
+    errors = scores()
     normals = tuple(st.session_state.get(NORMALS) or ())
     return _evaluation(model.id, data.fingerprint, normals, data.names_key, model, data, errors)
 
