@@ -1,4 +1,4 @@
-"""Command line: ``python -m ecgviz train | baseline | evaluate | score | pack | beats``; one-line errors."""
+"""Command line: ``python -m ecgviz train | baseline | evaluate | score | pack | beats | serve``; one-line errors."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from ecgviz import batch, export, quality, recording_io
+from ecgviz import batch, export, quality, recording_io, tracking
 from ecgviz.checkpoint import SHIPPED_CHECKPOINT, CheckpointError, load_checkpoint, save_checkpoint
 from ecgviz.data import DataError, load_ecg5000, load_files
 from ecgviz.model import ModelConfig
@@ -84,11 +85,13 @@ def cmd_train(args: argparse.Namespace) -> int:
                          max_seconds=max_seconds)
         model_config = ModelConfig(embedding_dim=args.embedding_dim, chunk=args.chunk)
         files = _files(args)
+        fit_fn = tracking.track_training(fit, args.mlflow, checkpoint_name=Path(args.out).name,
+                                         on_run=lambda run_id: print(f"MLflow run {run_id}", file=sys.stderr))
 
         def run(stop):
-            return fit(data, args.normal_label or ["1"], model_config, tc, percentile=args.percentile,
-                       name=args.name or "", on_epoch=on_epoch, stop=stop, split_mode=args.split,
-                       files=files, error=args.error)
+            return fit_fn(data, args.normal_label or ["1"], model_config, tc, percentile=args.percentile,
+                          name=args.name or "", on_epoch=on_epoch, stop=stop, split_mode=args.split,
+                          files=files, error=args.error)
     try:  # the bar's line ends even when training fails
         ckpt = run_interruptible(run)
     finally:
@@ -197,6 +200,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ev = evaluate(ckpt, data, threshold=args.threshold, normal_labels=args.normal_label or None)
     summary = {"detector": ckpt.description, "split_mode": ckpt.split.mode, "split": ckpt.split.describe(),
                **ev.summary()}
+    if (uri := tracking.tracking_uri(args.mlflow)) is not None:
+        run_id = tracking.log_evaluation(uri, summary, checkpoint=str(args.checkpoint), data=data,
+                                         normal_labels=args.normal_label or ckpt.split.normal_labels,
+                                         threshold_given=args.threshold is not None)
+        print(f"MLflow run {run_id}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -309,6 +317,26 @@ def _recording_options(p: argparse.ArgumentParser, length: bool) -> None:
                        help="samples per beat cut from a recording")
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import torch
+
+    from ecgviz import service  # FastAPI is imported only by the command that needs it
+
+    ckpt = load_checkpoint(args.checkpoint)
+    limits = service.Limits()
+    if args.max_beats is not None:
+        limits = replace(limits, max_beats=args.max_beats)
+    if args.max_body_mb is not None:
+        limits = replace(limits, max_body_bytes=int(args.max_body_mb * 2**20))
+    if args.threads < 1 or limits.max_beats < 1 or limits.max_body_bytes < 1:
+        raise ValueError("--threads and --max-beats must be at least 1, --max-body-mb above 0")
+    torch.set_num_threads(args.threads)
+    print(f"serving model '{ckpt.name}' (beats of {ckpt.seq_len} samples) on http://{args.host}:{args.port} "
+          f"(docs at /docs)", file=sys.stderr)
+    service.serve(ckpt, args.host, args.port, limits)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and --help)."""
     p = argparse.ArgumentParser(prog="python -m ecgviz", description=__doc__.split(";")[0])
@@ -345,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "l1 loss, else the loss)")
     t.add_argument("--name", help="a name stored in the checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--mlflow", metavar="URI", help="log the run to this MLflow tracking URI, e.g. sqlite:///mlflow.db "
+                                                   "(default: $MLFLOW_TRACKING_URI; neither: no tracking)")
     _split_args(t)
     _recording_options(t, length=True)
     t.set_defaults(func=cmd_train)
@@ -371,6 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--normal-label", action="append", metavar="L", help="default: the checkpoint's")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     _recording_options(e, length=False)
+    e.add_argument("--mlflow", metavar="URI", help="log the metrics to this MLflow tracking URI "
+                                                   "(default: $MLFLOW_TRACKING_URI)")
     e.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("score", help="score beats and write a CSV of errors and verdicts")
@@ -387,6 +419,15 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--scheduler", metavar="ADDRESS", help="score file by file on the Dask cluster at ADDRESS")
     _recording_options(s, length=False)
     s.set_defaults(func=cmd_score)
+
+    v = sub.add_parser("serve", help="score beats over HTTP (REST API; OpenAPI docs at /docs)")
+    v.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT), metavar="PATH")
+    v.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to listen on every interface")
+    v.add_argument("--port", type=int, default=8000)
+    v.add_argument("--threads", type=int, default=1, help="torch threads; concurrent requests use the other cores")
+    v.add_argument("--max-beats", type=int, help="beats per request (default 10,000)")
+    v.add_argument("--max-body-mb", type=float, help="request body limit in MiB (default 32)")
+    v.set_defaults(func=cmd_serve)
 
     k = sub.add_parser("pack", help="write beats as one binary beat pack (.npz) that loads in seconds")
     k.add_argument("--data", nargs="+", required=True, metavar="FILE", help="ARFF/TSV/CSV files or packs")

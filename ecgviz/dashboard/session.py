@@ -320,6 +320,7 @@ class TrainSettings:
 def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, settings: TrainSettings, *,
                    directory: Path | None = None, fit_fn: Callable | None = None) -> TrainingJob[ActiveModel]:
     """Check the request, then train in a background thread; the job's result is the saved, loaded model."""
+    from ecgviz import tracking
     from ecgviz.model import ModelConfig
     from ecgviz.pipeline import fit, protocol_split
     from ecgviz.train import TrainConfig
@@ -343,12 +344,18 @@ def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, se
     fit_fn = fit_fn or fit
     cap, _ = train_config.plan(len(split.train))
 
-    def run(on_epoch, stop) -> Checkpoint:
-        ckpt = fit_fn(data.data, tuple(normal_labels), model_config, train_config, name=path.stem,
-                      on_epoch=on_epoch, stop=stop, split_mode=settings.split_mode, files=files,
-                      percentile=percentile)
+    def fit_named(*args, **kwargs) -> Checkpoint:
+        ckpt = fit_fn(*args, **kwargs)
         # the display names given on the Data page travel with the model
         return replace(ckpt, class_names={**dict(ckpt.class_names), **data.class_names})
+
+    # an MLflow run is logged when $MLFLOW_TRACKING_URI is set (as for the command line)
+    tracked_fit = tracking.track_training(fit_named, checkpoint_name=path.name)
+
+    def run(on_epoch, stop) -> Checkpoint:
+        return tracked_fit(data.data, tuple(normal_labels), model_config, train_config, name=path.stem,
+                           on_epoch=on_epoch, stop=stop, split_mode=settings.split_mode, files=files,
+                           percentile=percentile)
 
     def finish(ckpt: Checkpoint) -> ActiveModel:
         saved = save_checkpoint(ckpt, path)
