@@ -12,6 +12,7 @@ import arff
 import numpy as np
 
 MIN_LENGTH = 3
+MAX_COLUMNS = 100_000  # samples per beat (and other columns): minutes of ECG, far beyond any heartbeat
 LABEL_NAMES = ("target", "class", "label")
 _NUMERIC = {"NUMERIC", "REAL", "INTEGER"}
 _CHUNK = 2048  # rows converted per numpy call: bounds memory on big files, keeps per-row Python work small
@@ -235,6 +236,9 @@ def _arff_header(name: str, lines: list[str]) -> tuple[list[tuple[str, object]],
             if re.fullmatch(r"\{[\s,]*\}", kind):
                 raise DataError(f"{name}, line {i + 1}: nominal attribute {m.group(1)} declares no values")
             where.append(i + 1)
+            if len(where) > MAX_COLUMNS:
+                raise DataError(f"{name}, line {i + 1}: more than {MAX_COLUMNS:,} attributes declared; "
+                                f"a beat may have at most {MAX_COLUMNS:,} samples")
             header.append(f"@attribute {m.group(1)} {'string' if kind.startswith('date') else m.group(2)}")
         elif word == "@relation" and len(s.split(None, 1)) == 2:
             header.append("@relation " + s.split(None, 1)[1])
@@ -268,8 +272,9 @@ def _parse_arff(name: str, lines: list[str], notes: list[str]) -> Parsed:
     if label is None and isinstance(attrs[-1][1], list):
         label = len(attrs) - 1
     samples = [i for i, (_, t) in enumerate(attrs) if isinstance(t, str) and t in _NUMERIC and i != label]
+    used = {*samples, label}  # a set: one lookup per attribute keeps a wide header linear
     ignored = [f"{n} ({'date' if n in dates else 'nominal' if isinstance(t, list) else t.lower()})"
-               for i, (n, t) in enumerate(attrs) if i != label and i not in samples]
+               for i, (n, t) in enumerate(attrs) if i not in used]
     if ignored:
         notes.append(f"{name}: ignored non-numeric attribute(s): {', '.join(ignored)}")
     if len(samples) < MIN_LENGTH:
@@ -289,6 +294,9 @@ def _parse_delimited(name: str, lines: list[str], notes: list[str]) -> Parsed:
     first = texts[0]
     sep = "\t" if "\t" in first else "," if "," in first else None
     head = first.split() if sep is None else [f.strip().strip("'\"") for f in first.split(sep)]
+    if len(head) > MAX_COLUMNS + 1:
+        raise DataError(f"{name}, line {where[0]}: {len(head):,} columns; a beat may have at most "
+                        f"{MAX_COLUMNS:,} samples")
     if len(head) - 1 < MIN_LENGTH:
         raise DataError(f"{name}, line {where[0]}: {len(head)} column(s); expected the class label "
                         f"then at least {MIN_LENGTH} samples")
