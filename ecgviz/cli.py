@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import threading
 import time
@@ -32,6 +33,40 @@ from ecgviz.train import BY_CAP, EpochInfo, TrainConfig
 
 # Every error a user can cause (the CLI and the dashboard share it); anything else is a bug.
 USER_ERRORS = (DataError, CheckpointError, SplitError, ValueError, OSError)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one line and exit status 2, like every other user error."""
+
+    def error(self, message: str):
+        self.exit(2, f"ecgviz: error: {self.prog.removeprefix('python -m ecgviz ')}: {message}\n")
+
+
+def _number(kind: type, lo: float, hi: float = math.inf, what: str = ""):
+    """An argparse type: a finite `kind` in [lo, hi]."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'a whole number' if kind is int else 'a number'}") \
+                from None
+        if not (math.isfinite(value) and lo <= value <= hi):
+            bound = what or (f"at least {lo:g}" if hi == math.inf else f"in [{lo:g}, {hi:g}]")
+            raise argparse.ArgumentTypeError(f"{text} must be {bound}")
+        return value
+    return parse
+
+
+POSITIVE = _number(int, 1)
+NON_NEGATIVE = _number(int, 0)
+FINITE = _number(float, -math.inf, math.inf, "a finite number")
+
+
+def _out_file(path: str) -> str:
+    """--out must name a file (checked before any work, so nothing is half-written)."""
+    if Path(path).is_dir():
+        raise ValueError(f"--out {path} is a directory; give a file name")
+    return path
 
 
 def _load(paths: Sequence[str] | None, args: argparse.Namespace | None = None, length: int | None = None):
@@ -66,7 +101,7 @@ class ProgressBar:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    out = Path(args.out)
+    out = Path(_out_file(args.out))
     if out.exists() and not args.force:
         raise ValueError(f"{out} already exists; choose another --out or add --force to overwrite it")
     data = _load(args.data, args)
@@ -197,6 +232,10 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     data = _load(args.data, args, ckpt.seq_len)
+    missing = [x for x in args.normal_label or () if x not in data.label_counts()]
+    if missing:
+        present = ", ".join(list(data.label_counts())[:20])
+        raise ValueError(f"--normal-label {missing[0]} is not a label of the data (labels: {present or 'none'})")
     ev = evaluate(ckpt, data, threshold=args.threshold, normal_labels=args.normal_label or None)
     summary = {"detector": ckpt.description, "split_mode": ckpt.split.mode, "split": ckpt.split.describe(),
                **ev.summary()}
@@ -261,6 +300,7 @@ def _score_recording(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    _out_file(args.out)
     if args.data and recording_io.is_recording(args.data, args.fs):
         return _score_recording(args)
     files, problems = batch.expand(args.data)
@@ -339,7 +379,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and --help)."""
-    p = argparse.ArgumentParser(prog="python -m ecgviz", description=__doc__.split(";")[0])
+    p = _Parser(prog="python -m ecgviz", description=__doc__.split(";")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train an autoencoder on normal beats and save a checkpoint")
@@ -353,21 +393,22 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: as many as the last cycle) at half the learning rate")
     t.add_argument("--normal-label", action="append", metavar="L", help="label of normal beats (repeatable; default 1)")
     d = TrainConfig()
-    t.add_argument("--epochs", type=int, default=d.epochs,
+    t.add_argument("--epochs", type=POSITIVE, default=d.epochs,
                    help="epoch cap (default: scaled to the data; early stopping usually ends the run first)")
-    t.add_argument("--max-minutes", type=float, help="time budget: stop after the epoch that passes it")
-    t.add_argument("--embedding-dim", type=int, default=ModelConfig().embedding_dim)
-    t.add_argument("--chunk", type=int, default=ModelConfig().chunk, help="samples per LSTM step (1: classic shape)")
-    t.add_argument("--batch-size", type=int, default=d.batch_size)
-    t.add_argument("--lr", type=float, default=d.lr)
-    t.add_argument("--patience", type=int, default=d.patience,
+    t.add_argument("--max-minutes", type=_number(float, 1e-3), help="time budget: stop after the epoch that passes it")
+    t.add_argument("--embedding-dim", type=POSITIVE, default=ModelConfig().embedding_dim)
+    t.add_argument("--chunk", type=POSITIVE, default=ModelConfig().chunk,
+                   help="samples per LSTM step (1: classic shape)")
+    t.add_argument("--batch-size", type=POSITIVE, default=d.batch_size)
+    t.add_argument("--lr", type=_number(float, 1e-12, 10.0), default=d.lr)
+    t.add_argument("--patience", type=NON_NEGATIVE, default=d.patience,
                    help="epochs without a better validation loss before stopping (default: cap / 4, at least 10)")
     t.add_argument("--loss", choices=("l1", "mse"), default=d.loss)
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     t.add_argument("--precision", choices=("fp32", "bf16"), default=d.precision,
                    help="bf16: autocast on a CUDA GPU (ignored on other devices)")
-    t.add_argument("--seed", type=int, default=d.seed)
-    t.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
+    t.add_argument("--seed", type=NON_NEGATIVE, default=d.seed)
+    t.add_argument("--percentile", type=_number(float, 0.0, 100.0), default=DEFAULT_PERCENTILE,
                    help="stored threshold: this percentile of the training normals' errors")
     t.add_argument("--error", choices=ERRORS, help="error the threshold is expressed in (default: l1_trim for the "
                    "l1 loss, else the loss)")
@@ -397,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="metrics on the checkpoint's held-out split")
     e.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT), metavar="PATH")
     e.add_argument("--data", nargs="+", metavar="FILE", help="labelled files (default: bundled ECG5000)")
-    e.add_argument("--threshold", type=float, help="default: the checkpoint's")
+    e.add_argument("--threshold", type=FINITE, help="default: the checkpoint's")
     e.add_argument("--normal-label", action="append", metavar="L", help="default: the checkpoint's")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     _recording_options(e, length=False)
@@ -409,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT), metavar="PATH")
     s.add_argument("--data", nargs="+", required=True, metavar="FILE_OR_GLOB",
                    help="files or quoted glob patterns")
-    s.add_argument("--threshold", type=float, help="default: the checkpoint's")
+    s.add_argument("--threshold", type=FINITE, help="default: the checkpoint's")
     s.add_argument("--flagged-only", action="store_true")
     s.add_argument("--include-samples", action="store_true", help="append the raw samples s1..sT")
     s.add_argument("--out", required=True, metavar="CSV")
@@ -451,7 +492,10 @@ def _split_args(p: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; user errors print one line to stderr and return 2."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or an argument error already printed as one line
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.func(args)
     except USER_ERRORS as exc:
