@@ -13,6 +13,7 @@ import numpy as np
 
 MIN_LENGTH = 3
 MAX_COLUMNS = 100_000  # samples per beat (and other columns): minutes of ECG, far beyond any heartbeat
+MAX_LABEL_CHARS = 100  # a class label is a short name; a longer one is shown in messages, legends and cards
 LABEL_NAMES = ("target", "class", "label")
 _NUMERIC = {"NUMERIC", "REAL", "INTEGER"}
 _CHUNK = 2048  # rows converted per numpy call: bounds memory on big files, keeps per-row Python work small

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ecgviz import checkpoint_checks as checks
 from ecgviz import detectors
 from ecgviz.model import ModelConfig, RecurrentAutoencoder
 from ecgviz.score import ERRORS
@@ -138,21 +139,26 @@ def load_checkpoint(source: str | os.PathLike | bytes, name: str | None = None) 
         raise CheckpointError(f"{label}: cannot read checkpoint ({exc.strerror or exc})") from None
     if not raw.startswith((b"PK\x03\x04", b"\x80")):  # torch's zip format, or a legacy pickle stream
         raise CheckpointError(f"{label} is not an ecgviz checkpoint: it is not a PyTorch file")
+    if (why := checks.inspect_archive(raw)) is not None:
+        raise CheckpointError(f"{label} is not an ecgviz checkpoint: {why}")
     try:
         d = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types; all mean "not a safe checkpoint"
         raise CheckpointError(f"{label} is not an ecgviz checkpoint: {_why_refused(exc)}") from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise CheckpointError(f"{label} is not an ecgviz checkpoint (no '{FORMAT}' marker)")
-    if d.get("format_version", 0) > FORMAT_VERSION:
+    version = d.get("format_version", 0)
+    if type(version) is not int:
+        raise CheckpointError(f"{label} is a damaged ecgviz checkpoint: format_version {version!r:.40} is not a number")
+    if version > FORMAT_VERSION:
         raise CheckpointError(f"{label} was written by a newer ecgviz (format {d['format_version']}); please upgrade")
     try:
         if "detector" in d:
             config, model = None, detectors.baseline_from_state(d["detector"], int(d["seq_len"]))
         else:
-            # checkpoints written before `chunk` existed read one sample per step
-            config = ModelConfig(**{"chunk": 1, **d["model_config"]})
-            _check_weights(config, d["state_dict"])
+            # every field's type and range, and the model's size, before anything is built
+            config = checks.check_fields(d)
+            checks.check_weights(config, d["seq_len"], d["state_dict"])
             model = RecurrentAutoencoder(config)
             model.load_state_dict(d["state_dict"], strict=True)
             model = model.eval()

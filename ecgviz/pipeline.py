@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ecgviz import detectors, duplicates, intervals, metrics, quality
+from ecgviz import detectors, duplicates, intervals, limits, metrics, quality
 from ecgviz.checkpoint import Checkpoint, CheckpointError, library_versions
 from ecgviz.data import BeatData, fingerprint
 from ecgviz.model import ModelConfig
@@ -208,6 +208,9 @@ def fit(
     """
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
+    # the bounds a checkpoint is loaded under: a model that trains can always be loaded again
+    limits.check_bounds(model_config, data.length)
+    limits.check_memory(model_config, data.length)
     split = protocol_split(data, normal_labels, mode=split_mode, fractions=fractions, seed=train_config.seed,
                            files=files)
     result = train(data.X[split.train], data.X[split.val], model_config, train_config, on_epoch=on_epoch, stop=stop)

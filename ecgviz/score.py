@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ecgviz.limits import scoring_batch
+from ecgviz.model import RecurrentAutoencoder
 from ecgviz.train import beat_loss, resolve_device
 
 # Error measures a threshold can be expressed in: the training losses, and "l1_trim", the L1 error without the
@@ -54,6 +56,8 @@ def score(
     model.eval()
     mean, std = normalisation
     n, T = X.shape
+    if isinstance(model, RecurrentAutoencoder):  # long beats or a wide model: fewer beats per pass
+        batch_size = scoring_batch(model.config, T, batch_size)
     errors = np.empty(n, dtype=np.float64)
     recon = np.empty((n, T), dtype=np.float32) if reconstructions else None
     with torch.inference_mode():

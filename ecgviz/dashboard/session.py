@@ -320,7 +320,7 @@ class TrainSettings:
 def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, settings: TrainSettings, *,
                    directory: Path | None = None, fit_fn: Callable | None = None) -> TrainingJob[ActiveModel]:
     """Check the request, then train in a background thread; the job's result is the saved, loaded model."""
-    from ecgviz import tracking
+    from ecgviz import limits, tracking
     from ecgviz.model import ModelConfig
     from ecgviz.pipeline import fit, protocol_split
     from ecgviz.train import TrainConfig
@@ -334,6 +334,8 @@ def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, se
     files = (settings.train_file, settings.test_file) if settings.split_mode == "files" else None
     split = protocol_split(data.data, normal_labels, mode=settings.split_mode, seed=settings.seed, files=files)
     model_config = ModelConfig(embedding_dim=int(settings.embedding_dim), chunk=int(settings.chunk))
+    limits.check_bounds(model_config, data.data.length)  # the rules a checkpoint is loaded under
+    limits.check_memory(model_config, data.data.length)
     train_config = TrainConfig(epochs=_opt_int(settings.epochs), batch_size=int(settings.batch_size),
                                lr=float(settings.lr), loss=settings.loss, seed=int(settings.seed),
                                device=settings.device, patience=_opt_int(settings.patience),
