@@ -58,7 +58,7 @@ def workspace_id(pg) -> str:
 
 def upload(pg, path) -> None:
     goto(pg, "Data")
-    pg.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(str(path))
+    pg.locator("[data-testid=stFileUploader] input[type=file]").first.set_input_files(str(path))
     wait_idle(pg)
     expect(metric(pg, "Beats")).to_have_text(str(N_BEATS))
 
