@@ -190,20 +190,6 @@ def load_checkpoint(source: str | os.PathLike | bytes, name: str | None = None) 
     return ckpt
 
 
-def _check_weights(config: ModelConfig, state: object) -> None:
-    """Compare the stored weights with the configuration before a model of that size is allocated."""
-    with torch.device("meta"):  # shapes only: a hostile configuration must not allocate gigabytes
-        expected = {k: tuple(v.shape) for k, v in RecurrentAutoencoder(config).state_dict().items()}
-    stored = state if isinstance(state, dict) else {}
-    for key, shape in expected.items():
-        have = stored.get(key)
-        if not isinstance(have, torch.Tensor):
-            raise ValueError(f"weight {key} is missing")
-        if tuple(have.shape) != shape:
-            raise ValueError(f"weight {key} has shape {tuple(have.shape)}, but its model_config "
-                             f"(embedding {config.embedding_dim}, {config.n_features} feature(s)) needs {shape}")
-
-
 def _data_sources(value: object) -> tuple[str, ...]:
     """Optional list of file names: at most 1,000, each a string of at most 255 characters."""
     if not isinstance(value, list | tuple) or len(value) > 1000:
