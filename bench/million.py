@@ -24,16 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.server_stats import memory_mb
+
 
 def _rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return memory_mb(os.getpid())["rss"]
 
 
 def _peak_mb() -> float:
     # VmHWM is this program's own high-water mark; getrusage's maxrss would also count the parent's before exec
-    with open("/proc/self/status") as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024
+    return memory_mb(os.getpid())["hwm"]
 
 
 def make_pack(path: Path, n: int, seed: int = 0) -> None:

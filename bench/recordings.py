@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.recordings [--hours 24] [--out PATH]
 
-Each case runs in a fresh process so its peak memory (ru_maxrss) is its own. The 24-hour recording is
+Each case runs in a fresh process so its peak memory (VmHWM) is its own. The 24-hour recording is
 MIT-BIH record 100's MLII lead tiled to the length asked for, written as a WFDB record (format 16, no
 annotations, so the R-peak detector runs) in a temporary folder. Prints a markdown table.
 """
@@ -12,19 +12,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.server_stats import memory_mb
+
 ROOT = Path(__file__).resolve().parent.parent
 MITDB = ROOT / "data" / "mitdb"
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    # VmHWM is this program's own high-water mark; getrusage's maxrss would also count the parent's before exec
+    return memory_mb(os.getpid())["hwm"]
 
 
 def case_30min() -> dict:
@@ -84,8 +86,7 @@ def case_session(folder: str, hours: float) -> dict:
 
 
 def _current_rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return memory_mb(os.getpid())["rss"]
 
 
 def build_day(folder: str, hours: float) -> None:
