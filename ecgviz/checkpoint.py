@@ -15,6 +15,7 @@ import torch
 
 from ecgviz import checkpoint_checks as checks
 from ecgviz import detectors
+from ecgviz.checkpoint_files import write_atomically
 from ecgviz.model import ModelConfig, RecurrentAutoencoder
 from ecgviz.score import ERRORS
 from ecgviz.split import Split
@@ -120,14 +121,12 @@ def to_bytes(ckpt: Checkpoint) -> bytes:
     return buf.getvalue()
 
 
-def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike) -> Path:
-    """Write atomically, so a crash never leaves half a checkpoint under the final name."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(to_bytes(ckpt))
-    os.replace(tmp, path)
-    return path
+def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike, *, exclusive: bool = False) -> Path:
+    """Write atomically, so a crash never leaves half a checkpoint under the final name.
+
+    `exclusive`: never replace a file already there (FileExistsError instead).
+    """
+    return write_atomically(to_bytes(ckpt), path, exclusive=exclusive)
 
 
 def load_checkpoint(source: str | os.PathLike | bytes, name: str | None = None) -> Checkpoint:

@@ -13,7 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from ecgviz import batch, export, quality, recording_io, tracking
-from ecgviz.checkpoint import SHIPPED_CHECKPOINT, CheckpointError, load_checkpoint, save_checkpoint
+from ecgviz.checkpoint import SHIPPED_CHECKPOINT, CheckpointError, load_checkpoint, save_checkpoint, to_bytes
+from ecgviz.checkpoint_files import Reservation, reserve
 from ecgviz.data import DataError, load_ecg5000, load_files
 from ecgviz.model import ModelConfig
 from ecgviz.pipeline import (
@@ -104,6 +105,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(_out_file(args.out))
     if out.exists() and not args.force:
         raise ValueError(f"{out} already exists; choose another --out or add --force to overwrite it")
+    if args.force:
+        return _train(args, out, None)
+    # held while training, so a dashboard training or another run saving to the same name is refused at once
+    with reserve(out) as held:
+        return _train(args, out, held)
+
+
+def _train(args: argparse.Namespace, out: Path, held: Reservation | None) -> int:
     data = _load(args.data, args)
     max_seconds = None if args.max_minutes is None else args.max_minutes * 60
     bar = ProgressBar()
@@ -132,7 +141,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         if not args.quiet:
             bar.close()
-    path = save_checkpoint(ckpt, out)
+    path = save_checkpoint(ckpt, out) if held is None else held.save(lambda _stem: to_bytes(ckpt))[0]
+    if path != out:
+        print(f"{out} was written by something else while this trained; saved as {path} instead", file=sys.stderr)
     m = ckpt.metrics
     tc = ckpt.train_config
     print(f"saved {path}  (best epoch {tc['best_epoch']} of {len(ckpt.history)}, ended by {tc['ended_by']}, "

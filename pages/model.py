@@ -41,8 +41,10 @@ def models_table() -> None:
         for b in fitted:
             name = session.safe_name(f"{b.ckpt.kind}_{b.name}_{state.active_data().fingerprint[:8]}")
             path = session.checkpoint_dir() / f"{name}.pt"
-            if not path.exists():
-                save_checkpoint(b.ckpt, path)
+            try:
+                save_checkpoint(b.ckpt, path, exclusive=True)
+            except FileExistsError:
+                pass  # the same baseline of the same data, saved before (by this session or another)
             saved.append(path.name)
         state.notify(f"Saved {', '.join(saved)}.")
         st.rerun()
@@ -153,7 +155,8 @@ with train_tab:
     kept = state.form_value
     with st.form("train_form", border=False):
         name = st.text_input("Save as", value=kept("name", "my_model"),
-                             help="file name in checkpoints/, letters/digits/_/-; an existing name is refused")
+                             help="file name in checkpoints/, letters/digits/_/-; an existing name, or one another "
+                                  "training is using, is refused")
         c1, c2, c3, c4, c5 = st.columns(5)
         embedding = c1.number_input("Embedding size", 1, 512, kept("embedding_dim", d.embedding_dim),
                                     help="size of the bottleneck vector")
@@ -240,6 +243,14 @@ def progress() -> None:
         st.plotly_chart(figures.loss_curves(list(s.history), s.best_epoch), config=PLOT_CONFIG, key="live_history")
 
 
+def _renamed(job, result) -> str:
+    """Why the model has another file name than the one asked for (a file appeared under it meanwhile)."""
+    held = getattr(job, "reservation", None)
+    if held is None or result is None or result.path is None or result.path == held.path:
+        return ""
+    return f" ({held.path.name} was written by something else while this trained)"
+
+
 if job is not None:
     with train_tab:
         s = job.state()
@@ -251,7 +262,7 @@ if job is not None:
             ended = (result.ckpt.train_config.get("ended_by") if result else None) or "the epoch cap"
             st.success(f"Training {how} after {s.epoch} epochs in {format_seconds(s.elapsed_s)} (ended by "
                        f"{'you' if s.kept else ended}); saved as "
-                       f"{result.path.name if result and result.path else 'a checkpoint'}.",
+                       f"{result.path.name if result and result.path else 'a checkpoint'}{_renamed(job, result)}.",
                        icon=":material/check_circle:")
             st.plotly_chart(figures.loss_curves(list(s.history), s.best_epoch), config=PLOT_CONFIG,
                             key="job_history")

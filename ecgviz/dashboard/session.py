@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ecgviz.beats import Beats
-from ecgviz.checkpoint import CHECKPOINT_DIR, SHIPPED_CHECKPOINT, Checkpoint, load_checkpoint, save_checkpoint, to_bytes
+from ecgviz.checkpoint import CHECKPOINT_DIR, SHIPPED_CHECKPOINT, Checkpoint, load_checkpoint, to_bytes
+from ecgviz.checkpoint_files import MAX_SUFFIX, NameInUse, Reservation, reserve
 from ecgviz.dashboard import explore
 from ecgviz.dashboard.jobs import TrainingJob
 from ecgviz.dashboard.recording_view import RecordingView
@@ -77,11 +78,18 @@ class ActiveModel:
     raw: bytes | None = None  # kept for uploads, which exist nowhere else
 
     def checkpoint_bytes(self) -> bytes:
-        """The checkpoint file as it would be downloaded."""
+        """This model as a checkpoint file, whatever has been saved under its file name since it was loaded."""
         if self.raw is not None:
             return self.raw
-        if self.path is not None and self.path.is_file():
-            return self.path.read_bytes()
+        if self.path is not None:
+            try:
+                raw = self.path.read_bytes()
+            except OSError:
+                raw = b""
+            # read once and checked against the hash it was loaded with: a file replaced since (a save under the
+            # same name, a copy by hand) holds another model, so this one is written out afresh instead
+            if _content_id(raw) == self.id:
+                return raw
         return to_bytes(self.ckpt)
 
     def download_name(self) -> str:
@@ -166,8 +174,15 @@ def checkpoint_dir() -> Path:
 def model_from_path(path: str | os.PathLike, source: str = "saved") -> ActiveModel:
     """Load a checkpoint file; raises CheckpointError with the reason."""
     path = Path(path)
-    raw = path.read_bytes() if path.is_file() else b""
-    ckpt = load_checkpoint(path)
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return _saved_model(path, load_checkpoint(path), b"", source)  # load_checkpoint says why it cannot be read
+    # the bytes read once are both loaded and hashed: a file replaced meanwhile cannot give one model another's id
+    return _saved_model(path, load_checkpoint(raw, name=path.name), raw, source)
+
+
+def _saved_model(path: Path, ckpt: Checkpoint, raw: bytes, source: str) -> ActiveModel:
     return ActiveModel(ckpt=ckpt, id=_content_id(raw), name=ckpt.name or path.stem, source=source, path=path)
 
 
@@ -280,6 +295,7 @@ def checkpoint_path_for(name: str, directory: Path | None = None) -> Path:
                          "starting with a letter or digit")
     directory = directory or checkpoint_dir()
     path = directory / f"{name.removesuffix('.pt')}.pt"
+    # a check only: start_training then holds the name (reserve), which is what two sessions cannot both do
     if path.resolve() == SHIPPED_CHECKPOINT.resolve() or path.exists():
         raise ValueError(f"a checkpoint named '{path.name}' already exists; choose another name")
     return path
@@ -359,15 +375,12 @@ def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, se
                            on_epoch=on_epoch, stop=stop, split_mode=settings.split_mode, files=files,
                            percentile=percentile)
 
-    def finish(ckpt: Checkpoint) -> ActiveModel:
-        saved = save_checkpoint(ckpt, path)
-        return model_from_path(saved, source="trained")
-
     label = (f"{path.stem}: embedding {model_config.embedding_dim}, {model_config.chunk} samples/step, "
              f"up to {cap} epochs{'' if settings.epochs else ' (scaled to the data)'}, "
              f"batch {train_config.batch_size}, learning rate {train_config.lr:g}, {train_config.loss.upper()} loss, "
              f"seed {train_config.seed}, device {train_config.device}")
-    return TrainingJob(run, epochs=cap, finish=finish, label=label)
+    reservation = reserve(path)  # last: a request refused above holds nothing
+    return _NamedJob(run, epochs=cap, finish=_save_under(reservation), label=label, reservation=reservation)
 
 
 def start_resume(model: ActiveModel, data: ActiveData, epochs: int | None = None, *,
@@ -384,20 +397,53 @@ def start_resume(model: ActiveModel, data: ActiveData, epochs: int | None = None
     done = len(ckpt.history)
     base = re.sub(r"_\d+ep$", "", safe_name(model.name) or "model")
     directory = directory or checkpoint_dir()
-    name, n = f"{base}_{done + extra}ep", 2
-    while (directory / f"{name}.pt").exists():
-        name, n = f"{base}_{done + extra}ep_{n}", n + 1
-    path = checkpoint_path_for(name, directory)
+    reservation = _reserve_free(directory, f"{base}_{done + extra}ep")
+    path = reservation.path
     resume_fn = resume_fn or resume_fit
 
     def run(on_epoch, stop) -> Checkpoint:
         return resume_fn(ckpt, data.data, epochs, name=path.stem, on_epoch=on_epoch, stop=stop)
 
-    def finish(result: Checkpoint) -> ActiveModel:
-        return model_from_path(save_checkpoint(result, path), source="trained")
-
     label = f"{path.stem}: {model.name} continued for up to {extra} more epochs (from epoch {done})"
-    return TrainingJob(run, epochs=done + extra, finish=finish, label=label, history=tuple(ckpt.history))
+    return _NamedJob(run, epochs=done + extra, finish=_save_under(reservation), label=label,
+                     history=tuple(ckpt.history), reservation=reservation)
+
+
+def _reserve_free(directory: Path, stem: str) -> Reservation:
+    """Hold the first name of STEM, STEM_2, STEM_3, ... that is neither saved nor held by another training."""
+    for n in range(1, MAX_SUFFIX + 1):
+        name = stem if n == 1 else f"{stem}_{n}"
+        if (directory / f"{name}.pt").exists():
+            continue
+        try:
+            return reserve(checkpoint_path_for(name, directory))
+        except NameInUse:
+            continue
+    raise ValueError(f"no free name like '{stem}' in {directory}")
+
+
+def _save_under(reservation: Reservation) -> Callable[[Checkpoint], ActiveModel]:
+    """The job's last step: save under the held name and activate exactly the bytes written, never a reread file."""
+
+    def finish(ckpt: Checkpoint) -> ActiveModel:
+        path, raw = reservation.save(lambda stem: to_bytes(replace(ckpt, name=stem)))
+        return _saved_model(path, load_checkpoint(raw, name=path.name), raw, "trained")
+
+    return finish
+
+
+class _NamedJob(TrainingJob):
+    """A training job that holds its checkpoint name until its thread ends: saved, cancelled or failed."""
+
+    def __init__(self, *args, reservation: Reservation, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reservation = reservation
+
+    def _work(self) -> None:
+        try:
+            super()._work()
+        finally:
+            self.reservation.release()
 
 
 def _opt_int(value) -> int | None:
