@@ -153,7 +153,9 @@ def load_checkpoint(source: str | os.PathLike | bytes, name: str | None = None) 
         raise CheckpointError(f"{label} was written by a newer ecgviz (format {d['format_version']}); please upgrade")
     try:
         if "detector" in d:
-            config, model = None, detectors.baseline_from_state(d["detector"], int(d["seq_len"]))
+            seq_len = checks.check_baseline_seq_len(d)
+            config, model = None, detectors.baseline_from_state(d["detector"], seq_len)
+            checks.check_record(d, (detectors.kind_of(model),))
         else:
             # every field's type and range, and the model's size, before anything is built
             config = checks.check_fields(d)

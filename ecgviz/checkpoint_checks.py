@@ -161,6 +161,21 @@ def check_fields(d: dict) -> ModelConfig:
         check_bounds(config, seq_len)
     except ValueError as exc:
         raise _fail("model_config", str(exc)) from None
+    check_record(d, ERRORS)
+    return config
+
+
+def check_baseline_seq_len(d: dict) -> int:
+    """A baseline detector's beat length, checked before its arrays are read."""
+    return _int(d, "seq_len", 1, 2**31)
+
+
+def check_record(d: dict, losses: tuple[str, ...]) -> None:
+    """Every field but the detector's own: split, normalisation, loss, threshold, texts, history, metrics, names.
+
+    Shared by the autoencoder and the baselines (whose `loss` is their kind), so a bad field of either is one
+    message naming it rather than a page that breaks on every visit.
+    """
     check_split(d["split"])
     _text(d["data_fingerprint"], "data_fingerprint", 128)
     norm = d["normalisation"]
@@ -168,8 +183,8 @@ def check_fields(d: dict) -> ModelConfig:
         raise _fail("normalisation", f"{_show(norm)} is not (mean, std)")
     _num(norm[0], "normalisation mean", -MAX_MEAN, MAX_MEAN)
     _num(norm[1], "normalisation std", *STD_RANGE)
-    if d["loss"] not in ERRORS:
-        raise _fail("loss", f"{_show(d['loss'])} is not one of {', '.join(ERRORS)}")
+    if d["loss"] not in losses:
+        raise _fail("loss", f"{_show(d['loss'])} is not one of {', '.join(losses)}")
     _num(d["threshold"], "threshold", 0.0, MAX_THRESHOLD)
     _text(d.get("threshold_rule", ""), "threshold_rule")
     for key, limit in (("name", 200), ("created", 64)):
@@ -192,7 +207,6 @@ def check_fields(d: dict) -> ModelConfig:
     for k, v in names.items():
         _text(k, "class_names", MAX_LABEL_CHARS)
         _text(v, f"class_names[{k!r}]", 200)
-    return config
 
 
 def _check_history(history) -> None:
