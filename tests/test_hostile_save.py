@@ -296,3 +296,41 @@ def test_the_model_page_keeps_its_tabs_after_loading_a_bad_baseline(knn_dict, ti
     assert len(at.tabs) == 2 and at.session_state["active_model"].name == "tiny"
     st.cache_data.clear()
     st.cache_resource.clear()
+
+
+# --- the command line: `train --out` holds its name too, unless --force ------------------------------------------
+
+def cli_train(tiny_files, out, *extra) -> list[str]:
+    return ["train", "--data", *map(str, tiny_files), "--out", str(out), "--epochs", "1", "--embedding-dim", "3",
+            "--device", "cpu", "--quiet", *extra]
+
+
+def test_cli_train_is_refused_at_once_when_a_training_holds_the_name(tiny_files, tmp_path, capsys):
+    from ecgviz.cli import main
+
+    with reserve(tmp_path / "m.pt"):
+        assert main(cli_train(tiny_files, tmp_path / "m.pt")) == 2
+    assert IN_USE in capsys.readouterr().err and not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_cli_train_never_overwrites_a_file_that_appeared_unless_forced(tiny_files, tiny_ckpt, tmp_path, monkeypatch,
+                                                                       capsys, force):
+    from ecgviz import cli
+
+    def fit_while_another_writes(*args, **kwargs):
+        (tmp_path / "m.pt").write_bytes(b"another writer")
+        return tiny_ckpt
+
+    monkeypatch.setattr(cli, "fit", fit_while_another_writes)
+    assert cli.main(cli_train(tiny_files, tmp_path / "m.pt", *(["--force"] if force else []))) == 0
+    err = capsys.readouterr().err
+    if force:  # asked for: the file is replaced, whole
+        assert load_checkpoint(tmp_path / "m.pt").threshold == tiny_ckpt.threshold
+        assert not (tmp_path / "m_2.pt").exists()
+    else:
+        assert (tmp_path / "m.pt").read_bytes() == b"another writer"
+        assert load_checkpoint(tmp_path / "m_2.pt").threshold == tiny_ckpt.threshold
+        assert f"{tmp_path / 'm.pt'} was written by something else while this trained; saved as " \
+               f"{tmp_path / 'm_2.pt'} instead" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["m.pt"] if force else ["m.pt", "m_2.pt"])
