@@ -419,6 +419,10 @@ def _reserve_free(directory: Path, stem: str) -> Reservation:
             return reserve(checkpoint_path_for(name, directory))
         except NameInUse:
             continue
+        except ValueError:
+            if (directory / f"{name}.pt").exists():  # saved by another writer since the check above
+                continue
+            raise
     raise ValueError(f"no free name like '{stem}' in {directory}")
 
 
