@@ -6,11 +6,11 @@ A fixed-width numpy text array costs 4 bytes x the longest value for every beat 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["as_text", "encode", "mask_of", "tidy"]
+__all__ = ["as_text", "decode", "encode", "mask_of", "tidy"]
 
 
 def encode(values: Iterable[object] | np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -55,12 +55,18 @@ def tidy(codes: np.ndarray, names: Iterable[object],
     return codes, tuple(kept)
 
 
-def as_text(values: Iterable[object] | np.ndarray) -> np.ndarray:
-    """(n,) object array of str sharing one string per distinct value (8 bytes a beat, never fixed width)."""
-    codes, names = encode(values)
+def decode(codes: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """(n,) read-only object array of str sharing one string per distinct value (8 bytes a beat, never fixed width)."""
     table = np.empty(len(names), dtype=object)
     table[:] = names
-    return table[codes]
+    out = table[codes]
+    out.flags.writeable = False
+    return out
+
+
+def as_text(values: Iterable[object] | np.ndarray) -> np.ndarray:
+    """(n,) read-only object array of the values as str, one shared string per distinct value."""
+    return decode(*encode(values))
 
 
 def mask_of(values: Iterable[object] | np.ndarray, wanted: Iterable[object]) -> np.ndarray:

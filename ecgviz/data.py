@@ -21,6 +21,8 @@ Input rules (each bad case raises DataError naming the file, row, line and attri
 * Numeric labels become text (1.0 -> "1"). ECG5000 class names are used when beats have
   140 samples and every label is one of 1..5; other labels show as "Class <label>".
 * Constant beats (all samples equal) are kept, with a warning.
+* A class label has at most 100 characters and a file name at most 255 (longer ones are refused by name). Labels
+  and file names are stored once per distinct value, with int32 codes per beat.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from types import MappingProxyType
 import numpy as np
 
 from ecgviz._parse import MAX_NAME_CHARS, MIN_LENGTH, DataError, Parsed, _show, parse
-from ecgviz.codes import encode, tidy
+from ecgviz.codes import decode, encode, tidy
 from ecgviz.origin import BeatOrigin
 from ecgviz.pack import is_pack, read_pack
 
@@ -146,12 +148,12 @@ class BeatData:
     @property
     def labels(self) -> np.ndarray | None:
         """(n,) read-only object array of each beat's label (built on demand; the stored form is codes)."""
-        return None if self.label_codes is None else _decode(self.label_codes, self.label_names)
+        return None if self.label_codes is None else decode(self.label_codes, self.label_names)
 
     @property
     def sources(self) -> np.ndarray:
         """(n,) read-only object array of each beat's source file name (built on demand)."""
-        return _decode(self.source_codes, self.source_names)
+        return decode(self.source_codes, self.source_names)
 
     @property
     def n_beats(self) -> int:
@@ -187,12 +189,6 @@ class BeatData:
         arrays = (self.X, self.label_codes, self.source_codes, self.rows)
         held = sum(a.nbytes for a in arrays if a is not None)
         return held + (0 if self.origin is None else self.origin.nbytes())
-
-
-def _decode(codes: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
-    table = np.empty(len(names), dtype=object)
-    table[:] = names
-    return _frozen(table[codes])
 
 
 def _class_names(present: Sequence[str], length: int) -> dict[str, str]:
