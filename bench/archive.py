@@ -27,7 +27,7 @@ def make_archive(folder: Path, n_files: int, beats: int, seed: int = 0) -> list[
     """Write `n_files` TSV files of `beats` ECG5000 beats each (kept when already there)."""
     folder.mkdir(parents=True, exist_ok=True)
     data = load_ecg5000()
-    labels = np.asarray(data.labels).astype(str)
+    labels = data.labels
     paths = []
     for i in range(n_files):
         path = folder / f"holter_{i:03d}.tsv"

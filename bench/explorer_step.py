@@ -18,6 +18,7 @@ import numpy as np
 import plotly.io
 import plotly.tools
 
+from ecgviz.codes import as_text
 from ecgviz.dashboard import explore, figures, livechart
 from ecgviz.data import ECG5000_CLASS_NAMES
 
@@ -40,7 +41,7 @@ def make_scene(errors, labels, beat, class_names=ECG5000_CLASS_NAMES, normal_lab
     ev = explore.evaluate(errors, labels, class_names, normal_labels, split=split, same_data=split is not None,
                           percentile=95.0)
     base = livechart.chart_base(ev, explore.slider_range(ev.errors))
-    return Scene(np.asarray(errors, np.float64), np.asarray(labels).astype(str), beat, ev, base,
+    return Scene(np.asarray(errors, np.float64), as_text(labels), beat, ev, base,
                  time.perf_counter() - started)
 
 

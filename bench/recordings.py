@@ -78,7 +78,7 @@ def case_session(folder: str, hours: float) -> dict:
     del beats
     gc.collect()
     data, view = active.data, active.recording
-    held = {"beats_X": data.X.nbytes, "sources_rows": data.sources.nbytes + data.rows.nbytes,
+    held = {"beats_X": data.X.nbytes, "sources_rows": data.source_codes.nbytes + data.rows.nbytes,
             "origin": data.origin.nbytes(), "strip_signal": view.nbytes(),
             "scores": data.X.nbytes + 4 * data.n_beats}  # reconstructions (n, T) and errors (n,), float32
     return {"case": "dashboard session", "held_mb": {k: v / 2**20 for k, v in held.items()},

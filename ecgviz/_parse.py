@@ -11,9 +11,12 @@ from typing import NoReturn
 import arff
 import numpy as np
 
+from ecgviz.codes import tidy
+
 MIN_LENGTH = 3
 MAX_COLUMNS = 100_000  # samples per beat (and other columns): minutes of ECG, far beyond any heartbeat
 MAX_LABEL_CHARS = 100  # a class label is a short name; a longer one is shown in messages, legends and cards
+MAX_NAME_CHARS = 255  # a file name (most file systems allow 255); it is shown with every beat and stored once
 LABEL_NAMES = ("target", "class", "label")
 _NUMERIC = {"NUMERIC", "REAL", "INTEGER"}
 _CHUNK = 2048  # rows converted per numpy call: bounds memory on big files, keeps per-row Python work small
@@ -35,10 +38,11 @@ class DataError(ValueError):
 
 @dataclass
 class Parsed:
-    """One file's beats: X (n, T) float32, text labels or None, 1-based data rows, warnings."""
+    """One file's beats: X (n, T) float32, labels as (n,) int32 codes into label_names (or None), 1-based rows."""
 
     X: np.ndarray
-    labels: np.ndarray | None
+    label_codes: np.ndarray | None
+    label_names: tuple[str, ...]
     rows: np.ndarray
     warnings: list[str]
 
@@ -149,6 +153,9 @@ class _Table:
             tok = fields[self.label]
             if tok in ("?", ""):
                 raise self.fail(j, self.label, f"missing label {_show(tok)}")
+            if len(tok) > MAX_LABEL_CHARS:
+                raise self.fail(j, self.label, f"label {_show(tok)} is {len(tok):,} characters long; a class "
+                                               f"label may have at most {MAX_LABEL_CHARS}")
             if self.kind == "nominal" and tok not in self.allowed:
                 values = ",".join(sorted(self.allowed))
                 values = values if len(values) < 60 else values[:60] + "..."
@@ -160,7 +167,9 @@ class _Table:
         """Convert every row, checking each chunk in bulk and explaining the first failure."""
         n = len(self.texts)
         X = np.empty((n, len(self.samples)), dtype=np.float32)
-        labels: list[str] = []
+        # each distinct label is kept once (table); beats hold int32 codes into it
+        codes = np.empty(n if self.label is not None else 0, dtype=np.int32)
+        table: dict[str, int] = {}
         for start in range(0, n, _CHUNK):
             part = [self.split(t) for t in self.texts[start : start + _CHUNK]]
             if any(f is None or len(f) != len(self.columns) or f[0][:1] == "{" for f in part):
@@ -175,18 +184,20 @@ class _Table:
             X[start : start + len(part)] = vals
             if self.label is not None:
                 chunk = [s.strip() for s in cells[:, self.label].tolist()]
-                if not self._labels_ok(chunk):
+                if not self._labels_ok(chunk) or max(map(len, chunk)) > MAX_LABEL_CHARS:
                     self._explain_chunk(start, len(part))
-                labels.extend(chunk)
+                codes[start : start + len(part)] = [table.setdefault(v, len(table)) for v in chunk]
         rows = np.arange(1, n + 1, dtype=np.int64)
-        return Parsed(X, self._finish_labels(labels) if self.label is not None else None, rows, notes)
+        if self.label is None:
+            return Parsed(X, None, (), rows, notes)
+        return Parsed(X, *self._finish_labels(codes, tuple(table)), rows, notes)
 
     def _explain_chunk(self, start: int, count: int) -> NoReturn:
         for j in range(start, start + count):
             self.explain(j)
         raise DataError(f"{self.name}: unreadable data rows {start + 1}-{start + count}")  # pragma: no cover
 
-    def _labels_ok(self, chunk: list[str]) -> bool:
+    def _labels_ok(self, chunk: Sequence[str]) -> bool:
         values = set(chunk)
         if "?" in values or "" in values:
             return False
@@ -194,16 +205,16 @@ class _Table:
             return values <= self.allowed
         return self.kind != "numeric" or all(_is_number(v) and np.isfinite(float(v)) for v in values)
 
-    def _finish_labels(self, labels: list[str]) -> np.ndarray:
+    def _finish_labels(self, codes: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+        """Codes into distinct label texts; numeric labels as canonical numbers (1.0 and 1 are both "1")."""
         if self.kind == "auto":
-            self.kind = "numeric" if all(_is_number(v) for v in set(labels)) else "text"
-            if self.kind == "numeric" and not self._labels_ok(labels):
-                for j in range(len(labels)):
+            self.kind = "numeric" if all(_is_number(v) for v in names) else "text"
+            if self.kind == "numeric" and not self._labels_ok(names):
+                for j in range(len(codes)):
                     self.explain(j)
         if self.kind != "numeric":
-            return np.array(labels, dtype=str)
-        uniq, inverse = np.unique(np.array(labels, dtype=object).astype(np.float64), return_inverse=True)
-        return np.array([_num_label(float(u)) for u in uniq], dtype=str)[inverse]
+            return codes, names
+        return tidy(codes, [_num_label(float(v)) for v in names])
 
 
 def _content(lines: Sequence[str], start: int, comments: str) -> tuple[list[str], list[int]]:

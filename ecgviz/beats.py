@@ -14,6 +14,7 @@ import numpy as np
 from scipy import signal as sps
 
 from ecgviz._parse import DataError
+from ecgviz.codes import encode, tidy
 from ecgviz.data import BeatData
 from ecgviz.origin import BeatOrigin
 from ecgviz.recording import AAMI_CLASSES, Recording, aami_class
@@ -179,15 +180,15 @@ def cut_beats(rec: Recording, length: int = DEFAULT_LENGTH, *, use_annotations: 
         sd = win.std(axis=1, ddof=1, keepdims=True)
         X[start:start + len(part)] = win / np.where(sd > 0, sd, 1.0)
 
-    labels = symbol_codes = None
+    label_codes = symbol_codes = None
     symbol_names: tuple[str, ...] = ()
+    label_names: tuple[str, ...] = ()
     class_names: dict[str, str] = {}
     if symbols is not None:
-        kept_symbols = symbols[kept]
-        symbol_names, symbol_codes = np.unique(kept_symbols.astype(str), return_inverse=True)
-        symbol_names = tuple(symbol_names.tolist())
-        labels = np.array([aami_class(s) for s in symbol_names], dtype=str)[symbol_codes]
-        class_names = {k: v for k, v in AAMI_CLASSES.items() if k in set(labels.tolist())}
+        symbol_codes, symbol_names = tidy(*encode(symbols[kept]), key=str)
+        # labels are codes too: each symbol's AAMI class, looked up once per distinct symbol
+        label_codes, label_names = tidy(symbol_codes, [aami_class(s) for s in symbol_names])
+        class_names = {k: v for k, v in AAMI_CLASSES.items() if k in label_names}
     n = len(kept)
     origin = BeatOrigin(
         record_codes=np.zeros(n, dtype=np.int32), record_names=(rec.record,),
@@ -195,6 +196,7 @@ def cut_beats(rec: Recording, length: int = DEFAULT_LENGTH, *, use_annotations: 
         samples=peaks[kept], fs=(rec.fs,), symbol_codes=symbol_codes, symbol_names=symbol_names,
     )
     notes = [f"{rec.record}: {len(v):,} beat(s) not cut: {DROP_REASONS[k]}" for k, v in dropped.items()]
-    data = BeatData(X=X, labels=labels, class_names=class_names, sources=np.full(n, rec.record),
-                    rows=kept + 1, warnings=tuple(notes), origin=origin)
+    data = BeatData.from_codes(X=X, label_codes=label_codes, label_names=label_names, class_names=class_names,
+                               source_codes=np.zeros(n, dtype=np.int32), source_names=(rec.record,),
+                               rows=kept + 1, warnings=tuple(notes), origin=origin)
     return Beats(data, rec, y, peaks, kept, dropped, source)

@@ -21,6 +21,8 @@ Input rules (each bad case raises DataError naming the file, row, line and attri
 * Numeric labels become text (1.0 -> "1"). ECG5000 class names are used when beats have
   140 samples and every label is one of 1..5; other labels show as "Class <label>".
 * Constant beats (all samples equal) are kept, with a warning.
+* A class label has at most 100 characters and a file name at most 255 (longer ones are refused by name). Labels
+  and file names are stored once per distinct value, with int32 codes per beat.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from types import MappingProxyType
 
 import numpy as np
 
-from ecgviz._parse import MIN_LENGTH, DataError, Parsed, parse
+from ecgviz._parse import MAX_NAME_CHARS, MIN_LENGTH, DataError, Parsed, _show, parse
+from ecgviz.codes import decode, encode, tidy
 from ecgviz.origin import BeatOrigin
 from ecgviz.pack import is_pack, read_pack
 
@@ -62,6 +65,7 @@ ECG5000_CLASS_NAMES: dict[str, str] = {
 }
 ECG5000_LENGTH = 140
 _DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+_FINGERPRINT_BLOCK = 65_536  # beats hashed at a time: bounds the temporary text
 
 
 def label_key(label: str) -> tuple[int, float, str]:
@@ -75,7 +79,7 @@ def label_key(label: str) -> tuple[int, float, str]:
 
 def label_order(labels: np.ndarray | None) -> list[str]:
     """Distinct labels in display order (see :func:`label_key`); empty for None."""
-    return [] if labels is None else sorted(map(str, np.unique(np.asarray(labels).astype(str))), key=label_key)
+    return [] if labels is None else sorted(encode(labels)[1], key=label_key)
 
 
 def _frozen(values: np.ndarray) -> np.ndarray:
@@ -84,33 +88,72 @@ def _frozen(values: np.ndarray) -> np.ndarray:
     return view
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class BeatData:
-    """Equal-length beats (n, T) float32 with optional text labels and their file/row origin."""
+    """Equal-length beats (n, T) float32 with optional text labels and their file/row origin.
+
+    Labels and source files are stored as (n,) int32 codes into tables of distinct names (label_names in display
+    order, source_names in file order), so memory is paid per distinct value; `labels` and `sources` build the
+    per-beat text on demand.
+    """
 
     X: np.ndarray
-    labels: np.ndarray | None
+    label_codes: np.ndarray | None
+    label_names: tuple[str, ...]
     class_names: Mapping[str, str]
-    sources: np.ndarray
+    source_codes: np.ndarray
+    source_names: tuple[str, ...]
     rows: np.ndarray
-    warnings: tuple[str, ...] = ()
-    origin: BeatOrigin | None = None  # beats cut from a recording: record, lead, R-peak sample per beat
+    warnings: tuple[str, ...]
+    origin: BeatOrigin | None  # beats cut from a recording: record, lead, R-peak sample per beat
 
-    def __post_init__(self) -> None:
-        X = np.asarray(self.X, dtype=np.float32)
+    def __init__(self, X: np.ndarray, labels: Sequence[object] | np.ndarray | None, class_names: Mapping[str, str],
+                 sources: Sequence[object] | np.ndarray, rows: np.ndarray, warnings: Sequence[str] = (),
+                 origin: BeatOrigin | None = None) -> None:
+        """Beats with per-beat labels (or None) and source names, encoded here as codes."""
+        label_codes, label_names = (None, ()) if labels is None else encode(labels)
+        self._fill(X, label_codes, label_names, class_names, *encode(sources), rows, warnings, origin)
+
+    @classmethod
+    def from_codes(cls, X: np.ndarray, label_codes: np.ndarray | None, label_names: Sequence[str],
+                   class_names: Mapping[str, str], source_codes: np.ndarray, source_names: Sequence[str],
+                   rows: np.ndarray, warnings: Sequence[str] = (), origin: BeatOrigin | None = None) -> BeatData:
+        """Beats whose labels and sources are already codes into tables of names (no per-beat text is built)."""
+        data = cls.__new__(cls)
+        data._fill(X, label_codes, label_names, class_names, source_codes, source_names, rows, warnings, origin)
+        return data
+
+    def _fill(self, X, label_codes, label_names, class_names, source_codes, source_names, rows, warnings,
+              origin) -> None:
+        X = np.asarray(X, dtype=np.float32)
         n = len(X) if X.ndim == 2 else -1
-        labels = None if self.labels is None else np.asarray(self.labels, dtype=str)
-        sources = np.asarray(self.sources, dtype=str)
-        rows = np.asarray(self.rows, dtype=np.int64)
-        if n < 0 or any(a is not None and a.shape != (n,) for a in (labels, sources, rows)):
+        rows = np.asarray(rows, dtype=np.int64)
+        arrays = [np.asarray(c) for c in (label_codes, source_codes) if c is not None]
+        if n < 0 or any(a.shape != (n,) for a in (*arrays, rows)):
             raise ValueError("BeatData needs X of shape (n, T) and labels/sources/rows of shape (n,)")
-        if self.origin is not None and len(self.origin) != n:
+        if origin is not None and len(origin) != n:
             raise ValueError("BeatData.origin must describe every beat")
-        names = {str(k): str(v) for k, v in self.class_names.items()}
-        for attr, value in (("X", X), ("labels", labels), ("sources", sources), ("rows", rows)):
+        if label_codes is not None:
+            label_codes, label_names = tidy(label_codes, label_names, key=label_key)
+        source_codes, source_names = tidy(source_codes, source_names)
+        names = {str(k): str(v) for k, v in class_names.items()}
+        for attr, value in (("X", X), ("label_codes", label_codes), ("source_codes", source_codes), ("rows", rows)):
             object.__setattr__(self, attr, None if value is None else _frozen(value))
+        object.__setattr__(self, "label_names", () if label_codes is None else label_names)
+        object.__setattr__(self, "source_names", source_names)
         object.__setattr__(self, "class_names", MappingProxyType(names))
-        object.__setattr__(self, "warnings", tuple(self.warnings))
+        object.__setattr__(self, "warnings", tuple(warnings))
+        object.__setattr__(self, "origin", origin)
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        """(n,) read-only object array of each beat's label (built on demand; the stored form is codes)."""
+        return None if self.label_codes is None else decode(self.label_codes, self.label_names)
+
+    @property
+    def sources(self) -> np.ndarray:
+        """(n,) read-only object array of each beat's source file name (built on demand)."""
+        return decode(self.source_codes, self.source_names)
 
     @property
     def n_beats(self) -> int:
@@ -125,21 +168,30 @@ class BeatData:
     @property
     def has_labels(self) -> bool:
         """Whether the beats carry class labels."""
-        return self.labels is not None
+        return self.label_codes is not None
 
     def label_counts(self) -> dict[str, int]:
         """Beats per label, in numeric-aware label order; empty when unlabelled."""
-        if self.labels is None:
+        if self.label_codes is None:
             return {}
-        uniq, counts = np.unique(self.labels, return_counts=True)
-        pairs = sorted(zip(uniq.tolist(), counts.tolist(), strict=True), key=lambda p: label_key(p[0]))
-        return dict(pairs)
+        counts = np.bincount(self.label_codes, minlength=len(self.label_names)).tolist()
+        return dict(zip(self.label_names, counts, strict=True))
+
+    def label_mask(self, wanted: Sequence[str]) -> np.ndarray:
+        """(n,) bool: which beats carry one of the `wanted` labels (compared on codes)."""
+        if self.label_codes is None:
+            raise ValueError("the beats have no labels")
+        wanted = {str(w) for w in wanted}
+        return np.isin(self.label_codes, [i for i, name in enumerate(self.label_names) if name in wanted])
+
+    def nbytes(self) -> int:
+        """Memory held by the per-beat arrays (the name tables are a few bytes per distinct value)."""
+        arrays = (self.X, self.label_codes, self.source_codes, self.rows)
+        held = sum(a.nbytes for a in arrays if a is not None)
+        return held + (0 if self.origin is None else self.origin.nbytes())
 
 
-def _class_names(labels: np.ndarray | None, length: int) -> dict[str, str]:
-    if labels is None:
-        return {}
-    present = label_order(labels)
+def _class_names(present: Sequence[str], length: int) -> dict[str, str]:
     ecg = length == ECG5000_LENGTH and set(present) <= set(ECG5000_CLASS_NAMES)
     return {lab: ECG5000_CLASS_NAMES[lab] if ecg else f"Class {lab}" for lab in present}
 
@@ -157,6 +209,9 @@ def _combine(files: Sequence[tuple[str, bytes | Path]]) -> BeatData:
         raise DataError("no files given")
     names = [name for name, _ in files]
     for name in names:
+        if len(name) > MAX_NAME_CHARS:
+            raise DataError(f"file name {_show(name)} is {len(name):,} characters long; rename the file to at "
+                            f"most {MAX_NAME_CHARS} characters")
         if names.count(name) > 1:
             raise DataError(f"{name}: given more than once (file names must differ so file + row names a beat)")
     parts: list[tuple[str, Parsed]] = []
@@ -167,19 +222,27 @@ def _combine(files: Sequence[tuple[str, bytes | Path]]) -> BeatData:
             first, ref = parts[0]
             if part.X.shape[1] != ref.X.shape[1]:
                 raise DataError(f"{name}: beats have {part.X.shape[1]} samples but {first} has {ref.X.shape[1]}")
-            if (part.labels is None) != (ref.labels is None):
-                has, lacks = (first, name) if part.labels is None else (name, first)
+            if (part.label_codes is None) != (ref.label_codes is None):
+                has, lacks = (first, name) if part.label_codes is None else (name, first)
                 raise DataError(f"{lacks}: no class labels, but {has} has them; load them separately")
         if (note := _constant_warning(name, part)) is not None:
             part.warnings.append(note)
         parts.append((name, part))
     X = parts[0][1].X if len(parts) == 1 else np.concatenate([p.X for _, p in parts])
-    labels = None if parts[0][1].labels is None else np.concatenate([p.labels for _, p in parts])
-    return BeatData(
+    label_codes, label_names = None, ()
+    if parts[0][1].label_codes is not None:
+        # one table for all files: each file's codes shifted past the names of the files before it
+        offsets = np.cumsum([0] + [len(p.label_names) for _, p in parts[:-1]]).astype(np.int32)
+        label_codes, label_names = tidy(np.concatenate([p.label_codes + o for (_, p), o in zip(parts, offsets,
+                                                                                                strict=True)]),
+                                        [lab for _, p in parts for lab in p.label_names], key=label_key)
+    return BeatData.from_codes(
         X=X,
-        labels=labels,
-        class_names=_class_names(labels, X.shape[1]),
-        sources=np.concatenate([np.full(len(p.X), n) for n, p in parts]),
+        label_codes=label_codes,
+        label_names=label_names,
+        class_names=_class_names(label_names, X.shape[1]) if label_codes is not None else {},
+        source_codes=np.repeat(np.arange(len(parts), dtype=np.int32), [len(p.X) for _, p in parts]),
+        source_names=[n for n, _ in parts],
         rows=np.concatenate([p.rows for _, p in parts]),
         warnings=tuple(w for _, p in parts for w in p.warnings),
     )
@@ -222,7 +285,8 @@ def load_ecg5000() -> BeatData:
     """The bundled ECG5000 beats (TRAIN then TEST, 5000 x 140) with ECG5000 class names."""
     data = load_files(bundled_paths())
     names = {lab: ECG5000_CLASS_NAMES[lab] for lab in data.class_names}
-    return BeatData(data.X, data.labels, names, data.sources, data.rows, data.warnings)
+    return BeatData.from_codes(data.X, data.label_codes, data.label_names, names, data.source_codes,
+                               data.source_names, data.rows, data.warnings)
 
 
 def fingerprint(data: BeatData) -> str:
@@ -230,6 +294,15 @@ def fingerprint(data: BeatData) -> str:
     digest = hashlib.sha256(b"ecgviz-beats-v1\0")
     digest.update(np.asarray(data.X.shape, dtype="<i8").tobytes())
     digest.update(memoryview(np.ascontiguousarray(data.X, dtype="<f4")).cast("B"))
-    labels = None if data.labels is None else data.labels.tolist()
-    digest.update(json.dumps(labels, ensure_ascii=True).encode())
+    if data.label_codes is None:
+        digest.update(b"null")
+        return digest.hexdigest()
+    # the bytes of json.dumps(labels.tolist()), written a block of beats at a time from one text per label
+    texts = np.empty(len(data.label_names), dtype=object)
+    texts[:] = [json.dumps(lab, ensure_ascii=True).encode() for lab in data.label_names]
+    codes = data.label_codes
+    digest.update(b"[")
+    for start in range(0, len(codes), _FINGERPRINT_BLOCK):
+        digest.update((b", " if start else b"") + b", ".join(texts[codes[start:start + _FINGERPRINT_BLOCK]].tolist()))
+    digest.update(b"]")
     return digest.hexdigest()

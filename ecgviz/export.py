@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ecgviz.codes import as_text
+
 if TYPE_CHECKING:
     from ecgviz.data import BeatData
     from ecgviz.metrics import Metrics
@@ -56,11 +58,11 @@ def beat_table(data: BeatData, errors: np.ndarray, threshold: float, *, flagged_
         labels = np.full(n, "", dtype=object)
         names = labels
     else:
-        labels = np.asarray(data.labels).astype(str).astype(object)
+        labels = data.labels
         table = {**dict(data.class_names), **dict(class_names or {})}
-        names = np.array([table.get(k, f"Class {k}") for k in labels], dtype=object)
+        names = as_text([table.get(k, f"Class {k}") for k in data.label_names])[data.label_codes]
     table = pd.DataFrame({
-        "source": np.asarray(data.sources).astype(str).astype(object),
+        "source": data.sources,
         "row": np.asarray(data.rows, dtype=np.int64),
         "label": labels,
         "class_name": names,

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ecgviz.codes import as_text
 from ecgviz.data import label_order
 
 SUGGESTION_KEYS = ("max_f1", "youden", "percentile")
@@ -33,7 +34,7 @@ def _inputs(errors, is_anomaly, labels=None):
     """Validate and convert the per-beat inputs."""
     e = np.asarray(errors, dtype=np.float64)
     a = np.asarray(is_anomaly).astype(bool)
-    lab = None if labels is None else np.asarray(labels).astype(str)
+    lab = None if labels is None else as_text(labels)
     if e.ndim != 1 or a.shape != e.shape or (lab is not None and lab.shape != e.shape):
         raise ValueError("errors, is_anomaly and labels must be 1-D arrays of equal length")
     if not np.isfinite(e).all():

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgviz._parse import MIN_LENGTH, DataError, Parsed
+from ecgviz._parse import MAX_LABEL_CHARS, MIN_LENGTH, DataError, Parsed
+from ecgviz.codes import encode, tidy
 
 FORMAT = "ecgviz-beat-pack-v1"
 SUFFIX = ".npz"
-MAX_LABEL_CHARS = 200  # a label is a class name, not a document
 _CHUNK = 65_536  # beats checked for finiteness at a time: bounds the temporary boolean array
 
 
@@ -34,8 +34,8 @@ def write_pack(path: str | os.PathLike, X: np.ndarray, labels: np.ndarray | None
     X = np.ascontiguousarray(X, dtype=np.float32)
     members: dict[str, np.ndarray] = {"format": np.array(FORMAT), "X": X}
     if labels is not None:
-        names, codes = np.unique(np.asarray(labels).astype(str), return_inverse=True)
-        members["label_names"], members["label_codes"] = names, codes.astype(np.int32)
+        codes, names = tidy(*encode(labels), key=str)
+        members["label_names"], members["label_codes"] = np.array(names, dtype=str), codes
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
@@ -73,18 +73,24 @@ def read_pack(name: str, source: str | os.PathLike | bytes) -> Parsed:
         bad = ~np.isfinite(X[start:start + _CHUNK]).all(axis=1)
         if bad.any():
             raise DataError(f"{name}, beat {start + int(np.argmax(bad)) + 1}: a sample is NaN or infinite")
-    labels = None
     if (codes is None) != (names is None):
         raise DataError(f"{name}: label_codes and label_names come together")
     if codes is not None:
         if names.dtype.kind != "U" or names.ndim != 1 or len(names) == 0:
             raise DataError(f"{name}: label_names must be a list of text")
         if names.dtype.itemsize // 4 > MAX_LABEL_CHARS:
-            raise DataError(f"{name}: a label is longer than {MAX_LABEL_CHARS} characters")
+            lengths = np.char.str_len(names)
+            if (lengths > MAX_LABEL_CHARS).any():
+                i = int(np.argmax(lengths > MAX_LABEL_CHARS))
+                raise DataError(f"{name}, label_names[{i}]: a label of {int(lengths[i]):,} characters; a class "
+                                f"label may have at most {MAX_LABEL_CHARS}")
         if codes.shape != (len(X),) or codes.dtype.kind not in "iu":
             raise DataError(f"{name}: label_codes must be one integer per beat ({len(X)})")
         if codes.min() < 0 or codes.max() >= len(names):
             raise DataError(f"{name}, beat {int(np.argmax((codes < 0) | (codes >= len(names)))) + 1}: "
                             "label code out of range")
-        labels = names[codes]
-    return Parsed(X=X, labels=labels, rows=np.arange(1, len(X) + 1, dtype=np.int64), warnings=[])
+        codes, label_names = tidy(codes, names.tolist())
+    else:
+        label_names = ()
+    return Parsed(X=X, label_codes=codes, label_names=label_names, rows=np.arange(1, len(X) + 1, dtype=np.int64),
+                  warnings=[])

@@ -105,9 +105,8 @@ def evaluation_indices(ckpt: Checkpoint, data: BeatData, normal_labels: Sequence
             return idx, is_anomaly, True
         # other normal labels on the same data: still never score a beat the model trained on
         idx = ckpt.split.unseen()
-        return idx, ~np.isin(np.asarray(data.labels).astype(str)[idx], normal), True
-    labels = np.asarray(data.labels).astype(str)
-    return np.arange(data.n_beats), ~np.isin(labels, normal), False
+        return idx, ~data.label_mask(normal)[idx], True
+    return np.arange(data.n_beats), ~data.label_mask(normal), False
 
 
 def evaluate(
@@ -120,7 +119,7 @@ def evaluate(
     """Metrics of a checkpoint on data, at its stored threshold unless another is given."""
     idx, is_anomaly, held_out = evaluation_indices(ckpt, data, normal_labels)
     errors = errors_for(ckpt, data.X[idx], device)
-    labels = np.asarray(data.labels).astype(str)[idx]
+    labels = data.labels[idx]
     t = ckpt.threshold if threshold is None else float(threshold)
     return Evaluation(
         errors=errors,

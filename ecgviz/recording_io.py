@@ -50,13 +50,13 @@ def write_arff(beats: Beats, path: str | os.PathLike[str]) -> None:
     The provenance goes into comments (the R-peak sample of each beat, in order) so other tools see plain beats.
     """
     data, rec = beats.data, beats.recording
-    labels = None if data.labels is None else np.asarray(data.labels).astype(str)
+    labels = data.labels
     lines = [f"% beats cut by ecgviz from record {rec.record}, lead {rec.lead}, {rec.fs:g} Hz;",
              f"% R-peaks from {beats.peak_source}; {beats.summary()}",
              f"@relation {_arff_name(rec.record + '_beats')}", ""]
     lines += [f"@attribute att{i + 1} numeric" for i in range(data.length)]
     if labels is not None:
-        classes = sorted(set(labels.tolist()))
+        classes = sorted(data.label_names)
         lines.append("@attribute target {" + ",".join(classes) + "}")
     lines += ["", "@data"]
     with open(path, "w", encoding="utf-8", newline="\n") as fh:

@@ -206,9 +206,11 @@ def _response(ckpt: Checkpoint, errors: np.ndarray, requested: float | None, dat
     beats = [BeatScore(index=i, error=float(e), flagged=bool(f)) for i, (e, f) in enumerate(zip(errors, flagged,
                                                                                               strict=True))]
     if data is not None:
+        # lists of shared strings: one str object per distinct label or file, not one per beat
         labels = None if data.labels is None else data.labels.tolist()
+        sources = data.sources.tolist()
         for i, beat in enumerate(beats):
-            beat.source, beat.row = str(data.sources[i]), int(data.rows[i])
+            beat.source, beat.row = sources[i], int(data.rows[i])
             beat.label = None if labels is None else str(labels[i])
     return ScoreResponse(threshold=threshold, threshold_source=source, threshold_rule=(
         ckpt.threshold_rule if source == "model" else "given with the request"), n_beats=len(errors),

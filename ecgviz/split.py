@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ecgviz.codes import encode
+
 DEFAULT_FRACTIONS = (0.85, 0.075, 0.075)
 # "seed": the pooled normals shuffled and cut by fractions; "files": train on one file's normals, judge another file
 SPLIT_MODES = ("seed", "files")
@@ -109,12 +111,12 @@ def _normal_mask(labels, normal_labels, n_beats):
         if n_beats is None:
             raise SplitError("unlabelled data needs n_beats")
         return np.ones(n_beats, bool), ()
-    labels = np.asarray(labels).astype(str)
+    codes, names = encode(labels)
     normal_labels = tuple(str(x) for x in normal_labels)
-    missing = [x for x in normal_labels if x not in set(labels.tolist())]
+    missing = [x for x in normal_labels if x not in names]
     if not normal_labels or missing:
         raise SplitError(f"normal label(s) {missing or '(none chosen)'} not found among the labels")
-    return np.isin(labels, normal_labels), normal_labels
+    return np.isin(codes, [names.index(x) for x in normal_labels]), normal_labels
 
 
 def _cut(normal: np.ndarray, groups: np.ndarray | None, sizes: Sequence[int], rng) -> list[np.ndarray]:
@@ -191,8 +193,7 @@ def make_file_split(
 ) -> Split:
     """Keep the files as given: train on `train_file`'s normals (a seeded `val_fraction` of them for early
     stopping), evaluate on every beat of `test_file`; other files and `train_file`'s anomalies are not used."""
-    sources = np.asarray(sources).astype(str)
-    names = list(dict.fromkeys(sources.tolist()))
+    codes, names = encode(sources)
     for f in (train_file, test_file):
         if f not in names:
             raise SplitError(f"file {f!r} is not part of the data (files: {', '.join(names)})")
@@ -200,15 +201,15 @@ def make_file_split(
         raise SplitError("choose two different files: one to train on and one to evaluate on")
     if not 0 < val_fraction < 1:
         raise SplitError(f"val_fraction must be between 0 and 1, got {val_fraction}")
-    is_normal, normal_labels = _normal_mask(labels, normal_labels, len(sources))
-    normal = np.flatnonzero(is_normal & (sources == train_file))
+    is_normal, normal_labels = _normal_mask(labels, normal_labels, len(codes))
+    normal = np.flatnonzero(is_normal & (codes == names.index(train_file)))
     if len(normal) < 2:
         raise SplitError(f"{train_file} has {len(normal)} normal beat(s); training needs at least 2")
     n_val = max(1, round(val_fraction * len(normal)))
     train, val = _cut(normal, groups, [len(normal) - n_val, n_val], np.random.default_rng(seed))
     if not len(train) or not len(val):
         raise SplitError(f"too few distinct normal beats in {train_file} to keep some for early stopping")
-    in_test = sources == test_file
+    in_test = codes == names.index(test_file)
     seen = np.r_[train, val]
     test = _drop_copies(np.flatnonzero(is_normal & in_test), seen, groups)
     anomalies = _drop_copies(np.flatnonzero(~is_normal & in_test), seen, groups)
@@ -223,7 +224,7 @@ def make_file_split(
         anomalies=_frozen(anomalies),
         seed=int(seed),
         fractions=(len(train) / n_total, len(val) / n_total, 0.0),
-        n_beats=len(sources),
+        n_beats=len(codes),
         mode="files",
         files=(str(train_file), str(test_file)),
     )

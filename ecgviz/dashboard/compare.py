@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ecgviz import intervals
+from ecgviz.codes import mask_of
 from ecgviz.dashboard import explore, figures
 
 # How each detector's threshold is chosen in the second half of the table (its scores have their own units).
@@ -127,7 +128,7 @@ def disagreement_counts(a: Entry, t_a: float, b: Entry, t_b: float,
     d = disagreements(a, t_a, b, t_b)
     if labels is None:
         return {k: len(v) for k, v in d.items()}
-    anomaly = ~np.isin(np.asarray(labels).astype(str), list(normal_labels))
+    anomaly = ~mask_of(labels, normal_labels)
     return {"a_only": len(d["a_only"]), "a_only_anomalies": int(anomaly[d["a_only"]].sum()),
             "b_only": len(d["b_only"]), "b_only_anomalies": int(anomaly[d["b_only"]].sum())}
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecgviz import export, intervals, metrics
+from ecgviz.codes import as_text
 from ecgviz.dashboard import figures
 from ecgviz.data import label_order
 
@@ -124,7 +125,7 @@ def evaluate(errors: np.ndarray, labels: np.ndarray | None, class_names: Mapping
         roles[idx] = "held-out"
     if labels is None:
         return _unlabelled(errors, idx, e, errors[ref], n_bins, len(errors) - len(idx), percentile, roles)
-    labels = np.asarray(labels).astype(str)
+    labels = as_text(labels)
     lab = labels[idx]
     normal_labels = tuple(str(k) for k in normal_labels)
     present = label_order(labels)

@@ -10,6 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ecgviz.beats import DROP_REASONS, POST_S, PRE_S, Beats
+from ecgviz.codes import as_text
 from ecgviz.recording import EDF_SUFFIXES
 
 RECORDINGS_DIR_ENV = "ECGVIZ_RECORDINGS_DIR"
@@ -87,7 +88,7 @@ def strip_figure(view: RecordingView, labels: np.ndarray | None, start_s: float 
                                  name=view.lead, hoverinfo="skip"))
     beat_peaks = view.peaks[view.kept]
     inside = np.flatnonzero((beat_peaks >= a) & (beat_peaks < b))
-    classes = np.full(len(inside), "") if labels is None else np.asarray(labels)[inside].astype(str)
+    classes = np.full(len(inside), "") if labels is None else as_text(np.asarray(labels)[inside])
     for cls in sorted(set(classes.tolist())):
         sel = inside[classes == cls]
         s = beat_peaks[sel]
