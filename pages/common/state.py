@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import runpy
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import streamlit as st
 
 from ecgviz.checkpoint import CheckpointError
 from ecgviz.cli import USER_ERRORS
-from ecgviz.dashboard import explore, livechart, session, workspace
+from ecgviz.dashboard import explore, janitor, jobs, livechart, session, workspace
 from ecgviz.dashboard.jobs import format_seconds
 
 DATA = "active_data"
@@ -88,23 +90,81 @@ def default_model() -> session.ActiveModel | None:
     return _load_file_model(str(path.resolve()), path.stat().st_mtime_ns)
 
 
+_STORE_ENV = (workspace.ROOT_ENV, workspace.IDLE_HOURS_ENV, workspace.MB_EACH_ENV, workspace.MB_TOTAL_ENV,
+              workspace.UNLOAD_S_ENV)
+
+
 @functools.cache
-def _store(root: str, idle: str, each: str, total: str) -> workspace.WorkspaceStore:
+def _store(*config: str) -> workspace.WorkspaceStore:
     return workspace.store_from_env()
 
 
 def store() -> workspace.WorkspaceStore:
     """The server's workspace store (one per configuration, so tests may point it elsewhere)."""
-    import os
+    return _store(*(os.environ.get(k, "") for k in _STORE_ENV))
 
-    return _store(*(os.environ.get(k, "") for k in (workspace.ROOT_ENV, workspace.IDLE_HOURS_ENV,
-                                                    workspace.MB_EACH_ENV, workspace.MB_TOTAL_ENV)))
+
+_RELEASE = threading.Event()  # set when a session dropped big data: the next sweep gives the memory back
+
+
+def _session_id() -> str | None:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx(suppress_warning=True)
+    return ctx.session_id if ctx is not None else None
+
+
+def _reap_expired_sessions() -> int:
+    """Shut down the closed tabs' sessions whose reconnect time is over; how many.
+
+    Workaround for Streamlit 1.67: a closed tab's session is kept for server.disconnectedSessionTTL in a TTL
+    cache that drops expired entries only when another session is stored, and never shuts them down, so their
+    session state and uploaded files stay in memory for good. Private attributes, read defensively: on another
+    Streamlit version this does nothing.
+    """
+    from streamlit import runtime
+
+    if not runtime.exists():
+        return 0
+    manager = getattr(runtime.get_instance(), "_session_mgr", None)
+    cache = getattr(getattr(manager, "_session_storage", None), "_cache", None)
+    if not callable(getattr(cache, "expire", None)):
+        return 0
+    with getattr(manager, "_storage_lock", None) or contextlib.nullcontext():
+        expired = cache.expire()
+    for _, info in expired:
+        with contextlib.suppress(Exception):
+            info.session.shutdown()
+    return len(expired)
+
+
+def sweep() -> dict[str, list[str]]:
+    """Unload workspaces no open page uses (stopping their training), end expired sessions, give memory back."""
+    from streamlit import runtime
+
+    is_live = runtime.get_instance().is_active_session if runtime.exists() else None
+    done = store().release_unattended(is_live)
+    reaped = _reap_expired_sessions()
+    if done["unloaded"] or done["stopped"] or reaped or _RELEASE.is_set():
+        _RELEASE.clear()
+        janitor.release_memory()
+    return done
+
+
+@functools.cache
+def _janitor() -> janitor.Janitor:
+    # one per server process, started by its first page run
+    return janitor.Janitor(sweep).start()
 
 
 def current_workspace() -> workspace.Workspace:
     """This session's workspace: the one named in the URL if it still exists, else a new one (put in the URL)."""
+    _janitor()
     ws = st.session_state.get(WORKSPACE)
     wanted = st.query_params.get(WS_PARAM)
+    if ws is not None and ws.closed:  # unloaded while no page used it: look its id up again (reread from disk)
+        wanted, ws = wanted or ws.id, None
+        st.session_state.pop(WORKSPACE, None)
     if ws is None or (wanted and wanted != ws.id):
         found = store().get(wanted)
         if found is None and ws is None:
@@ -115,6 +175,7 @@ def current_workspace() -> workspace.Workspace:
     if st.query_params.get(WS_PARAM) != ws.id:
         st.query_params[WS_PARAM] = ws.id
     ws.touch()
+    store().attach(ws, _session_id())
     return ws
 
 
@@ -204,6 +265,7 @@ def set_data(data: session.ActiveData, files: list[tuple[str, bytes]] | None = N
     if ws is not None:
         ws.set_data(data, files)
         _push(normals=list(st.session_state[NORMALS]))
+    _RELEASE.set()  # the old beats are freed once this run ends; the janitor's next sweep returns their pages
 
 
 def set_normals(labels: list[str]) -> None:
@@ -244,8 +306,14 @@ def remember_threshold(value: float) -> None:
 
 
 def start_job(job) -> None:
-    """Start a training job and keep it in the workspace, where a reload or another tab finds it."""
-    st.session_state[JOB] = job.start()
+    """Start a training job and keep it in the workspace, where a reload or another tab finds it.
+
+    Raises jobs.JobRefused (a ValueError, shown as an error) when this workspace already trains, or the server
+    runs as many jobs as it allows.
+    """
+    ws = st.session_state.get(WORKSPACE)
+    owner = ws.id if ws is not None else f"session:{_session_id()}"
+    st.session_state[JOB] = jobs.slots().start(owner, job)
     st.session_state["job_adopted"] = False
     _push(job=job, job_adopted=False)
 

@@ -1,0 +1,161 @@
+"""Memory a server gives back: replaced data, workspaces no open page uses, closed tabs' sessions, freed heap pages.
+
+The numbers for a real server (uploads replaced ten times, sessions closed) come from bench/upload_memory.py.
+"""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+import weakref
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.runtime.caching.ttl_cache import TTLCache
+from streamlit.runtime.memory_session_storage import MemorySessionStorage
+from streamlit.runtime.session_manager import SessionInfo
+from streamlit.testing.v1 import AppTest
+
+from ecgviz.checkpoint import save_checkpoint
+from ecgviz.dashboard import session
+from ecgviz.dashboard.workspace import DEFAULT_UNLOAD_S, WorkspaceStore
+from ecgviz.data import load_files
+from tests.helpers import synthetic_beats, write_arff
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+TIMEOUT = 120
+
+
+def uploads(tmp_path, name: str, seed: int) -> list[tuple[str, bytes]]:
+    X, labels = synthetic_beats(n_normal=40, n_anomaly=15, length=24, seed=seed)
+    return [(name, write_arff(tmp_path / name, X, labels).read_bytes())]
+
+
+def test_a_workspace_no_session_uses_is_unloaded_and_its_data_freed_but_a_reload_rereads_it(tmp_path):
+    store = WorkspaceStore(tmp_path / "ws", unload_s=120)
+    ws = store.new()
+    files = uploads(tmp_path, "mine.arff", seed=1)
+    ws.set_data(session.data_from_uploads(files), files)
+    ws.update(threshold=0.5)
+    store.attach(ws, "tab-1")
+    beats = weakref.ref(ws.data.data)
+    live = {"tab-1"}
+    assert store.release_unattended(live.__contains__, now=ws.last_used + 3600)["unloaded"] == []  # open, idle
+    live.clear()  # the tab closed
+    assert store.release_unattended(live.__contains__, now=ws.last_used + 119)["unloaded"] == []  # a reload now...
+    assert store.get(ws.id) is ws and ws.data.data is beats()  # ...finds it in memory
+    assert store.release_unattended(live.__contains__, now=ws.last_used + 121)["unloaded"] == [ws.id]
+    assert ws.closed and ws.data is None and ws not in store.loaded()
+    gc.collect()
+    assert beats() is None
+    again = store.get(ws.id)  # a later reload rereads the kept files
+    assert again is not ws and again.data.name == "mine.arff" and again.threshold == 0.5
+
+
+def test_without_session_information_the_time_since_last_use_decides(tmp_path):
+    store = WorkspaceStore(tmp_path / "ws", unload_s=30)
+    ws = store.new()
+    store.attach(ws, "tab-1")
+    assert store.release_unattended(None, now=ws.last_used + 29)["unloaded"] == []
+    assert store.release_unattended(None, now=ws.last_used + 31)["unloaded"] == [ws.id]
+    assert DEFAULT_UNLOAD_S == 120  # as long as Streamlit keeps a closed tab's session for a reconnect
+
+
+def test_replacing_a_sessions_data_frees_the_old_beats_and_asks_for_memory_back(monkeypatch, tmp_path, tiny_ckpt,
+                                                                                 tiny_files):
+    from pages.common import state
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    monkeypatch.setenv(session.CHECKPOINT_ENV, str(save_checkpoint(tiny_ckpt, tmp_path / "tiny_start.pt")))
+    monkeypatch.setenv(session.CHECKPOINT_DIR_ENV, str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["active_data"] = session.make_data(load_files(tiny_files), "tiny")
+    at.run()
+    at.switch_page("pages/data.py").run()
+    at.file_uploader(key="data_upload").set_value([(n, raw, "text/plain") for n, raw in uploads(tmp_path, "a.arff", 2)])
+    at.run()
+    at.switch_page("pages/explorer.py").run()  # scores, evaluation and chart caches now hold results for a.arff
+    assert not at.exception and at.session_state["active_data"].name == "a.arff"
+    old = weakref.ref(at.session_state["active_data"].data)
+    state._RELEASE.clear()
+    at.switch_page("pages/data.py").run()
+    at.file_uploader(key="data_upload").set_value([(n, raw, "text/plain") for n, raw in uploads(tmp_path, "b.arff", 3)])
+    at.run()
+    at.switch_page("pages/explorer.py").run()
+    assert not at.exception and at.session_state["active_data"].name == "b.arff"
+    assert state._RELEASE.is_set()  # the janitor's next sweep collects and trims
+    gc.collect()
+    assert old() is None  # no session state, workspace or server-wide cache holds the replaced beats
+    calls = []
+    monkeypatch.setattr(state.janitor, "release_memory", lambda: calls.append(1) or True)
+    state.sweep()
+    assert calls == [1] and not state._RELEASE.is_set()
+
+
+class _Session:
+    def __init__(self, sid: str):
+        self.id, self.shut_down = sid, False
+
+    def shutdown(self) -> None:
+        self.shut_down = True
+
+
+def test_closed_tabs_sessions_are_shut_down_once_their_reconnect_time_is_over(monkeypatch):
+    """Streamlit keeps them in a TTL cache that never shuts them down (their uploads would stay for good)."""
+    from streamlit import runtime
+
+    from pages.common import state
+
+    clock = [0.0]
+    storage = MemorySessionStorage(ttl_seconds=120)
+    storage._cache = TTLCache(maxsize=128, ttl=120, timer=lambda: clock[0])
+    sessions = [_Session("a"), _Session("b")]
+    storage.save(SessionInfo(client=None, session=sessions[0], script_run_count=1))
+    clock[0] = 60.0
+    storage.save(SessionInfo(client=None, session=sessions[1], script_run_count=1))
+
+    class Manager:
+        _session_storage = storage
+
+    class Runtime:
+        _session_mgr = Manager()
+
+    monkeypatch.setattr(runtime, "exists", lambda: True)
+    monkeypatch.setattr(runtime, "get_instance", lambda: Runtime())
+    clock[0] = 150.0  # the first one's 120 s are over; the second may still reconnect
+    assert state._reap_expired_sessions() == 1
+    assert [s.shut_down for s in sessions] == [True, False]
+    assert storage.get("b") is not None
+    clock[0] = 200.0
+    assert state._reap_expired_sessions() == 1 and sessions[1].shut_down
+
+
+RELEASE_SCRIPT = """
+import sys, threading
+from ecgviz.dashboard import janitor, session
+import os
+from bench.server_stats import memory_mb
+def rss_mb(): return memory_mb(os.getpid())["rss"]
+raw = open(sys.argv[1], "rb").read()
+box = {}
+t = threading.Thread(target=lambda: box.update(d=session.data_from_uploads([("big.arff", raw)])))  # as a session
+t.start(); t.join()
+box.clear()
+before = rss_mb()
+janitor.release_memory()
+print(before, rss_mb())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="resident memory is read from /proc")
+def test_release_memory_returns_a_dropped_uploads_pages_to_the_os(tmp_path):
+    X, labels = synthetic_beats(n_normal=6000, n_anomaly=1500, length=140, seed=5)
+    path = write_arff(tmp_path / "big.arff", X, labels)  # about 20 MB
+    out = subprocess.run([sys.executable, "-c", RELEASE_SCRIPT, str(path)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300, check=True).stdout.split()
+    before, after = float(out[0]), float(out[1])
+    assert before - after > 10, (before, after)  # glibc kept the freed pages until trimmed
