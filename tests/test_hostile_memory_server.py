@@ -159,3 +159,26 @@ def test_release_memory_returns_a_dropped_uploads_pages_to_the_os(tmp_path):
                          text=True, timeout=300, check=True).stdout.split()
     before, after = float(out[0]), float(out[1])
     assert before - after > 10, (before, after)  # glibc kept the freed pages until trimmed
+
+
+def test_the_upload_limit_is_in_mb_of_a_million_bytes_as_the_browser_counts(monkeypatch, tmp_path, tiny_files):
+    """The uploader refuses a file over maxUploadSize x 10^6 bytes and says "50.0MB": the page counts the same way."""
+    from streamlit import config as st_config
+
+    X, labels = synthetic_beats(n_normal=320, n_anomaly=50, length=140, seed=6)
+    raw = write_arff(tmp_path / "just_over.arff", X, labels).read_bytes()
+    assert 1_000_000 < len(raw) <= 2**20  # over 1 MB, within 1 MiB (what Streamlit's server allows)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["active_data"] = session.make_data(load_files(tiny_files), "tiny")
+    at.run()
+    at.switch_page("pages/data.py").run()
+    previous = st_config.get_option("server.maxUploadSize")
+    st_config.set_option("server.maxUploadSize", 1)
+    try:
+        at.file_uploader(key="data_upload").set_value([("just_over.arff", raw, "text/plain")]).run()
+    finally:
+        st_config.set_option("server.maxUploadSize", previous)
+    assert [e.value for e in at.error] == [
+        f"just_over.arff: {len(raw) / 1e6:.2f} MB, but the dashboard loads at most 1 MB at once; score larger data "
+        "with `python -m ecgviz score`, which has no limit"]
+    assert at.session_state["active_data"].name == "tiny"
