@@ -106,8 +106,6 @@ class _Session:
 
 def test_closed_tabs_sessions_are_shut_down_once_their_reconnect_time_is_over(monkeypatch):
     """Streamlit keeps them in a TTL cache that never shuts them down (their uploads would stay for good)."""
-    from streamlit import runtime
-
     from pages.common import state
 
     clock = [0.0]
@@ -124,8 +122,7 @@ def test_closed_tabs_sessions_are_shut_down_once_their_reconnect_time_is_over(mo
     class Runtime:
         _session_mgr = Manager()
 
-    monkeypatch.setattr(runtime, "exists", lambda: True)
-    monkeypatch.setattr(runtime, "get_instance", lambda: Runtime())
+    monkeypatch.setattr(state, "_runtime", lambda: Runtime())
     clock[0] = 150.0  # the first one's 120 s are over; the second may still reconnect
     assert state._reap_expired_sessions() == 1
     assert [s.shut_down for s in sessions] == [True, False]

@@ -114,6 +114,16 @@ def _session_id() -> str | None:
     return ctx.session_id if ctx is not None else None
 
 
+def _runtime():
+    """Streamlit's runtime when this is a real server (AppTest runs a stand-in), else None."""
+    from streamlit import runtime
+
+    if not runtime.exists():
+        return None
+    rt = runtime.get_instance()
+    return rt if isinstance(rt, runtime.Runtime) else None
+
+
 def _reap_expired_sessions() -> int:
     """Shut down the closed tabs' sessions whose reconnect time is over; how many.
 
@@ -122,11 +132,7 @@ def _reap_expired_sessions() -> int:
     session state and uploaded files stay in memory for good. Private attributes, read defensively: on another
     Streamlit version this does nothing.
     """
-    from streamlit import runtime
-
-    if not runtime.exists():
-        return 0
-    manager = getattr(runtime.get_instance(), "_session_mgr", None)
+    manager = getattr(_runtime(), "_session_mgr", None)
     cache = getattr(getattr(manager, "_session_storage", None), "_cache", None)
     if not callable(getattr(cache, "expire", None)):
         return 0
@@ -140,9 +146,8 @@ def _reap_expired_sessions() -> int:
 
 def sweep() -> dict[str, list[str]]:
     """Unload workspaces no open page uses (stopping their training), end expired sessions, give memory back."""
-    from streamlit import runtime
-
-    is_live = runtime.get_instance().is_active_session if runtime.exists() else None
+    rt = _runtime()
+    is_live = rt.is_active_session if rt is not None else None
     done = store().release_unattended(is_live)
     reaped = _reap_expired_sessions()
     if done["unloaded"] or done["stopped"] or reaped or _RELEASE.is_set():
