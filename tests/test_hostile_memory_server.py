@@ -66,7 +66,7 @@ def test_without_session_information_the_time_since_last_use_decides(tmp_path):
 
 def test_replacing_a_sessions_data_frees_the_old_beats_and_asks_for_memory_back(monkeypatch, tmp_path, tiny_ckpt,
                                                                                  tiny_files):
-    from pages.common import state
+    from pages.common import memory, state
 
     st.cache_data.clear()
     st.cache_resource.clear()
@@ -81,19 +81,19 @@ def test_replacing_a_sessions_data_frees_the_old_beats_and_asks_for_memory_back(
     at.switch_page("pages/explorer.py").run()  # scores, evaluation and chart caches now hold results for a.arff
     assert not at.exception and at.session_state["active_data"].name == "a.arff"
     old = weakref.ref(at.session_state["active_data"].data)
-    state._RELEASE.clear()
+    memory._RELEASE.clear()
     at.switch_page("pages/data.py").run()
     at.file_uploader(key="data_upload").set_value([(n, raw, "text/plain") for n, raw in uploads(tmp_path, "b.arff", 3)])
     at.run()
     at.switch_page("pages/explorer.py").run()
     assert not at.exception and at.session_state["active_data"].name == "b.arff"
-    assert state._RELEASE.is_set()  # the janitor's next sweep collects and trims
+    assert memory._RELEASE.is_set()  # the janitor's next sweep collects and trims
     gc.collect()
     assert old() is None  # no session state, workspace or server-wide cache holds the replaced beats
     calls = []
-    monkeypatch.setattr(state.janitor, "release_memory", lambda: calls.append(1) or True)
-    state.sweep()
-    assert calls == [1] and not state._RELEASE.is_set()
+    monkeypatch.setattr(memory.janitor, "release_memory", lambda: calls.append(1) or True)
+    memory.sweep(state.store())
+    assert calls == [1] and not memory._RELEASE.is_set()
 
 
 class _Session:
@@ -106,7 +106,7 @@ class _Session:
 
 def test_closed_tabs_sessions_are_shut_down_once_their_reconnect_time_is_over(monkeypatch):
     """Streamlit keeps them in a TTL cache that never shuts them down (their uploads would stay for good)."""
-    from pages.common import state
+    from pages.common import memory
 
     clock = [0.0]
     storage = MemorySessionStorage(ttl_seconds=120)
@@ -122,13 +122,13 @@ def test_closed_tabs_sessions_are_shut_down_once_their_reconnect_time_is_over(mo
     class Runtime:
         _session_mgr = Manager()
 
-    monkeypatch.setattr(state, "_runtime", lambda: Runtime())
+    monkeypatch.setattr(memory, "_runtime", lambda: Runtime())
     clock[0] = 150.0  # the first one's 120 s are over; the second may still reconnect
-    assert state._reap_expired_sessions() == 1
+    assert memory.reap_expired_sessions() == 1
     assert [s.shut_down for s in sessions] == [True, False]
     assert storage.get("b") is not None
     clock[0] = 200.0
-    assert state._reap_expired_sessions() == 1 and sessions[1].shut_down
+    assert memory.reap_expired_sessions() == 1 and sessions[1].shut_down
 
 
 RELEASE_SCRIPT = """

@@ -6,7 +6,6 @@ import contextlib
 import functools
 import os
 import runpy
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,8 +14,9 @@ import streamlit as st
 
 from ecgviz.checkpoint import CheckpointError
 from ecgviz.cli import USER_ERRORS
-from ecgviz.dashboard import explore, janitor, jobs, livechart, session, workspace
+from ecgviz.dashboard import explore, jobs, livechart, session, workspace
 from ecgviz.dashboard.jobs import format_seconds
+from pages.common import memory
 
 DATA = "active_data"
 MODEL = "active_model"
@@ -104,67 +104,9 @@ def store() -> workspace.WorkspaceStore:
     return _store(*(os.environ.get(k, "") for k in _STORE_ENV))
 
 
-_RELEASE = threading.Event()  # set when a session dropped big data: the next sweep gives the memory back
-
-
-def _session_id() -> str | None:
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-    ctx = get_script_run_ctx(suppress_warning=True)
-    return ctx.session_id if ctx is not None else None
-
-
-def _runtime():
-    """Streamlit's runtime when this is a real server (AppTest runs a stand-in), else None."""
-    from streamlit import runtime
-
-    if not runtime.exists():
-        return None
-    rt = runtime.get_instance()
-    return rt if isinstance(rt, runtime.Runtime) else None
-
-
-def _reap_expired_sessions() -> int:
-    """Shut down the closed tabs' sessions whose reconnect time is over; how many.
-
-    Workaround for Streamlit 1.67: a closed tab's session is kept for server.disconnectedSessionTTL in a TTL
-    cache that drops expired entries only when another session is stored, and never shuts them down, so their
-    session state and uploaded files stay in memory for good. Private attributes, read defensively: on another
-    Streamlit version this does nothing.
-    """
-    manager = getattr(_runtime(), "_session_mgr", None)
-    cache = getattr(getattr(manager, "_session_storage", None), "_cache", None)
-    if not callable(getattr(cache, "expire", None)):
-        return 0
-    with getattr(manager, "_storage_lock", None) or contextlib.nullcontext():
-        expired = cache.expire()
-    for _, info in expired:
-        with contextlib.suppress(Exception):
-            info.session.shutdown()
-    return len(expired)
-
-
-def sweep() -> dict[str, list[str]]:
-    """Unload workspaces no open page uses (stopping their training), end expired sessions, give memory back."""
-    rt = _runtime()
-    is_live = rt.is_active_session if rt is not None else None
-    done = store().release_unattended(is_live)
-    reaped = _reap_expired_sessions()
-    if done["unloaded"] or done["stopped"] or reaped or _RELEASE.is_set():
-        _RELEASE.clear()
-        janitor.release_memory()
-    return done
-
-
-@functools.cache
-def _janitor() -> janitor.Janitor:
-    # one per server process, started by its first page run
-    return janitor.Janitor(sweep).start()
-
-
 def current_workspace() -> workspace.Workspace:
     """This session's workspace: the one named in the URL if it still exists, else a new one (put in the URL)."""
-    _janitor()
+    memory.ensure_janitor(store)
     ws = st.session_state.get(WORKSPACE)
     wanted = st.query_params.get(WS_PARAM)
     if ws is not None and ws.closed:  # unloaded while no page used it: look its id up again (reread from disk)
@@ -180,7 +122,7 @@ def current_workspace() -> workspace.Workspace:
     if st.query_params.get(WS_PARAM) != ws.id:
         st.query_params[WS_PARAM] = ws.id
     ws.touch()
-    store().attach(ws, _session_id())
+    store().attach(ws, memory.session_id())
     return ws
 
 
@@ -270,7 +212,7 @@ def set_data(data: session.ActiveData, files: list[tuple[str, bytes]] | None = N
     if ws is not None:
         ws.set_data(data, files)
         _push(normals=list(st.session_state[NORMALS]))
-    _RELEASE.set()  # the old beats are freed once this run ends; the janitor's next sweep returns their pages
+    memory.release_soon()  # the old beats are freed once this run ends; the janitor then returns their pages
 
 
 def set_normals(labels: list[str]) -> None:
@@ -317,7 +259,7 @@ def start_job(job) -> None:
     runs as many jobs as it allows.
     """
     ws = st.session_state.get(WORKSPACE)
-    owner = ws.id if ws is not None else f"session:{_session_id()}"
+    owner = ws.id if ws is not None else f"session:{memory.session_id()}"
     st.session_state[JOB] = jobs.slots().start(owner, job)
     st.session_state["job_adopted"] = False
     _push(job=job, job_adopted=False)
