@@ -179,3 +179,49 @@ def test_the_upload_limit_is_in_mb_of_a_million_bytes_as_the_browser_counts(monk
         f"just_over.arff: {len(raw) / 1e6:.2f} MB, but the dashboard loads at most 1 MB at once; score larger data "
         "with `python -m ecgviz score`, which has no limit"]
     assert at.session_state["active_data"].name == "tiny"
+
+
+def _uploaded_bytes(url: str) -> int:
+    """Bytes Streamlit's uploaded-file manager holds, from the server's /_stcore/metrics (0 when it holds none)."""
+    import re
+    import urllib.request
+
+    with urllib.request.urlopen(url + "_stcore/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(int(float(v)) for v in re.findall(r'^cache_memory_bytes\{[^}]*UploadedFileManager[^}]*\}\s+(\S+)',
+                                                   text, re.M))
+
+
+@pytest.mark.browser
+def test_a_closed_tabs_uploaded_file_is_freed_once_its_reconnect_time_is_over(tmp_path):
+    """On a real server: Streamlit alone would keep the closed tab's session, and its upload, for good."""
+    import time
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser_support import StreamlitServer, find_chromium, launch_browser, wait_idle
+
+    if find_chromium() is None:
+        pytest.skip("no Chromium")
+    X, labels = synthetic_beats(n_normal=300, n_anomaly=60, length=140, seed=7)
+    path = write_arff(tmp_path / "closed_tab.arff", X, labels)
+    env = {"ECGVIZ_WORKSPACE_DIR": str(tmp_path / "ws"), "ECGVIZ_WORKSPACE_UNLOAD_S": "2", "OMP_NUM_THREADS": "1"}
+    with StreamlitServer(ROOT / "app.py", env=env, extra_args=("--server.disconnectedSessionTTL", "2")) as server, \
+            sync_playwright() as p:
+        browser = launch_browser(p)
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(server.url + "data", timeout=120_000)
+        wait_idle(page)
+        page.locator("[data-testid=stFileUploader] input[type=file]").first.set_input_files(str(path))
+        page.get_by_text("closed_tab.arff").first.wait_for(timeout=120_000)
+        wait_idle(page)
+        held = _uploaded_bytes(server.url)
+        assert held >= path.stat().st_size
+        context.close()
+        deadline, left = time.monotonic() + 90, held
+        while time.monotonic() < deadline and left:
+            time.sleep(2)
+            left = _uploaded_bytes(server.url)
+        browser.close()
+    assert left == 0, f"{left:,} uploaded bytes still held 90 s after the tab closed (reconnect time 2 s)"
