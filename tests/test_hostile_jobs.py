@@ -70,6 +70,22 @@ def test_one_job_per_workspace_and_at_most_the_cap_per_server(tiny_files, tmp_pa
     assert second.state().status == CANCELLED and not slots.running()
 
 
+def test_a_refused_job_lets_go_of_the_checkpoint_name_it_holds(release):
+    class Reservation:
+        released = 0
+
+        def release(self):
+            self.released += 1
+
+    slots = JobSlots(max_total=1)
+    running = slots.start("ws-a", waiting_job(release))
+    refused = waiting_job(release)
+    refused.reservation = Reservation()  # as a job that holds its name from the moment it is made
+    with pytest.raises(JobRefused, match="already runs 1 training job"):
+        slots.start("ws-b", refused)
+    assert refused.reservation.released == 1 and slots.running() == [running]
+
+
 def test_the_server_cap_comes_from_the_environment_else_the_cores(monkeypatch):
     monkeypatch.setenv(jobs.MAX_JOBS_ENV, "3")
     assert JobSlots().max_total == 3

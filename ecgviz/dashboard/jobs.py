@@ -222,16 +222,20 @@ class JobSlots:
         with self._lock:
             self._forget_finished()
             mine = [j for who, j in self._jobs.values() if who == owner]
+            refusal = None
             if mine:
-                raise JobRefused(f"this workspace already trains {mine[0].label.split(':')[0] or 'a model'}: "
-                                 "stop it, or wait until it has finished, before starting another")
-            if len(self._jobs) >= self.max_total:
-                raise JobRefused(f"the server already runs {len(self._jobs)} training job"
-                                 f"{'s' if len(self._jobs) != 1 else ''}, its limit ({MAX_JOBS_ENV}="
-                                 f"{self.max_total}); start again when one has finished, or train with "
-                                 "`python -m ecgviz train`")
-            job.start()
-            self._jobs[id(job)] = (owner, job)
+                refusal = (f"this workspace already trains {mine[0].label.split(':')[0] or 'a model'}: "
+                           "stop it, or wait until it has finished, before starting another")
+            elif len(self._jobs) >= self.max_total:
+                refusal = (f"the server already runs {len(self._jobs)} training job"
+                           f"{'s' if len(self._jobs) != 1 else ''}, its limit ({MAX_JOBS_ENV}={self.max_total}); "
+                           "start again when one has finished, or train with `python -m ecgviz train`")
+            else:
+                job.start()
+                self._jobs[id(job)] = (owner, job)
+        if refusal is not None:
+            _release_unstarted(job)
+            raise JobRefused(refusal)
         return job
 
     def cancel_owner(self, owner: str, keep: bool = False) -> int:
@@ -244,6 +248,15 @@ class JobSlots:
     def _forget_finished(self) -> None:
         for key in [k for k, (_, job) in self._jobs.items() if job.state().finished]:
             del self._jobs[key]
+
+
+def _release_unstarted(job: TrainingJob) -> None:
+    # a job may hold its checkpoint name from the moment it is made (`reservation`), and lets it go when its
+    # thread ends; a refused job's thread never runs, so its name is let go here
+    reservation = getattr(job, "reservation", None)
+    release = getattr(reservation, "release", None)
+    if callable(release):
+        release()
 
 
 def default_max_jobs() -> int:
