@@ -19,9 +19,10 @@ def check_total_size(files) -> None:
     """Refuse a selection over server.maxUploadSize in all: that limit is per file, the memory cost is per session."""
     limit_mb = st.get_option("server.maxUploadSize")
     total = sum(f.size for f in files)
-    if total > limit_mb * 2**20:
+    # MB = 10^6 bytes, as the browser's uploader counts and shows them (Streamlit's server allows 2^20 per MB)
+    if total > limit_mb * 1e6:
         what = files[0].name if len(files) == 1 else f"{len(files)} files"
-        raise DataError(f"{what}: {total / 2**20:.0f} MB, but the dashboard loads at most {limit_mb} MB at once; "
+        raise DataError(f"{what}: {total / 1e6:.2f} MB, but the dashboard loads at most {limit_mb} MB at once; "
                         "score larger data with `python -m ecgviz score`, which has no limit")
 
 

@@ -254,7 +254,7 @@ def upload_limit_mb() -> int:
 
 
 def too_big(what: str, size: int, limit_mb: int) -> str:
-    return (f"{what}: {size / 2**20:.0f} MB, but the dashboard loads at most {limit_mb} MB at once; "
+    return (f"{what}: {size / 1e6:.2f} MB, but the dashboard loads at most {limit_mb} MB at once; "
             "score larger data with `python -m ecgviz score`, which has no limit")
 
 
@@ -365,7 +365,7 @@ def test_upload_page_outcome(case, request, app_env, tiny_data, ckpts):
     assert at.file_uploader(key="data_upload").proto.max_upload_size_mb == limit
     at.file_uploader(key="data_upload").set_value((case.name, path.read_bytes(), "text/plain")).run()
     assert not at.exception, [e.message for e in at.exception]
-    if path.stat().st_size > limit * 2**20:
+    if path.stat().st_size > limit * 1e6:
         # the browser refuses a file over server.maxUploadSize (the limit the uploader announces) and the server
         # answers such an upload with 413; past both (as here), the page refuses it and keeps the previous data
         assert case.id == BIG

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -188,6 +189,101 @@ def train_job(X_train, X_val, model_config, train_config, *, finish: Callable[[A
         return train_fn(X_train, X_val, model_config, train_config, on_epoch=on_epoch, stop=stop)
 
     return TrainingJob(run, epochs=int(getattr(train_config, "epochs", 0) or 0), finish=finish)
+
+
+MAX_JOBS_ENV = "ECGVIZ_MAX_TRAINING_JOBS"
+
+
+class JobRefused(ValueError):
+    """A training job not started because the server or its workspace already trains as many as allowed."""
+
+
+class JobSlots:
+    """Caps training jobs: at most `max_total` running in this server, and one per owner (a workspace).
+
+    A further start is refused rather than queued: a queued job would hold its data and wait for an unknown
+    time, unseen and uncancellable by anyone, which is what a cap is meant to prevent. Finished jobs free their
+    slot by themselves (a slot is a running job, counted when asked), so nothing has to remember to release it.
+    """
+
+    def __init__(self, max_total: int | None = None):
+        self.max_total = max(int(max_total if max_total is not None else default_max_jobs()), 1)
+        self._lock = threading.Lock()
+        self._jobs: dict[int, tuple[str, TrainingJob]] = {}
+
+    def running(self, owner: str | None = None) -> list[TrainingJob]:
+        """Jobs still running, all of them or one owner's."""
+        with self._lock:
+            self._forget_finished()
+            return [job for who, job in self._jobs.values() if owner is None or who == owner]
+
+    def start(self, owner: str, job: TrainingJob[T]) -> TrainingJob[T]:
+        """Start `job` for `owner` if a slot is free, else raise JobRefused saying why."""
+        with self._lock:
+            self._forget_finished()
+            mine = [j for who, j in self._jobs.values() if who == owner]
+            refusal = None
+            if mine:
+                refusal = (f"this workspace already trains {mine[0].label.split(':')[0] or 'a model'}: "
+                           "stop it, or wait until it has finished, before starting another")
+            elif len(self._jobs) >= self.max_total:
+                refusal = (f"the server already runs {len(self._jobs)} training job"
+                           f"{'s' if len(self._jobs) != 1 else ''}, its limit ({MAX_JOBS_ENV}={self.max_total}); "
+                           "start again when one has finished, or train with `python -m ecgviz train`")
+            else:
+                job.start()
+                self._jobs[id(job)] = (owner, job)
+        if refusal is not None:
+            _release_unstarted(job)
+            raise JobRefused(refusal)
+        return job
+
+    def cancel_owner(self, owner: str, keep: bool = False) -> int:
+        """Stop every running job of `owner` (e.g. a workspace no one uses any more); how many were asked."""
+        jobs = self.running(owner)
+        for job in jobs:
+            job.cancel(keep=keep)
+        return len(jobs)
+
+    def _forget_finished(self) -> None:
+        for key in [k for k, (_, job) in self._jobs.items() if job.state().finished]:
+            del self._jobs[key]
+
+
+def _release_unstarted(job: TrainingJob) -> None:
+    # a job may hold its checkpoint name from the moment it is made (`reservation`), and lets it go when its
+    # thread ends; a refused job's thread never runs, so its name is let go here
+    reservation = getattr(job, "reservation", None)
+    release = getattr(reservation, "release", None)
+    if callable(release):
+        release()
+
+
+def default_max_jobs() -> int:
+    """Concurrent training jobs per server: $ECGVIZ_MAX_TRAINING_JOBS, else one per CPU core the process may use."""
+    try:
+        value = int(os.environ.get(MAX_JOBS_ENV, ""))
+    except ValueError:
+        value = 0
+    if value > 0:
+        return value
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except (AttributeError, OSError):
+        return max(os.cpu_count() or 1, 1)
+
+
+_SLOTS: JobSlots | None = None
+_SLOTS_LOCK = threading.Lock()
+
+
+def slots() -> JobSlots:
+    """This server process's job caps (made on first use, from the environment)."""
+    global _SLOTS
+    with _SLOTS_LOCK:
+        if _SLOTS is None:
+            _SLOTS = JobSlots()
+        return _SLOTS
 
 
 def _maybe_float(value) -> float | None:

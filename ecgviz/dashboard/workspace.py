@@ -2,7 +2,9 @@
 
 A reload, or a second tab opened with the same link, finds the workspace again: its data (uploads are kept on disk),
 active model, threshold, normal labels, training job (live, in this process) and form settings. Workspaces idle
-longer than a configurable time are removed, and their disk use is bounded per workspace and in all.
+longer than a configurable time are removed, and their disk use is bounded per workspace and in all. A workspace
+no open page has used for a while is unloaded from memory (its training job stopped), and reread from disk if
+its link is opened again.
 """
 
 from __future__ import annotations
@@ -26,9 +28,13 @@ ROOT_ENV = "ECGVIZ_WORKSPACE_DIR"
 IDLE_HOURS_ENV = "ECGVIZ_WORKSPACE_IDLE_HOURS"
 MB_EACH_ENV = "ECGVIZ_WORKSPACE_MB"
 MB_TOTAL_ENV = "ECGVIZ_WORKSPACES_MB"
+UNLOAD_S_ENV = "ECGVIZ_WORKSPACE_UNLOAD_S"
 DEFAULT_IDLE_HOURS = 24.0
 DEFAULT_MB_EACH = 200.0  # four full-size uploads (server.maxUploadSize is 50 MB)
 DEFAULT_MB_TOTAL = 2000.0
+# Streamlit keeps a closed tab's session 120 s (server.disconnectedSessionTTL) for it to reconnect; a workspace stays
+# loaded as long, so a reconnect or a quick reload finds it in memory, and is reread from its files after that
+DEFAULT_UNLOAD_S = 120.0
 MAX_IN_MEMORY = 64  # workspaces whose data and model stay loaded; the others are reread from disk when visited
 SWEEP_EVERY_S = 60.0  # a new visitor sweeps at most this often
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -52,6 +58,8 @@ class Workspace:
     revision: int = 0
     last_used: float = 0.0
     note: str = ""  # why something could not be kept (e.g. over the disk limit), shown once
+    sessions: set = field(default_factory=set)  # ids of the browser sessions that use it (see WorkspaceStore.attach)
+    closed: bool = False  # unloaded from memory: a session still holding this object must look its id up again
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     # -- changes ---------------------------------------------------------------------------------------------
@@ -204,9 +212,10 @@ class WorkspaceStore:
 
     def __init__(self, root: str | os.PathLike, *, idle_s: float = DEFAULT_IDLE_HOURS * 3600,
                  max_bytes_each: int = int(DEFAULT_MB_EACH * 1e6), max_bytes_total: int = int(DEFAULT_MB_TOTAL * 1e6),
-                 clock: Callable[[], float] = time.time):
+                 unload_s: float = DEFAULT_UNLOAD_S, clock: Callable[[], float] = time.time):
         self.root = Path(root)
         self.idle_s = float(idle_s)
+        self.unload_s = float(unload_s)
         self.max_bytes_each, self.max_bytes_total = int(max_bytes_each), int(max_bytes_total)
         self._clock = clock
         self._lock = threading.Lock()
@@ -229,9 +238,9 @@ class WorkspaceStore:
     def _trim_memory(self) -> None:
         """Keep at most MAX_IN_MEMORY workspaces loaded; never one that trains (its job lives only here)."""
         with self._lock:
-            idle = sorted((ws.last_used, wid) for wid, ws in self._open.items() if not _running(ws))
+            idle = sorted((ws.last_used, wid) for wid, ws in self._open.items() if not _running(ws) and not ws.sessions)
             for _, wid in idle[: max(len(self._open) - MAX_IN_MEMORY, 0)]:
-                del self._open[wid]
+                _unload(self._open.pop(wid))
 
     def get(self, wid: str | None) -> Workspace | None:
         """The workspace with this id, if it exists and has not expired."""
@@ -239,14 +248,16 @@ class WorkspaceStore:
             return None
         with self._lock:
             ws = self._open.get(wid)
-        if ws is None:
+        if ws is None or ws.closed:
             folder = self.root / wid
             if not (folder / STATE_FILE).is_file() and not folder.is_dir():
                 return None
             ws = Workspace(wid, folder, self.max_bytes_each)
             ws._restore()
             with self._lock:
-                ws = self._open.setdefault(wid, ws)
+                if self._open.get(wid) is None or self._open[wid].closed:
+                    self._open[wid] = ws
+                ws = self._open[wid]
             self._trim_memory()
         now = self._clock()
         last = ws.last_used or _mtime(ws.dir)
@@ -262,7 +273,50 @@ class WorkspaceStore:
             ws = self._open.pop(wid, None)
         if ws is not None and _running(ws):
             ws.job.cancel()
+        if ws is not None and not _running(ws):
+            _unload(ws)
         shutil.rmtree(self.root / wid, ignore_errors=True)
+
+    def attach(self, ws: Workspace, session_id: str | None) -> None:
+        """Note that the browser session `session_id` uses `ws` (every run of its page says so again)."""
+        if session_id:
+            with ws.lock:
+                ws.sessions.add(session_id)
+
+    def loaded(self) -> list[Workspace]:
+        """The workspaces held in memory now."""
+        with self._lock:
+            return list(self._open.values())
+
+    def release_unattended(self, is_live: Callable[[str], bool] | None = None,
+                           now: float | None = None) -> dict[str, list[str]]:
+        """Unload the workspaces no live session has used for `unload_s`; stop their training first.
+
+        `is_live(session_id)` says whether a browser session is still connected (None: not known, and then only
+        the time since a page last used the workspace counts). A stopped job keeps the best model so far (saved in
+        the checkpoint folder) when it has finished an epoch; the workspace is unloaded once its job has ended.
+        Its files stay on disk until it expires, so its link still finds the data. Returns the ids acted on.
+        """
+        now = self._clock() if now is None else now
+        done: dict[str, list[str]] = {"unloaded": [], "stopped": []}
+        for ws in self.loaded():
+            with ws.lock:
+                if is_live is not None:
+                    ws.sessions = {sid for sid in ws.sessions if is_live(sid)}
+                attended = bool(ws.sessions) if is_live is not None else False
+            if attended or now - ws.last_used < self.unload_s:
+                continue
+            if _running(ws):
+                if not ws.job.cancel_requested:
+                    ws.job.cancel(keep=ws.job.state().best_epoch is not None)
+                    done["stopped"].append(ws.id)
+                continue
+            with self._lock:
+                if self._open.get(ws.id) is ws:
+                    del self._open[ws.id]
+            _unload(ws)
+            done["unloaded"].append(ws.id)
+        return done
 
     def sweep(self) -> list[str]:
         """Remove idle workspaces, then the least recently used ones while all of them hold too much disk."""
@@ -295,11 +349,12 @@ class WorkspaceStore:
 
 
 def store_from_env() -> WorkspaceStore:
-    """The server's store, configured by $ECGVIZ_WORKSPACE_DIR, _IDLE_HOURS, _MB and $ECGVIZ_WORKSPACES_MB."""
+    """The server's store, configured by $ECGVIZ_WORKSPACE_DIR, _IDLE_HOURS, _MB, _UNLOAD_S, $ECGVIZ_WORKSPACES_MB."""
     root = os.environ.get(ROOT_ENV) or os.path.join(tempfile.gettempdir(), "ecgviz-workspaces")
     return WorkspaceStore(root, idle_s=_env_float(IDLE_HOURS_ENV, DEFAULT_IDLE_HOURS) * 3600,
                           max_bytes_each=int(_env_float(MB_EACH_ENV, DEFAULT_MB_EACH) * 1e6),
-                          max_bytes_total=int(_env_float(MB_TOTAL_ENV, DEFAULT_MB_TOTAL) * 1e6))
+                          max_bytes_total=int(_env_float(MB_TOTAL_ENV, DEFAULT_MB_TOTAL) * 1e6),
+                          unload_s=_env_float(UNLOAD_S_ENV, DEFAULT_UNLOAD_S))
 
 
 def _env_float(name: str, default: float) -> float:
@@ -312,6 +367,14 @@ def _env_float(name: str, default: float) -> float:
 
 def _running(ws: Workspace) -> bool:
     return ws.job is not None and not ws.job.state().finished
+
+
+def _unload(ws: Workspace) -> None:
+    # drop the references, not only the store's entry: a stray holder of the object must not keep the arrays alive
+    with ws.lock:
+        ws.closed = True
+        ws.data = ws.model = ws.job = None
+        ws.sessions = set()
 
 
 def _write(path: Path, raw: bytes) -> None:

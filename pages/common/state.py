@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import runpy
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,8 +14,9 @@ import streamlit as st
 
 from ecgviz.checkpoint import CheckpointError
 from ecgviz.cli import USER_ERRORS
-from ecgviz.dashboard import explore, livechart, session, workspace
+from ecgviz.dashboard import explore, jobs, livechart, session, workspace
 from ecgviz.dashboard.jobs import format_seconds
+from pages.common import memory
 
 DATA = "active_data"
 MODEL = "active_model"
@@ -88,23 +90,28 @@ def default_model() -> session.ActiveModel | None:
     return _load_file_model(str(path.resolve()), path.stat().st_mtime_ns)
 
 
+_STORE_ENV = (workspace.ROOT_ENV, workspace.IDLE_HOURS_ENV, workspace.MB_EACH_ENV, workspace.MB_TOTAL_ENV,
+              workspace.UNLOAD_S_ENV)
+
+
 @functools.cache
-def _store(root: str, idle: str, each: str, total: str) -> workspace.WorkspaceStore:
+def _store(*config: str) -> workspace.WorkspaceStore:
     return workspace.store_from_env()
 
 
 def store() -> workspace.WorkspaceStore:
     """The server's workspace store (one per configuration, so tests may point it elsewhere)."""
-    import os
-
-    return _store(*(os.environ.get(k, "") for k in (workspace.ROOT_ENV, workspace.IDLE_HOURS_ENV,
-                                                    workspace.MB_EACH_ENV, workspace.MB_TOTAL_ENV)))
+    return _store(*(os.environ.get(k, "") for k in _STORE_ENV))
 
 
 def current_workspace() -> workspace.Workspace:
     """This session's workspace: the one named in the URL if it still exists, else a new one (put in the URL)."""
+    memory.ensure_janitor(store)
     ws = st.session_state.get(WORKSPACE)
     wanted = st.query_params.get(WS_PARAM)
+    if ws is not None and ws.closed:  # unloaded while no page used it: look its id up again (reread from disk)
+        wanted, ws = wanted or ws.id, None
+        st.session_state.pop(WORKSPACE, None)
     if ws is None or (wanted and wanted != ws.id):
         found = store().get(wanted)
         if found is None and ws is None:
@@ -115,6 +122,7 @@ def current_workspace() -> workspace.Workspace:
     if st.query_params.get(WS_PARAM) != ws.id:
         st.query_params[WS_PARAM] = ws.id
     ws.touch()
+    store().attach(ws, memory.session_id())
     return ws
 
 
@@ -204,6 +212,7 @@ def set_data(data: session.ActiveData, files: list[tuple[str, bytes]] | None = N
     if ws is not None:
         ws.set_data(data, files)
         _push(normals=list(st.session_state[NORMALS]))
+    memory.release_soon()  # the old beats are freed once this run ends; the janitor then returns their pages
 
 
 def set_normals(labels: list[str]) -> None:
@@ -244,8 +253,14 @@ def remember_threshold(value: float) -> None:
 
 
 def start_job(job) -> None:
-    """Start a training job and keep it in the workspace, where a reload or another tab finds it."""
-    st.session_state[JOB] = job.start()
+    """Start a training job and keep it in the workspace, where a reload or another tab finds it.
+
+    Raises jobs.JobRefused (a ValueError, shown as an error) when this workspace already trains, or the server
+    runs as many jobs as it allows.
+    """
+    ws = st.session_state.get(WORKSPACE)
+    owner = ws.id if ws is not None else f"session:{memory.session_id()}"
+    st.session_state[JOB] = jobs.slots().start(owner, job)
     st.session_state["job_adopted"] = False
     _push(job=job, job_adopted=False)
 
