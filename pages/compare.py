@@ -52,7 +52,7 @@ st.dataframe(compare.table(entries, rule, target), hide_index=True,
                             "balanced accuracy": st.column_config.NumberColumn(format="%.4f"),
                             "threshold": st.column_config.NumberColumn(format="%.4g")})
 for note in active_ev.caveats():
-    st.caption(note)
+    st.caption(plain(note))
 
 zoom = st.toggle("Zoom to the corner where the detectors differ", value=True, key="compare_zoom",
                  help="ROC: up to 20% of normals flagged; precision-recall: recall above 80%")

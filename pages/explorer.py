@@ -134,7 +134,8 @@ def explorer() -> None:
                           help=f"{why}: set the threshold to {value:.6g}", width="stretch")
     buttons[-1].button(f"Model {model.ckpt.threshold:.4g}", on_click=_use, args=(model.ckpt.threshold,),
                        key="suggest_model", width="stretch",
-                       help=f"the threshold stored with the model ({model.ckpt.threshold_rule or 'no rule recorded'})")
+                       help="the threshold stored with the model "
+                            f"({plain(model.ckpt.threshold_rule) or 'no rule recorded'})")
     log_y = log.toggle("Log", key="hist_log", help="logarithmic count axis for the histogram")
 
     # the slider and its figure update in the browser at once; the value reaches this fragment when it rests
@@ -169,7 +170,7 @@ def explorer() -> None:
 
     if m is not None:
         for note in ev.caveats():
-            st.caption(note)
+            st.caption(plain(note))
         roc_col, pr_col, cm_col = st.columns(3)
         fpr = 1.0 - m.normal_recall
         roc_col.plotly_chart(figures.roc_figure(*ev.roc, ev.roc_auc, (fpr, m.anomaly_recall)), config=PLOT_CONFIG)
@@ -191,8 +192,8 @@ def beat_viewer(t: float) -> None:
     """A chosen beat with its reconstruction, error and verdict."""
     st.subheader("One beat, original and reconstructed")
     if model.ckpt.kind == "knn":
-        st.caption(f"For {model.ckpt.description} the second line is the mean of the beat's {model.ckpt.model.k} "
-                   "nearest training normals, the normal shape its distance is measured to.")
+        st.caption(f"For {plain(model.ckpt.description)} the second line is the mean of the beat's "
+                   f"{model.ckpt.model.k} nearest training normals, the normal shape its distance is measured to.")
     elif model.ckpt.kind == "pca":
         st.caption("For PCA the second line is the beat projected onto the normals' principal components.")
     controls, chart = st.columns([1, 3])
