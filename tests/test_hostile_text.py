@@ -37,7 +37,8 @@ PLAIN = [
     (":material/home: :smile: :red[x]",
      f"\\:{WORD_JOINER}material/home: \\:{WORD_JOINER}smile: \\:{WORD_JOINER}red\\[x\\]"),
     ("_x_ __init__ a_b", "\\_x\\_ \\_\\_init\\_\\_ a_b"),
-    ("~~s~~ `c` a|b &amp; a@b.org www.x.org", "\\~\\~s\\~\\~ \\`c\\` a\\|b \\&amp; a\\@b.org www\\.x.org"),
+    ("~~s~~ `c` a|b &amp; a@b.org www.x.org",
+     f"\\~\\~s\\~\\~ \\`c\\` a\\|b \\&amp; a\\@{WORD_JOINER}b.org www{WORD_JOINER}.x.org"),
     ("# h", "\\# h"), ("- x", "\\- x"), ("+ x", "\\+ x"), ("12. x", "12\\. x"), ("3) x", "3\\) x"),
     ("two\nlines\t and  spaces ", "two lines and spaces"),
     # ordinary names and messages stay as they are
@@ -213,12 +214,21 @@ _RENDER_APP = '''
 import streamlit as st
 from ecgviz.dashboard.text import plain
 from tests.test_hostile_text import PLAIN
-for n, (text, _) in enumerate(PLAIN):
-    st.markdown(plain(text))
-    st.caption(plain(text))
-    st.metric(plain(text), n)
-    st.button(plain(text), key=f"b{n}")
-    st.warning(plain(text))
+with st.container(key="markdown"):
+    for text, _ in PLAIN:
+        st.markdown(plain(text))
+with st.container(key="caption"):
+    for text, _ in PLAIN:
+        st.caption(plain(text))
+with st.container(key="metric"):
+    for n, (text, _) in enumerate(PLAIN):
+        st.metric(plain(text), n)
+with st.container(key="button"):
+    for n, (text, _) in enumerate(PLAIN):
+        st.button(plain(text), key=f"b{n}")
+with st.container(key="warning"):
+    for text, _ in PLAIN:
+        st.warning(plain(text))
 '''
 
 
@@ -236,13 +246,10 @@ def test_streamlit_shows_plain_text_character_for_character(browser, tmp_path):
             page = context.new_page()
             page.goto(server.url)
             wait_idle(page)
-            boxes = {
-                "markdown": page.locator("[data-testid=stElementContainer] > [data-testid=stMarkdown]"),
-                "caption": page.locator("[data-testid=stCaptionContainer]"),
-                "metric": page.locator("[data-testid=stMetricLabel]"),
-                "button": page.locator("[data-testid=stButton] button"),
-                "warning": page.locator("[data-testid=stAlertContentWarning]"),
-            }
+            inner = {"markdown": "[data-testid=stMarkdownContainer]", "caption": "[data-testid=stCaptionContainer]",
+                     "metric": "[data-testid=stMetricLabel]", "button": "button",
+                     "warning": "[data-testid=stAlertContentWarning]"}
+            boxes = {kind: page.locator(f".st-key-{kind} {sel}") for kind, sel in inner.items()}
             expected = [" ".join(text.split()) for text, _ in PLAIN]
             for kind, box in boxes.items():
                 assert [plain_text(t) for t in box.all_inner_texts()] == expected, kind

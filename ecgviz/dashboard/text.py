@@ -12,15 +12,16 @@ from __future__ import annotations
 import re
 
 # escaped wherever they stand (a backslash before ASCII punctuation always shows that character in CommonMark);
-# `(`, `)`, `!` and `.` need no escape once `[`, `]` and `www.` are escaped, so ordinary file names stay readable
+# `(`, `)`, `!` and `.` need no escape once `[` and `]` are escaped, so ordinary file names stay readable
 _ALWAYS = re.compile(r"([\\`*\[\]<>&~$@|])")
 # `_` between two letters or digits never starts or ends emphasis (e.g. up_TRAIN.arff); elsewhere it may
 _UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
-# a colon before a name or `/` could start a directive (:red[...]), a shortcode (:smile:, :material/x:) or a URL
-# (http://); Streamlit resolves escapes before it looks for shortcodes, so an invisible word joiner follows too
-_COLON = re.compile(r":(?=[\w+\-/])")
+# Shortcodes (:smile:, :material/x:) and GFM's bare links (http://x, www.x, a@b.x) are found in the text after
+# escapes are resolved, so an escape alone does not stop them: an invisible word joiner (U+2060) breaks each
+# pattern. A colon before a name or `/` could also start a directive (:red[...]), which its escape stops.
 WORD_JOINER = "\u2060"
-_WWW = re.compile(r"\b(www)\.", re.IGNORECASE)  # GFM links bare www.host names
+_COLON = re.compile(r":(?=[\w+\-/])")
+_WWW = re.compile(r"\b(www)\.", re.IGNORECASE)
 # at the start of a line: a heading, a list item or a thematic break
 _LEADING = re.compile(r"^([#+\-=])|^(\d+)([.)])")
 _WHITESPACE = re.compile(r"\s+")
@@ -33,7 +34,7 @@ def plain(text: object) -> str:
     out = _ALWAYS.sub(r"\\\1", out)
     out = _UNDERSCORE.sub(r"\\_", out)
     out = _COLON.sub("\\\\:" + WORD_JOINER, out)
-    out = _WWW.sub(r"\1\\.", out)
+    out = _WWW.sub(r"\1" + WORD_JOINER + ".", out).replace("\\@", "\\@" + WORD_JOINER)
     return _LEADING.sub(lambda m: f"\\{m[1]}" if m[1] else f"{m[2]}\\{m[3]}", out)
 
 
