@@ -24,7 +24,7 @@ LINK = f"[link](http://{OUTSIDE}/l)"
 # the beat labels of the hostile upload: an image, then bold, LaTeX, HTML and a link, then an emoji shortcode
 LABELS = {"1": "normal", "2": IMAGE, "3": f"**bold** $x^2$ <img src=http://{OUTSIDE}/i.png> {LINK} :smile:"}
 # a file name cannot hold "/", but browsers read "\" as "/" in an http URL: Markdown would fetch this image
-FILE_NAME = f"**f**_![i](http:\\\\{OUTSIDE}\\f.png).csv"
+FILE_NAME = f"**f**_![i](http:\\{OUTSIDE}\\f.png).csv"
 
 # (text, what plain() makes of it): exact, so a change in the escaping is a decision, not an accident
 PLAIN = [
@@ -182,26 +182,39 @@ def test_no_request_leaves_the_server_with_hostile_labels(browser, tmp_path):
             wait_idle(page)
             page.locator("[data-testid=stFileUploader]").first.locator("input[type=file]").set_input_files(upload)
             wait_idle(page)
-            sidebar = page.locator("[data-testid=stSidebarUserContent]")
-            assert plain_text(sidebar.locator("[data-testid=stCaptionContainer]").first.inner_text()).startswith(
-                FILE_NAME)
+            # what the page shows is checked after the requests: first the finding, then its symptoms
+            shown = {"heading": page.locator("h3").first.inner_text(),
+                     "sidebar": page.locator("[data-testid=stSidebarUserContent] [data-testid=stCaptionContainer]")
+                     .first.inner_text().split("\n")[0]}
             query = urlsplit(page.url).query  # the workspace, so every page shows the hostile data
             for path in PAGES:
                 where["page"] = path or "/"
                 page.goto(f"{server.url}{path}?{query}")
                 wait_idle(page)
                 assert page.locator("[data-testid=stException]").count() == 0
-                if path == "explorer":  # the per-class cards and the caveats, read back as shown
-                    cards = page.locator("[data-testid=stMetricLabel]").all_inner_texts()
-                    assert f"Class {LABELS['2']}" in [plain_text(c) for c in cards]
+                if path == "explorer":  # the per-class cards (the caveats under them name the classes too)
+                    shown["cards"] = page.locator("[data-testid=stMetricLabel]").all_inner_texts()
                 if path == "compare" and page.get_by_role("button", name="Fit baselines (kNN, PCA)").count():
                     page.get_by_role("button", name="Fit baselines (kNN, PCA)").click()
                     wait_idle(page)
-            assert page.locator(f"img[src*='{OUTSIDE}'], a[href*='{OUTSIDE}']").count() == 0
+            # a hostile class as a normal one: its name in the multiselect's list and in its chip
+            where["page"] = "data, normal classes"
+            page.goto(f"{server.url}data?{query}")
+            wait_idle(page)
+            page.locator("[data-testid=stMultiSelect] input").first.click()
+            page.get_by_role("option").filter(has_text="![x]").click()
+            wait_idle(page)
+            page.keyboard.press("Escape")
+            shown["chips"] = page.locator("[data-testid=stMultiSelect] [data-tag] > span").all_inner_texts()
+            shown["links"] = page.locator(f"img[src*='{OUTSIDE}'], a[href*='{OUTSIDE}']").count()
         finally:
             context.close()
         stray = outside(requests, server.port)
     assert requests and not stray, stray
+    assert plain_text(shown["heading"]) == plain_text(shown["sidebar"]) == FILE_NAME
+    assert f"Class {LABELS['2']}" in [plain_text(c) for c in shown["cards"]]
+    assert [plain_text(c) for c in shown["chips"]] == ["Class normal (normal)", f"Class {IMAGE} ({IMAGE})"]
+    assert shown["links"] == 0
 
 
 def plain_text(shown_text: str) -> str:
