@@ -44,6 +44,7 @@ PLAIN = [
     # ordinary names and messages stay as they are
     ("up_TRAIN.arff + up_TEST.arff", "up_TRAIN.arff + up_TEST.arff"),
     ("broken.arff: row 2 (of 3)!", "broken.arff: row 2 (of 3)!"),
+    ("no @data line", "no @data line"),
 ]
 
 

@@ -13,7 +13,7 @@ import re
 
 # escaped wherever they stand (a backslash before ASCII punctuation always shows that character in CommonMark);
 # `(`, `)`, `!` and `.` need no escape once `[` and `]` are escaped, so ordinary file names stay readable
-_ALWAYS = re.compile(r"([\\`*\[\]<>&~$@|])")
+_ALWAYS = re.compile(r"([\\`*\[\]<>&~$|])")
 # `_` between two letters or digits never starts or ends emphasis (e.g. up_TRAIN.arff); elsewhere it may
 _UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 # Shortcodes (:smile:, :material/x:) and GFM's bare links (http://x, www.x, a@b.x) are found in the text after
@@ -22,6 +22,7 @@ _UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 WORD_JOINER = "\u2060"
 _COLON = re.compile(r":(?=[\w+\-/])")
 _WWW = re.compile(r"\b(www)\.", re.IGNORECASE)
+_EMAIL = re.compile(r"(?<=[\w.+\-])@")  # not "no @data line"
 # at the start of a line: a heading, a list item or a thematic break
 _LEADING = re.compile(r"^([#+\-=])|^(\d+)([.)])")
 _WHITESPACE = re.compile(r"\s+")
@@ -34,7 +35,8 @@ def plain(text: object) -> str:
     out = _ALWAYS.sub(r"\\\1", out)
     out = _UNDERSCORE.sub(r"\\_", out)
     out = _COLON.sub("\\\\:" + WORD_JOINER, out)
-    out = _WWW.sub(r"\1" + WORD_JOINER + ".", out).replace("\\@", "\\@" + WORD_JOINER)
+    out = _WWW.sub(r"\1" + WORD_JOINER + ".", out)
+    out = _EMAIL.sub("\\\\@" + WORD_JOINER, out)
     return _LEADING.sub(lambda m: f"\\{m[1]}" if m[1] else f"{m[2]}\\{m[3]}", out)
 
 
