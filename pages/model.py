@@ -252,7 +252,7 @@ if job is not None:
             ended = (result.ckpt.train_config.get("ended_by") if result else None) or "the epoch cap"
             st.success(f"Training {how} after {s.epoch} epochs in {format_seconds(s.elapsed_s)} (ended by "
                        f"{'you' if s.kept else ended}); saved as "
-                       f"{plain(result.path.name) if result and result.path else 'a checkpoint'}.",
+                       f"{result.path.name if result and result.path else 'a checkpoint'}.",
                        icon=":material/check_circle:")
             st.plotly_chart(figures.loss_curves(list(s.history), s.best_epoch), config=PLOT_CONFIG,
                             key="job_history")
