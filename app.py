@@ -4,11 +4,16 @@ st.navigation below names every page in pages/, so Streamlit runs this script fi
 sidebar included) and lists no page it does not name; tests/test_browser.py and tests/test_app.py hold it to that.
 """
 
+from pathlib import Path
+
 import streamlit as st
 
 from pages.common import state
 
-st.set_page_config(page_title="ecgviz: abnormal heartbeats", page_icon=":material/ecg_heart:", layout="wide")
+# a file, not a ":material/...:" icon: Streamlit fetches those favicons from an outside font host, and the
+# dashboard must make no request beyond its own server (tests/test_hostile_text.py)
+FAVICON = Path(__file__).resolve().parent / "pages" / "common" / "favicon.svg"
+st.set_page_config(page_title="ecgviz: abnormal heartbeats", page_icon=str(FAVICON), layout="wide")
 # metric cards hold counts like "2,039 / 2,081": their numbers shrink with the window instead of being cut off
 st.html("<style>[data-testid=stMetricValue] { font-size: clamp(1.25rem, 2vw, 2.25rem); }</style>")
 

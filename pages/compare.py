@@ -3,6 +3,7 @@
 import streamlit as st
 
 from ecgviz.dashboard import compare
+from ecgviz.dashboard.text import plain
 from pages.common import detectors, state
 
 state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
@@ -44,14 +45,14 @@ rule = st.radio("Threshold for each detector", list(compare.RULES), format_func=
 target = compare.fpr_at(active_ev, state.threshold()) if rule == "same_fpr" else None
 if rule == "same_fpr":
     st.caption(f"The explorer's threshold {state.threshold():.4g} flags "
-               f"{'—' if target is None else f'{100 * target:.1f}%'} of the held-out normals of {model.name}.")
+               f"{'—' if target is None else f'{100 * target:.1f}%'} of the held-out normals of {plain(model.name)}.")
 st.dataframe(compare.table(entries, rule, target), hide_index=True,
              column_config={"AUROC": st.column_config.NumberColumn(format="%.4f"),
                             "AP": st.column_config.NumberColumn(format="%.4f"),
                             "balanced accuracy": st.column_config.NumberColumn(format="%.4f"),
                             "threshold": st.column_config.NumberColumn(format="%.4g")})
 for note in active_ev.caveats():
-    st.caption(note)
+    st.caption(plain(note))
 
 zoom = st.toggle("Zoom to the corner where the detectors differ", value=True, key="compare_zoom",
                  help="ROC: up to 20% of normals flagged; precision-recall: recall above 80%")
@@ -73,10 +74,10 @@ if ta is None or tb is None:
 d = compare.disagreements(ea, ta, eb, tb)
 counts = compare.disagreement_counts(ea, ta, eb, tb, data.data.labels, st.session_state.get(state.NORMALS))
 c1, c2 = st.columns(2)
-c1.metric(f"{ma.name} flags, {mb.name} passes", f"{counts['a_only']:,}",
+c1.metric(f"{plain(ma.name)} flags, {plain(mb.name)} passes", f"{counts['a_only']:,}",
           f"{counts.get('a_only_anomalies', 0):,} of them anomalies", delta_color="off", delta_arrow="off",
           border=True)
-c2.metric(f"{mb.name} flags, {ma.name} passes", f"{counts['b_only']:,}",
+c2.metric(f"{plain(mb.name)} flags, {plain(ma.name)} passes", f"{counts['b_only']:,}",
           f"{counts.get('b_only_anomalies', 0):,} of them anomalies", delta_color="off", delta_arrow="off",
           border=True)
 
@@ -92,11 +93,11 @@ def _view(m, beats, text: str) -> None:
 
 
 v1, v2 = st.columns(2)
-if v1.button(f"View these beats as {ma.name}", key="view_a", disabled=not len(d["a_only"]),
+if v1.button(f"View these beats as {plain(ma.name)}", key="view_a", disabled=not len(d["a_only"]),
              icon=":material/visibility:"):
     _view(ma, d["a_only"], f"{ma.name} flags these at {ta:.4g}; {mb.name} passes them at {tb:.4g}.")
     st.switch_page("pages/explorer.py")
-if v2.button(f"View these beats as {mb.name}", key="view_b", disabled=not len(d["b_only"]),
+if v2.button(f"View these beats as {plain(mb.name)}", key="view_b", disabled=not len(d["b_only"]),
              icon=":material/visibility:"):
     _view(mb, d["b_only"], f"{mb.name} flags these at {tb:.4g}; {ma.name} passes them at {ta:.4g}.")
     st.switch_page("pages/explorer.py")

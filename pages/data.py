@@ -6,6 +6,7 @@ import streamlit as st
 
 from ecgviz import duplicates
 from ecgviz.dashboard import figures, session
+from ecgviz.dashboard.text import plain
 from ecgviz.data import DataError
 from pages.common import recording_panel, state
 
@@ -44,13 +45,13 @@ with st.container(border=True):
             chosen = st.selectbox("Or a file from the server's data folder", served, key="folder_file")
             if st.button("Load it", icon=":material/folder_open:", key="folder_load"):
                 try:
-                    with st.spinner(f"Loading {chosen}…"):
+                    with st.spinner(f"Loading {plain(chosen)}…"):
                         state.set_data(session.data_from_folder(chosen))
                     state.notify(f"Loaded {state.active_data().data.n_beats:,} beats from {chosen}.")
                     st.rerun()
                 except DataError as exc:
-                    st.error(str(exc), icon=":material/error:")
-                    st.caption(f"Still using: {state.active_data().name}")
+                    st.error(plain(exc), icon=":material/error:")
+                    st.caption(f"Still using: {plain(state.active_data().name)}")
     with right:
         files = st.file_uploader("Or upload ARFF, TSV or CSV files (e.g. a TRAIN and a TEST file) or beat packs",
                                  type=["arff", "tsv", "csv", "txt", "npz"], accept_multiple_files=True,
@@ -69,17 +70,17 @@ with st.container(border=True):
             except DataError as exc:
                 st.session_state["data_upload_error"] = str(exc)
         if signature and st.session_state.get("data_upload_error"):
-            st.error(st.session_state["data_upload_error"], icon=":material/error:")
-            st.caption(f"Still using: {state.active_data().name}")
+            st.error(plain(st.session_state["data_upload_error"]), icon=":material/error:")
+            st.caption(f"Still using: {plain(state.active_data().name)}")
 
 recording_panel.load_panel()
 
 active = state.active_data()
 data = active.data
 for warning in data.warnings:
-    st.warning(warning, icon=":material/warning:")
+    st.warning(plain(warning), icon=":material/warning:")
 
-st.subheader(active.name)
+st.subheader(plain(active.name))
 cols = st.columns(3)
 cols[0].metric("Beats", f"{data.n_beats:,}", border=True)
 cols[1].metric("Samples per beat", f"{data.length:,}", border=True)
@@ -88,12 +89,12 @@ cols[2].metric("Classes", f"{len(active.labels)}" if data.has_labels else "unlab
 copies = duplicates.find(data.X)
 if copies.n_extra:
     st.warning(f"{copies.n_extra:,} beat(s) are exact copies of another beat ({len(copies.sets):,} group(s)), e.g. "
-               + "; ".join(copies.describe(data.sources, data.rows)) + ". Copies are kept together when the beats "
-               "are split, so a beat is never trained on and judged at once.", icon=":material/content_copy:")
+               + plain("; ".join(copies.describe(data.sources, data.rows))) + ". Copies are kept together when the "
+               "beats are split, so a beat is never trained on and judged at once.", icon=":material/content_copy:")
 
 model = state.active_model()
 if model is not None and model.ckpt.seq_len != data.length:
-    st.warning(f"The active model '{model.name}' expects beats of {model.ckpt.seq_len} samples; these have "
+    st.warning(f"The active model '{plain(model.name)}' expects beats of {model.ckpt.seq_len} samples; these have "
                f"{data.length}. Train or load a matching model on the **Model** page.", icon=":material/warning:")
 
 if data.has_labels:

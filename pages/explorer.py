@@ -6,6 +6,7 @@ import streamlit as st
 
 from ecgviz import intervals
 from ecgviz.dashboard import explore, figures, livechart, recording_view
+from ecgviz.dashboard.text import plain
 from pages.common import detectors, state
 from pages.common.threshold_chart import slider_value, threshold_chart
 
@@ -42,7 +43,8 @@ if len(choices) > 1:
                                               f"{m.name} ({m.ckpt.description})" for m in choices if m.id == i),
                    help="switch the detector every figure on this page is drawn for; its own threshold comes with it")
 elif data.data.has_labels and st.session_state.get(state.NORMALS):
-    pick.caption(f"Detector: {model.name} ({model.ckpt.description}). Fit the baselines to compare and switch.")
+    pick.caption(f"Detector: {plain(model.name)} ({plain(model.ckpt.description)}). Fit the baselines to compare "
+                 "and switch.")
     if fit_col.button("Fit baselines (kNN, PCA)", key="fit_baselines", icon=":material/bolt:",
                       help="kNN distance (k = 5, L1 and L2) and PCA reconstruction, on the same training normals; "
                            "a few seconds"):
@@ -54,10 +56,10 @@ current_normals = tuple(st.session_state.get(state.NORMALS) or ())
 if (data.data.has_labels and trained_normals and current_normals != trained_normals
         and set(trained_normals) <= set(data.labels)):
     warn, back = st.columns([4, 1], vertical_alignment="center")
-    warn.warning(f"The model was trained with normal label(s) {', '.join(trained_normals)}, but the data now "
-                 f"calls {', '.join(current_normals) or 'nothing'} normal: its stored threshold and metrics assume "
-                 "the former.", icon=":material/warning:")
-    if back.button("Switch back", key="normals_back", help=f"use {', '.join(trained_normals)} as normal again"):
+    warn.warning(f"The model was trained with normal label(s) {plain(', '.join(trained_normals))}, but the data now "
+                 f"calls {plain(', '.join(current_normals)) or 'nothing'} normal: its stored threshold and metrics "
+                 "assume the former.", icon=":material/warning:")
+    if back.button("Switch back", key="normals_back", help=f"use {plain(', '.join(trained_normals))} as normal again"):
         st.session_state[state.NORMALS] = list(trained_normals)
         st.session_state.pop("normals_widget", None)
         st.rerun()
@@ -132,7 +134,8 @@ def explorer() -> None:
                           help=f"{why}: set the threshold to {value:.6g}", width="stretch")
     buttons[-1].button(f"Model {model.ckpt.threshold:.4g}", on_click=_use, args=(model.ckpt.threshold,),
                        key="suggest_model", width="stretch",
-                       help=f"the threshold stored with the model ({model.ckpt.threshold_rule or 'no rule recorded'})")
+                       help="the threshold stored with the model "
+                            f"({plain(model.ckpt.threshold_rule) or 'no rule recorded'})")
     log_y = log.toggle("Log", key="hist_log", help="logarithmic count axis for the histogram")
 
     # the slider and its figure update in the browser at once; the value reaches this fragment when it rests
@@ -162,12 +165,12 @@ def explorer() -> None:
         per_class = st.columns(max(len(abnormal), 4))
         for column, label in zip(per_class, abnormal, strict=False):
             flagged, total = m.class_counts[label]
-            _metric(column, ev.name(label), flagged, total, m.class_recall[label],
-                    f"beats of class {label} above the threshold")
+            _metric(column, plain(ev.name(label)), flagged, total, m.class_recall[label],
+                    f"beats of class {plain(label)} above the threshold")
 
     if m is not None:
         for note in ev.caveats():
-            st.caption(note)
+            st.caption(plain(note))
         roc_col, pr_col, cm_col = st.columns(3)
         fpr = 1.0 - m.normal_recall
         roc_col.plotly_chart(figures.roc_figure(*ev.roc, ev.roc_auc, (fpr, m.anomaly_recall)), config=PLOT_CONFIG)
@@ -189,8 +192,8 @@ def beat_viewer(t: float) -> None:
     """A chosen beat with its reconstruction, error and verdict."""
     st.subheader("One beat, original and reconstructed")
     if model.ckpt.kind == "knn":
-        st.caption(f"For {model.ckpt.description} the second line is the mean of the beat's {model.ckpt.model.k} "
-                   "nearest training normals, the normal shape its distance is measured to.")
+        st.caption(f"For {plain(model.ckpt.description)} the second line is the mean of the beat's "
+                   f"{model.ckpt.model.k} nearest training normals, the normal shape its distance is measured to.")
     elif model.ckpt.kind == "pca":
         st.caption("For PCA the second line is the beat projected onto the normals' principal components.")
     controls, chart = st.columns([1, 3])
@@ -237,7 +240,7 @@ def beat_viewer(t: float) -> None:
         origin = f"beat {i + 1:,}: {data.data.sources[i]}, row {int(data.data.rows[i]):,}"
         if data.data.has_labels:
             origin += f", {data.class_name(str(data.data.labels[i]))} ({data.data.labels[i]})"
-        st.caption(origin)
+        st.caption(plain(origin))
         st.caption(f"This is {explore.role_text(str(ev.roles[i]))}.")
     color = ev.colors.get(str(data.data.labels[i]), figures.NORMAL_COLOR) if data.data.has_labels else \
         figures.NORMAL_COLOR
@@ -252,7 +255,7 @@ def _browse(mode: str, t: float, disagree: dict | None) -> int | None:
     """Step through false alarms, missed anomalies or disagreements with Previous/Next; the beat index or None."""
     if mode == "disagreements":
         items = disagree["beats"]
-        st.caption(disagree["text"])
+        st.caption(plain(disagree["text"]))
     else:
         items = explore.browse(ev, t, mode)
     key = f"browse_pos_{mode}"

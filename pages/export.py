@@ -7,6 +7,7 @@ import streamlit as st
 from ecgviz import export
 from ecgviz.checkpoint import to_bytes
 from ecgviz.dashboard import explore
+from ecgviz.dashboard.text import plain
 from pages.common import detectors, state
 
 state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
@@ -60,6 +61,6 @@ if with_threshold or renamed:
     payload = to_bytes(ckpt.with_threshold(t) if with_threshold else ckpt)
 else:
     payload = model.checkpoint_bytes()
-st.download_button(f"Download {model.download_name()}", payload, file_name=model.download_name(),
+st.download_button(f"Download {plain(model.download_name())}", payload, file_name=model.download_name(),
                    mime="application/octet-stream", icon=":material/download:", key="export_ckpt",
                    on_click="ignore")

@@ -6,6 +6,7 @@ import streamlit as st
 from ecgviz.checkpoint import CheckpointError, save_checkpoint
 from ecgviz.dashboard import explore, figures, session
 from ecgviz.dashboard.jobs import CANCELLED, DONE, ERROR, format_seconds
+from ecgviz.dashboard.text import plain
 from ecgviz.pipeline import DEFAULT_PERCENTILE
 from ecgviz.score import ERROR_NAMES
 from pages.common import detectors, state
@@ -59,7 +60,7 @@ def activate(load) -> None:
         model = load()
         state.set_model(model)
     except CheckpointError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(plain(exc), icon=":material/error:")
         return
     state.notify(f"Model '{model.name}' is active; the threshold is now its own ({model.ckpt.threshold:.4g}).")
     st.rerun()
@@ -71,15 +72,15 @@ with st.container(border=True):
         st.info("No model is loaded yet.", icon=":material/info:")
     else:
         ckpt = model.ckpt
-        st.markdown(f"**Active model: {model.name}** ({model.source})")
+        st.markdown(f"**Active model: {plain(model.name)}** ({model.source})")
         cols = st.columns(4)
         cols[0].metric("Detector", "LSTM AE" if ckpt.kind == "lstm_ae" else ckpt.description,
-                       help=ckpt.description, border=True)
+                       help=plain(ckpt.description), border=True)
         cols[1].metric("Beat length", ckpt.seq_len, border=True)
-        cols[2].metric("Split", ckpt.split.mode, help=ckpt.split.describe(), border=True)
-        cols[3].metric("Stored threshold", f"{ckpt.threshold:.4g}", help=ckpt.threshold_rule, border=True)
+        cols[2].metric("Split", ckpt.split.mode, help=plain(ckpt.split.describe()), border=True)
+        cols[3].metric("Stored threshold", f"{ckpt.threshold:.4g}", help=plain(ckpt.threshold_rule), border=True)
         held_out = ckpt.metrics or {}
-        st.caption(f"Scores: {ERROR_NAMES.get(ckpt.loss, ckpt.loss)}; split: {ckpt.split.describe()}.")
+        st.caption(f"Scores: {plain(ERROR_NAMES.get(ckpt.loss, ckpt.loss))}; split: {plain(ckpt.split.describe())}.")
         if held_out.get("auroc") is not None:
             st.caption(
                 f"On its held-out beats: ROC AUC {held_out['auroc']:.4f}, normal beats passed "
@@ -109,7 +110,7 @@ with st.container(border=True):
                     state.start_job(session.start_resume(model, state.active_data(),
                                                          directory=session.checkpoint_dir()))
                 except ValueError as exc:
-                    st.error(str(exc), icon=":material/error:")
+                    st.error(plain(exc), icon=":material/error:")
                 else:
                     state.remember_form(tab=TRAIN_TAB)
                     st.session_state["model_tab"] = TRAIN_TAB
@@ -149,7 +150,7 @@ with load_tab:
 data = state.active_data()
 
 with train_tab:
-    st.caption(f"Trains on the normal beats of **{data.name}** (normal: {state.normal_names(data)}); "
+    st.caption(f"Trains on the normal beats of **{plain(data.name)}** (normal: {plain(state.normal_names(data))}); "
                "15% of them are held back for early stopping and for honest metrics.")
     d = session.TrainSettings()
     kept = state.form_value
@@ -208,7 +209,7 @@ with train_tab:
             new_job = session.start_training(data, st.session_state.get(state.NORMALS) or [], name.strip(),
                                              settings, directory=session.checkpoint_dir())
         except ValueError as exc:
-            st.error(str(exc), icon=":material/error:")
+            st.error(plain(exc), icon=":material/error:")
         else:
             state.start_job(new_job)
             st.rerun()
@@ -231,7 +232,7 @@ def progress() -> None:
         text = "Cancelling…"
     elif s.status == "finishing" or s.epoch >= s.epochs:
         text = "Scoring held-out beats and saving the checkpoint…"
-    st.markdown(f"**Training {job.label}**")
+    st.markdown(f"**Training {plain(job.label)}**")
     st.progress(s.progress, text=text)
     left, right, _ = st.columns([1, 1, 3])
     left.button("Stop and keep the best", on_click=job.stop_and_keep, disabled=job.cancel_requested,
@@ -267,7 +268,7 @@ if job is not None:
             st.plotly_chart(figures.loss_curves(list(s.history), s.best_epoch), config=PLOT_CONFIG,
                             key="job_history")
         elif s.status == CANCELLED:
-            st.warning(f"Training {job.label} was cancelled after {s.epoch} epochs; nothing was saved.",
+            st.warning(f"Training {plain(job.label)} was cancelled after {s.epoch} epochs; nothing was saved.",
                        icon=":material/stop:")
         elif s.status == ERROR:
-            st.error(f"Training {job.label} failed: {s.message}", icon=":material/error:")
+            st.error(f"Training {plain(job.label)} failed: {plain(s.message)}", icon=":material/error:")

@@ -34,6 +34,7 @@ from streamlit.testing.v1 import AppTest
 from ecgviz.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_dict
 from ecgviz.cli import main
 from ecgviz.dashboard import session
+from ecgviz.dashboard.text import plain
 from ecgviz.data import DataError, load_files, load_uploads
 from ecgviz.pipeline import errors_for
 
@@ -254,8 +255,9 @@ def upload_limit_mb() -> int:
 
 
 def too_big(what: str, size: int, limit_mb: int) -> str:
-    return (f"{what}: {size / 1e6:.2f} MB, but the dashboard loads at most {limit_mb} MB at once; "
-            "score larger data with `python -m ecgviz score`, which has no limit")
+    # as the page shows it: the message names files, so it is plain text (its backticks escaped)
+    return plain(f"{what}: {size / 1e6:.2f} MB, but the dashboard loads at most {limit_mb} MB at once; "
+                 "score larger data with `python -m ecgviz score`, which has no limit")
 
 
 # --- no NaN on screen ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from ecgviz import intervals
 from ecgviz.codes import mask_of
 from ecgviz.dashboard import explore, figures
+from ecgviz.dashboard.text import plotly_text
 
 # How each detector's threshold is chosen in the second half of the table (its scores have their own units).
 RULES = {
@@ -97,7 +98,8 @@ def overlay(entries: Sequence[Entry], kind: str, zoom: bool = False) -> go.Figur
         else:
             y, x = figures.thin(*ev.pr)
             label = f"{entry.name} (AP {ev.average_precision:.4f})"
-        fig.add_scatter(x=x, y=y, mode="lines", name=label, line={"color": COLORS[n % len(COLORS)], "width": 2})
+        fig.add_scatter(x=x, y=y, mode="lines", name=plotly_text(label),
+                        line={"color": COLORS[n % len(COLORS)], "width": 2})
     titles = {"roc": ("ROC", "normal beats flagged (FPR)", "anomalies caught (TPR)"),
               "pr": ("Precision-recall", "recall (anomalies caught)", "precision")}[kind]
     x_range, y_range = ([-0.005, 0.2], [0.8, 1.005]) if kind == "roc" else ([0.8, 1.005], [0.95, 1.002])

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
+from ecgviz.dashboard.text import plotly_text
+
 NORMAL_COLOR = "#1f77b4"
 # warm, mutually distinct colours so abnormal classes stand apart from the blue normal class
 ABNORMAL_COLORS = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#7f7f7f")
@@ -178,7 +180,7 @@ def beat_figure(original: np.ndarray, reconstruction: np.ndarray, *, title: str 
                  fillcolor="rgba(214, 39, 40, 0.25)"),
     ]
     layout = {
-        "title": {"text": title},
+        "title": {"text": plotly_text(title)},
         "xaxis": {"title": {"text": "sample"}},
         "yaxis": {"title": {"text": "amplitude"}},
         "legend": {"orientation": "h", "y": -0.2},
@@ -190,7 +192,7 @@ def beat_figure(original: np.ndarray, reconstruction: np.ndarray, *, title: str 
 
 def class_preview(beats: np.ndarray, *, title: str = "", color: str = NORMAL_COLOR, n_examples: int = 5,
                   seed: int = 0) -> go.Figure:
-    """Mean beat with a +/-1 standard deviation band and a few individual beats of one class."""
+    """Mean beat with a +/-1 standard deviation band and a few individual beats of one class; `title` is plain text."""
     beats = np.asarray(beats, dtype=np.float64)
     t = np.arange(beats.shape[1]) if beats.ndim == 2 else np.arange(0)
     traces = []
@@ -207,7 +209,7 @@ def class_preview(beats: np.ndarray, *, title: str = "", color: str = NORMAL_COL
                                fillcolor=_rgba(color, 0.25), name="±1 std"))
         traces.append(_scatter(t, mean, mode="lines", line={"color": color, "width": 3}, name="mean"))
     layout = {
-        "title": {"text": title},
+        "title": {"text": plotly_text(title)},
         "xaxis": {"title": {"text": "sample"}},
         "yaxis": {"title": {"text": "amplitude"}},
         "legend": {"orientation": "h", "y": -0.25},

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 
 from ecgviz.beats import DROP_REASONS, POST_S, PRE_S, Beats
 from ecgviz.codes import as_text
+from ecgviz.dashboard.text import plotly_text
 from ecgviz.recording import EDF_SUFFIXES
 
 RECORDINGS_DIR_ENV = "ECGVIZ_RECORDINGS_DIR"
@@ -85,7 +86,7 @@ def strip_figure(view: RecordingView, labels: np.ndarray | None, start_s: float 
     step = max(1, len(y) // MAX_STRIP_POINTS)
     t = (np.arange(a, b) / view.fs)[::step]
     fig = go.Figure(go.Scattergl(x=t, y=y[::step], mode="lines", line={"color": "#444", "width": 1},
-                                 name=view.lead, hoverinfo="skip"))
+                                 name=plotly_text(view.lead), hoverinfo="skip"))
     beat_peaks = view.peaks[view.kept]
     inside = np.flatnonzero((beat_peaks >= a) & (beat_peaks < b))
     classes = np.full(len(inside), "") if labels is None else as_text(np.asarray(labels)[inside])
@@ -94,7 +95,7 @@ def strip_figure(view: RecordingView, labels: np.ndarray | None, start_s: float 
         s = beat_peaks[sel]
         fig.add_trace(go.Scattergl(
             x=s / view.fs, y=view.signal[s].astype(np.float32), mode="markers+text" if len(sel) < 200 else "markers",
-            text=[cls] * len(sel), textposition="top center", name=f"R-peak {cls}".strip(),
+            text=[plotly_text(cls)] * len(sel), textposition="top center", name=plotly_text(f"R-peak {cls}".strip()),
             marker={"color": (colors or CLASS_COLORS).get(cls, PEAK_COLOR), "size": 7},
             customdata=sel, hovertemplate="beat %{customdata}<br>%{x:.2f} s<extra></extra>"))
     if flagged is not None:
@@ -111,7 +112,8 @@ def strip_figure(view: RecordingView, labels: np.ndarray | None, start_s: float 
                                    name="not cut", marker={"color": DROPPED_COLOR, "symbol": "x", "size": 8}))
     fig.update_layout(height=340, margin={"l": 40, "r": 10, "t": 30, "b": 40}, xaxis_title="time (s)",
                       yaxis_title="filtered signal", legend={"orientation": "h", "y": -0.25, "x": 0},
-                      title=f"{view.record}, lead {view.lead}: {t[0] if len(t) else 0:.0f}-{b / view.fs:.0f} s")
+                      title=plotly_text(f"{view.record}, lead {view.lead}: "
+                                        f"{t[0] if len(t) else 0:.0f}-{b / view.fs:.0f} s"))
     return fig
 
 
@@ -123,6 +125,6 @@ def context_figure(view: RecordingView, beat: int, flagged: np.ndarray | None = 
     fig = strip_figure(view, labels, start_s, seconds, flagged, colors)
     fig.add_vrect(x0=peak / view.fs - PRE_S, x1=peak / view.fs + POST_S, fillcolor="#ff7f0e", opacity=0.15,
                   line_width=0)
-    fig.update_layout(height=240, title=f"Beat {beat + 1:,} in context: {view.record}, {peak / view.fs:.2f} s "
-                                        f"(sample {peak:,})", showlegend=False)
+    fig.update_layout(height=240, title=plotly_text(f"Beat {beat + 1:,} in context: {view.record}, "
+                                                    f"{peak / view.fs:.2f} s (sample {peak:,})"), showlegend=False)
     return fig

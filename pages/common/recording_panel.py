@@ -7,6 +7,7 @@ import streamlit as st
 
 from ecgviz.beats import DEFAULT_LENGTH, cut_beats
 from ecgviz.dashboard import figures, recording_view, session
+from ecgviz.dashboard.text import plain
 from ecgviz.data import DataError
 from ecgviz.recording import read_recording, read_uploads
 from pages.common import state
@@ -59,8 +60,8 @@ def load_panel() -> None:
         st.number_input("Samples per beat", min_value=8, max_value=2000, value=_length(), key="rec_length",
                         help="The active model's beat length, so it can score the beats.")
         if st.session_state.get("recording_error"):
-            st.error(st.session_state["recording_error"], icon=":material/error:")
-            st.caption(f"Still using: {state.active_data().name}")
+            st.error(plain(st.session_state["recording_error"]), icon=":material/error:")
+            st.caption(f"Still using: {plain(state.active_data().name)}")
 
 
 def show_recording(active: session.ActiveData) -> None:
@@ -69,8 +70,8 @@ def show_recording(active: session.ActiveData) -> None:
     if view is None:
         return
     st.subheader("The recording")
-    st.caption(f"{view.record}, lead {view.lead}, {view.fs:g} Hz, {view.duration_s / 60:.1f} min; R-peaks from "
-               f"{view.peak_source}. Band-passed 0.5-40 Hz (zero phase), baseline removed.")
+    st.caption(f"{plain(view.record)}, lead {plain(view.lead)}, {view.fs:g} Hz, {view.duration_s / 60:.1f} min; "
+               f"R-peaks from {plain(view.peak_source)}. Band-passed 0.5-40 Hz (zero phase), baseline removed.")
     cols = st.columns([3, 1])
     span = cols[1].selectbox("Window", [10, 30, 60, 300], index=1, format_func=lambda s: f"{s} s", key="rec_span")
     start = cols[0].slider("Start (s)", 0.0, max(0.0, view.duration_s - span), 0.0, step=1.0, key="rec_start")

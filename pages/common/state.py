@@ -16,6 +16,7 @@ from ecgviz.checkpoint import CheckpointError
 from ecgviz.cli import USER_ERRORS
 from ecgviz.dashboard import explore, jobs, livechart, session, workspace
 from ecgviz.dashboard.jobs import format_seconds
+from ecgviz.dashboard.text import plain
 from pages.common import memory
 
 DATA = "active_data"
@@ -61,9 +62,9 @@ def errors_shown() -> Iterator[None]:
     try:
         yield
     except USER_ERRORS as exc:
-        st.error(str(exc) or type(exc).__name__, icon=":material/error:")
+        st.error(plain(str(exc) or type(exc).__name__), icon=":material/error:")
     except Exception as exc:  # the last line of defence: a message, never a stack trace
-        st.error(f"Something went wrong ({type(exc).__name__}): {exc}", icon=":material/error:")
+        st.error(plain(f"Something went wrong ({type(exc).__name__}): {exc}"), icon=":material/error:")
 
 
 def shows_errors(fn: Callable) -> Callable:
@@ -172,7 +173,7 @@ def init() -> None:
             try:
                 model.ckpt.check_fits(st.session_state[DATA].data.length)
             except CheckpointError as exc:
-                st.error(str(exc))
+                st.error(plain(exc))
                 model = None
         st.session_state[MODEL] = model
         if model is not None:
@@ -289,7 +290,7 @@ def threshold() -> float | None:
 
 
 def notify(message: str) -> None:
-    """Show `message` as a toast-like success box on the next run."""
+    """Show `message` (plain text) as a toast-like success box on the next run."""
     st.session_state[NOTICE] = message
 
 
@@ -297,7 +298,7 @@ def show_notice() -> None:
     """Show (once) a message left by notify()."""
     message = st.session_state.pop(NOTICE, None)
     if message:
-        st.success(message, icon=":material/check_circle:")
+        st.success(plain(message), icon=":material/check_circle:")
 
 
 # The errors, the Evaluation and the chart base are cache_resource, not cache_data: cache_data unpickles a fresh copy
@@ -367,7 +368,7 @@ def require_model() -> session.ActiveModel | None:
     try:
         model.ckpt.check_fits(active_data().data.length)
     except CheckpointError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(plain(exc), icon=":material/error:")
         st.page_link("pages/model.py", label="Load or train a matching model", icon=":material/model_training:")
         return None
     return model
@@ -385,15 +386,15 @@ def sidebar() -> None:
     with st.sidebar:
         st.markdown("**Data**")
         labels = "unlabelled" if not data.data.has_labels else f"{len(data.labels)} labels"
-        st.caption(f"{data.name}  \n{data.data.n_beats:,} beats of {data.data.length} samples, {labels}  \n"
-                   f"normal: {normal_names(data) if data.data.has_labels else '—'}")
+        st.caption(f"{plain(data.name)}  \n{data.data.n_beats:,} beats of {data.data.length} samples, {labels}  \n"
+                   f"normal: {plain(normal_names(data)) if data.data.has_labels else '—'}")
         st.markdown("**Model**")
         if model is None:
             st.caption("none loaded")
         else:
             ckpt = model.ckpt
-            st.caption(f"{model.name}  \n{model.source} · {ckpt.description} · {ckpt.seq_len} samples · "
-                       f"{ckpt.split.mode} split")
+            st.caption(f"{plain(model.name)}  \n{model.source} · {plain(ckpt.description)} · {ckpt.seq_len} samples · "
+                       f"{plain(ckpt.split.mode)} split")
         st.markdown("**Threshold**")
         # the explorer's fragment rewrites this slot on every slider step, without a full rerun
         st.session_state[THRESHOLD_SLOT] = st.empty()
@@ -496,11 +497,12 @@ def data_provenance(model: session.ActiveModel) -> None:
     offers = workspace.data_offers(st.session_state.get(WORKSPACE), ckpt.data_fingerprint)
     files = (", ".join(ckpt.data_sources) if ckpt.data_sources
              else offers[0][0] if offers else "file names not recorded in this checkpoint")
-    st.info(f"'{model.name}' was trained on other data than {data.name}: {files}; beats of {ckpt.seq_len} "
-            f"samples, fingerprint {ckpt.data_fingerprint[:12]}. Its held-out split only applies to that data.",
+    st.info(f"'{plain(model.name)}' was trained on other data than {plain(data.name)}: {plain(files)}; beats of "
+            f"{ckpt.seq_len} samples, fingerprint {plain(ckpt.data_fingerprint[:12])}. Its held-out split only applies "
+            "to that data.",
             icon=":material/info:")
     for i, (label, load) in enumerate(offers):
-        if st.button(f"Load {label}", key=f"provenance_load_{i}", icon=":material/dataset:"):
+        if st.button(f"Load {plain(label)}", key=f"provenance_load_{i}", icon=":material/dataset:"):
             new, raw = load()
             set_data(new, files=raw)
             set_threshold(float(model.ckpt.threshold))
