@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.server_stats import memory_mb, model_loads, server_pid
+from bench.server_stats import memory_mib, model_loads, server_pid
 from bench.sessions import SessionResult, drive, log, make_files
 from tests.browser_support import StreamlitServer, find_chromium
 
@@ -43,7 +43,7 @@ class Outcome:
     sessions: list[SessionResult]
     moves: int
     files: list[dict]
-    memory_mb: dict
+    memory_mib: dict
     model_loads: dict | None
     wall_s: float
     settings: dict
@@ -118,7 +118,7 @@ class Outcome:
                 "cards_stats": self.stats(cards=True),
                 "stats_outside_training": self.stats(False), "training": self.training(),
                 "problems": self.problems(), "moves": self.moves,
-                "memory_mb": self.memory_mb, "model_loads": self.model_loads, "wall_s": self.wall_s,
+                "memory_mib": self.memory_mib, "model_loads": self.model_loads, "wall_s": self.wall_s,
                 "settings": self.settings, "files": self.files, "sessions": [asdict(s) for s in self.sessions]}
 
 
@@ -135,7 +135,7 @@ def run_scenario(sessions: int = 8, moves: int = 20, *, train: bool = True, env:
         (Path(tmp) / "checkpoints").mkdir()
         with StreamlitServer(ROOT / "app.py", env=server_env, extra_args=server_args) as server:
             pid = server_pid(server)
-            memory = {"start": memory_mb(pid).get("rss")}
+            memory = {"start": memory_mib(pid).get("rss")}
             results = asyncio.run(drive(server.url, files, moves, pid, memory, train=train, artifacts=artifacts))
             loads = model_loads(server.url)
             log_tail = server.log()[-4000:]
@@ -165,7 +165,7 @@ def meets_target(outcome: Outcome) -> bool:
 
 def table(outcome: Outcome) -> str:
     """The run as a markdown table: measure, value, requirement, met."""
-    st, mem, tr, loads = outcome.stats(), outcome.memory_mb, outcome.training(), outcome.model_loads
+    st, mem, tr, loads = outcome.stats(), outcome.memory_mib, outcome.training(), outcome.model_loads
     iso = outcome.isolation_problems()
     trained = "not asked" if not outcome.settings.get("train", True) else "no" if not tr or not tr.get("finished") \
         else f"yes, {tr['duration_s']:.1f} s ({tr['epochs']} epochs, embedding {tr['embedding']})"
@@ -183,9 +183,9 @@ def table(outcome: Outcome) -> str:
          "—" if cpu is None else f"{cpu:.1f} s in {mem['moves_wall_s']:.1f} s, {1000 * cpu / max(st['n'], 1):.0f} ms "
                                  "per round trip (training included)", "", ""),
         ("server RSS: start / warm (before) / sessions open / after / peak",
-         " / ".join(_num(mem.get(k)) for k in ("start", "before", "sessions_open", "after", "peak")) + " MB",
+         " / ".join(_num(mem.get(k)) for k in ("start", "before", "sessions_open", "after", "peak")) + " MiB",
          "bounded", ""),
-        ("RSS growth per session ((after - before) / sessions)", f"{_num(mem.get('growth_per_session'), '.1f')} MB",
+        ("RSS growth per session ((after - before) / sessions)", f"{_num(mem.get('growth_per_session'), '.1f')} MiB",
          "far below a model + scores copy", ""),
         ("start-up model loads (cache misses / hits)",
          "—" if loads is None else f"{loads['misses']} / {loads.get('hits', 0)}", "1 load, shared",

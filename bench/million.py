@@ -24,16 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.server_stats import memory_mb
+from bench.server_stats import memory_mib
 
 
 def _rss_mb() -> float:
-    return memory_mb(os.getpid())["rss"]
+    return memory_mib(os.getpid())["rss"]
 
 
 def _peak_mb() -> float:
     # VmHWM is this program's own high-water mark; getrusage's maxrss would also count the parent's before exec
-    return memory_mb(os.getpid())["hwm"]
+    return memory_mib(os.getpid())["hwm"]
 
 
 def make_pack(path: Path, n: int, seed: int = 0) -> None:

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.server_stats import memory_mb
+from bench.server_stats import memory_mib
 
 ROOT = Path(__file__).resolve().parent.parent
 MITDB = ROOT / "data" / "mitdb"
@@ -26,7 +26,7 @@ MITDB = ROOT / "data" / "mitdb"
 
 def _peak_rss_mb() -> float:
     # VmHWM is this program's own high-water mark; getrusage's maxrss would also count the parent's before exec
-    return memory_mb(os.getpid())["hwm"]
+    return memory_mib(os.getpid())["hwm"]
 
 
 def case_30min() -> dict:
@@ -86,7 +86,7 @@ def case_session(folder: str, hours: float) -> dict:
 
 
 def _current_rss_mb() -> float:
-    return memory_mb(os.getpid())["rss"]
+    return memory_mib(os.getpid())["rss"]
 
 
 def build_day(folder: str, hours: float) -> None:
@@ -135,13 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     r = rows[0]
     print(f"| {r['case']} (annotated R-peaks) | {r['beats']:,} | {r['s_annotated']:.2f} s | |")
     print(f"| {r['case']} (detected R-peaks) | {r['beats_detected']:,} | {r['s_detected']:.2f} s "
-          f"| {r['peak_rss_mb']:.0f} MB |")
+          f"| {r['peak_rss_mb']:.0f} MiB |")
     r = rows[1]
     print(f"| {r['case']} ({r['samples']:,} samples, {r['file_mb']:.0f} MB file) | {r['beats']:,} "
-          f"| {r['s_to_beats']:.1f} s to beats, {r['s_total']:.1f} s scored | {r['peak_rss_mb']:.0f} MB |")
+          f"| {r['s_to_beats']:.1f} s to beats, {r['s_total']:.1f} s scored | {r['peak_rss_mb']:.0f} MiB |")
     r = rows[2]
     parts = ", ".join(f"{k} {v:.0f}" for k, v in r["held_mb"].items())
-    print(f"\nA dashboard session holding this recording keeps {r['total_mb']:.0f} MB of arrays ({parts} MB).")
+    print(f"\nA dashboard session holding this recording keeps {r['total_mb']:.0f} MiB of arrays ({parts} MiB).")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(rows, indent=2))

@@ -27,8 +27,8 @@ def server_pid(server: StreamlitServer) -> int | None:
     return None
 
 
-def memory_mb(pid: int | None) -> dict:
-    """{"rss": current, "hwm": peak} resident memory of a process in MB (empty when it cannot be read)."""
+def memory_mib(pid: int | None) -> dict:
+    """{"rss": current, "hwm": peak} resident memory of a process in MiB (2^20 bytes; empty when unreadable)."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except (OSError, TypeError):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.async_page import ARM_JS, PROBE_JS, TIMEOUT_MS, goto, idle, metric
-from bench.server_stats import cpu_seconds, memory_mb
+from bench.server_stats import cpu_seconds, memory_mib
 from tests.browser_support import CHROMIUM_ARGS, find_chromium
 from tests.helpers import synthetic_beats, write_arff
 
@@ -223,7 +223,7 @@ async def _session(browser, url: str, data: SessionData, moves: int, gate: _Gate
 
 async def _sample_memory(pid: int | None, peak: dict) -> None:
     while True:
-        peak["rss"] = max(peak.get("rss", 0.0), memory_mb(pid).get("rss", 0.0))
+        peak["rss"] = max(peak.get("rss", 0.0), memory_mib(pid).get("rss", 0.0))
         await asyncio.sleep(0.25)
 
 
@@ -243,14 +243,14 @@ async def drive(url: str, files: list[SessionData], moves: int, pid: int | None,
             await expect(metric(page, "Beats")).to_have_text("5,000", timeout=TIMEOUT_MS)
             await idle(page)
             await context.close()
-            memory["before"] = memory_mb(pid).get("rss")
+            memory["before"] = memory_mib(pid).get("rss")
             log(f"{len(files)} sessions, {moves} moves each" + ("; session 0 trains" if train else ""))
             gate, peak = _Gate(len(files)), {}
             sampler = asyncio.create_task(_sample_memory(pid, peak))
 
             async def when_all_open() -> None:  # every session has its data and its page, nothing moved yet
                 await gate.wait()
-                memory["sessions_open"] = memory_mb(pid).get("rss")
+                memory["sessions_open"] = memory_mib(pid).get("rss")
                 memory["moves_started"], memory["cpu_at_start"] = time.monotonic(), cpu_seconds(pid)
 
             opened = asyncio.create_task(when_all_open())
@@ -258,7 +258,7 @@ async def drive(url: str, files: list[SessionData], moves: int, pid: int | None,
                                           for f in files))
             sampler.cancel()
             opened.cancel()
-            now, cpu = memory_mb(pid), cpu_seconds(pid)
+            now, cpu = memory_mib(pid), cpu_seconds(pid)
             if memory.get("cpu_at_start") is not None and cpu is not None:
                 memory["server_cpu_s_during_moves"] = cpu - memory.pop("cpu_at_start")
                 memory["moves_wall_s"] = time.monotonic() - memory.pop("moves_started")

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.server_stats import memory_mb
+from bench.server_stats import memory_mib
 from tests.browser_support import StreamlitServer, launch_browser, wait_idle
 from tests.helpers import synthetic_beats, write_arff
 
@@ -95,7 +95,7 @@ def run(args) -> list[tuple[str, float | None]]:
         browser = launch_browser(p)
 
         def note(step: str) -> None:
-            rss = memory_mb(pid).get("rss")
+            rss = memory_mib(pid).get("rss")
             rows.append((step, rss))
             log(f"{step}: {rss:.0f} MiB" if rss is not None else f"{step}: ?")
 

@@ -116,7 +116,7 @@ def test_the_start_up_model_is_loaded_once_for_every_session(outcome):
 
 @pytest.mark.browser
 def test_server_memory_stays_bounded(outcome):
-    mem = outcome.memory_mb
+    mem = outcome.memory_mib
     assert 0 < mem["start"] < mem["before"]  # torch, the model and the built-in data are in "before"
     assert mem["after"] - mem["before"] < MAX_GROWTH_MB
     assert mem["peak"] - mem["before"] < MAX_GROWTH_MB + 100

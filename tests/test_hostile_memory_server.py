@@ -135,8 +135,8 @@ RELEASE_SCRIPT = """
 import sys, threading
 from ecgviz.dashboard import janitor, session
 import os
-from bench.server_stats import memory_mb
-def rss_mb(): return memory_mb(os.getpid())["rss"]
+from bench.server_stats import memory_mib
+def rss_mb(): return memory_mib(os.getpid())["rss"]
 raw = open(sys.argv[1], "rb").read()
 box = {}
 t = threading.Thread(target=lambda: box.update(d=session.data_from_uploads([("big.arff", raw)])))  # as a session
