@@ -18,6 +18,7 @@ import numpy as np
 
 CONFIDENCE = 0.95
 SMALL_CLASS = 50
+MAX_LISTED = 6  # small classes named in a caveat; the rest are counted
 N_BOOT = 1000
 
 
@@ -135,7 +136,10 @@ def caveats(n_normal: int, n_anomaly: int, class_counts: Mapping[str, int] | Non
     small = {"normal": n_normal} if 0 < n_normal < SMALL_CLASS else {}
     small.update({names.get(k, f"class {k}"): c for k, c in (class_counts or {}).items() if 0 < c < SMALL_CLASS})
     if small:
-        listed = ", ".join(f"{k} ({v} beats)" for k, v in small.items())
+        # a data set with thousands of tiny classes gets one readable sentence, not thousands of names
+        listed = ", ".join(f"{k} ({v} beats)" for k, v in list(small.items())[:MAX_LISTED])
+        if len(small) > MAX_LISTED:
+            listed += f" and {len(small) - MAX_LISTED:,} more classes"
         out.append(f"Uncertain: {listed} held out, fewer than {SMALL_CLASS}; one beat more or less moves a rate by "
                    "several points, so read the 95 % intervals, not the point values.")
     total = n_normal + n_anomaly

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ecgviz.codes import as_text
-from ecgviz.data import label_order
+from ecgviz.codes import as_text, encode
+from ecgviz.data import label_key
 
 SUGGESTION_KEYS = ("max_f1", "youden", "percentile")
 
@@ -163,6 +163,22 @@ def _make_metrics(threshold, tp, fp, tn, fn, class_counts: dict, abnormal: list[
     )
 
 
+def _class_codes(lab, a) -> tuple[np.ndarray, list[str], list[str]]:
+    """Per-beat class codes (classes in display order), the class names, and the abnormal classes.
+
+    Codes and bincount keep every per-class count O(n), whatever the number of classes (a loop of
+    ``lab == k`` over 20,000 labels is 20,000 passes over the data).
+    """
+    codes, names = encode(lab)
+    order = sorted(range(len(names)), key=lambda i: label_key(names[i]))
+    rank = np.empty(len(names), dtype=np.int32)
+    rank[order] = np.arange(len(names), dtype=np.int32)
+    codes = rank[codes] if len(names) else codes
+    names = [names[i] for i in order]
+    abnormal = np.bincount(codes[a], minlength=len(names)) > 0
+    return codes, names, [k for k, hit in zip(names, abnormal.tolist(), strict=True) if hit]
+
+
 def at_threshold(errors, is_anomaly, threshold: float, labels=None) -> Metrics:
     """Metrics when beats with error > threshold are flagged."""
     e, a, lab = _inputs(errors, is_anomaly, labels)
@@ -170,9 +186,13 @@ def at_threshold(errors, is_anomaly, threshold: float, labels=None) -> Metrics:
         raise ValueError("threshold must not be NaN")
     flagged = e > threshold
     tp, fp, fn, tn = (int(np.count_nonzero(f & t)) for f in (flagged, ~flagged) for t in (a, ~a))
-    counts = {k: (int(np.count_nonzero(flagged & (lab == k))), int(np.count_nonzero(lab == k)))
-              for k in label_order(lab)}
-    return _make_metrics(threshold, tp, fp, tn, fn, counts, label_order(None if lab is None else lab[a]))
+    counts, abnormal = {}, []
+    if lab is not None:
+        codes, names, abnormal = _class_codes(lab, a)
+        hit = np.bincount(codes[flagged], minlength=len(names)).tolist()
+        total = np.bincount(codes, minlength=len(names)).tolist()
+        counts = {k: (h, t) for k, h, t in zip(names, hit, total, strict=True)}
+    return _make_metrics(threshold, tp, fp, tn, fn, counts, abnormal)
 
 
 def default_thresholds(errors, n_thresholds: int = 200) -> np.ndarray:
@@ -196,15 +216,28 @@ def n_above(sorted_errors: np.ndarray, threshold) -> np.ndarray:
 
 
 class SortedErrors:
-    """Errors pre-sorted per class so metrics at one threshold cost O(log n) per class."""
+    """Errors sorted once, overall and per class, so metrics at one threshold need no sorting (a slider step)."""
 
     def __init__(self, errors, is_anomaly, labels=None):
         e, a, lab = _inputs(errors, is_anomaly, labels)
         self._normal = np.sort(e[~a])
         self._anomaly = np.sort(e[a])
-        self._classes = {k: np.sort(e[lab == k]) for k in label_order(lab)}
-        self._abnormal = label_order(None if lab is None else lab[a])
+        self._names: list[str] = []
+        self._abnormal: list[str] = []
+        # every class's errors sorted, one after another: class i is _by_class[_starts[i]:_starts[i + 1]]
+        self._by_class = np.empty(0)
+        self._starts = np.zeros(1, dtype=np.int64)
+        if lab is not None:
+            codes, self._names, self._abnormal = _class_codes(lab, a)
+            order = np.lexsort((e, codes))
+            self._by_class, self._codes = e[order], codes[order]
+            self._starts = np.r_[0, np.cumsum(np.bincount(codes, minlength=len(self._names)))]
+        self._index = {k: i for i, k in enumerate(self._names)}
         self.errors = e
+
+    def _class(self, k: str) -> np.ndarray:
+        i = self._index[k]
+        return self._by_class[self._starts[i]:self._starts[i + 1]]
 
     def at(self, threshold: float) -> Metrics:
         """Metrics at one threshold (what a slider calls on every move)."""
@@ -212,19 +245,24 @@ class SortedErrors:
             raise ValueError("threshold must not be NaN")
         tp = int(n_above(self._anomaly, threshold))
         fp = int(n_above(self._normal, threshold))
-        counts = {k: (int(n_above(v, threshold)), v.size) for k, v in self._classes.items()}
+        counts = {}
+        if self._names:
+            # within each class the errors ascend, so the flagged ones are a tail: O(n) in all, no loop over classes
+            hit = np.bincount(self._codes[self._by_class > threshold], minlength=len(self._names)).tolist()
+            counts = dict(zip(self._names, zip(hit, np.diff(self._starts).tolist(), strict=True), strict=True))
         return _make_metrics(threshold, tp, fp, self._normal.size - fp, self._anomaly.size - tp,
                              counts, self._abnormal)
 
-    def sweep(self, thresholds=None, n_thresholds: int = 200) -> Sweep:
-        """Counts and rates at every threshold at once."""
+    def sweep(self, thresholds=None, n_thresholds: int = 200, classes=None) -> Sweep:
+        """Counts and rates at every threshold at once; recall curves for `classes` (default: every abnormal one)."""
         t = default_thresholds(self.errors, n_thresholds) if thresholds is None else np.asarray(
             thresholds, dtype=np.float64).ravel()
         if np.isnan(t).any():
             raise ValueError("thresholds must not be NaN")
         tp = n_above(self._anomaly, t).astype(np.int64)
         fp = n_above(self._normal, t).astype(np.int64)
-        recall = {k: n_above(self._classes[k], t) / self._classes[k].size for k in self._abnormal}
+        wanted = self._abnormal if classes is None else [k for k in classes if k in self._index]
+        recall = {k: n_above(self._class(k), t) / self._class(k).size for k in wanted}
         return Sweep(thresholds=t, tp=tp, fp=fp, tn=self._normal.size - fp, fn=self._anomaly.size - tp,
                      class_recall=recall)
 

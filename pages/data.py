@@ -134,12 +134,13 @@ recording_panel.show_recording(active)
 
 st.subheader("What the classes look like")
 st.caption("Mean beat with a ±1 standard deviation band, and a few individual beats in grey.")
-groups = {k: np.flatnonzero(data.labels == k) for k in active.labels[:MAX_PREVIEWS]} if data.has_labels else \
+groups = {k: np.flatnonzero(data.label_mask([k])) for k in active.labels[:MAX_PREVIEWS]} if data.has_labels else \
     {None: np.arange(data.n_beats)}
-colors = figures.class_colors(active.labels, st.session_state.get(state.NORMALS) or [])
+view = active.class_view(st.session_state.get(state.NORMALS) or [])
+colors = view.colors
 grid = st.columns(3)
 for n, (label, idx) in enumerate(groups.items()):
-    title = "All beats" if label is None else f"{active.class_name(label)} ({label}): {len(idx):,} beats"
+    title = "All beats" if label is None else f"{view.name(label)} ({label}): {len(idx):,} beats"
     grid[n % 3].plotly_chart(
         figures.class_preview(data.X[idx], title=title, color=colors.get(label, figures.NORMAL_COLOR)),
         config=PLOT_CONFIG,

@@ -160,13 +160,13 @@ def explorer() -> None:
                                          "flagged); inflated when most evaluated beats are anomalies")
         cols[3].metric("F1", "—" if m.f1 is None else f"{m.f1:.3f}", border=True,
                        help="harmonic mean of precision and recall")
-        abnormal = list(m.class_recall)
-        st.caption("Anomalies caught, per abnormal class")
-        per_class = st.columns(max(len(abnormal), 4))
-        for column, label in zip(per_class, abnormal, strict=False):
-            flagged, total = m.class_counts[label]
-            _metric(column, plain(ev.name(label)), flagged, total, m.class_recall[label],
-                    f"beats of class {plain(label)} above the threshold")
+        groups = ev.abnormal_groups(m)
+        st.caption(plain(" ".join(["Anomalies caught, per abnormal class.", ev.view.note()])))
+        per_class = st.columns(max(len(groups), 4))
+        for column, (name, flagged, total, labels) in zip(per_class, groups, strict=False):
+            what = f"class {labels[0]}" if len(labels) == 1 else f"the {len(labels):,} smaller classes"
+            _metric(column, plain(name), flagged, total, flagged / total if total else None,
+                    f"beats of {plain(what)} above the threshold")
 
     if m is not None:
         for note in ev.caveats():
@@ -219,7 +219,7 @@ def beat_viewer(t: float) -> None:
             options = data.labels
             if st.session_state.get("beat_class") not in options:  # new data, other labels
                 st.session_state.beat_class = ev.abnormal_labels[0] if ev.abnormal_labels else options[0]
-            label = st.selectbox("Class", options, format_func=lambda k: f"{data.class_name(k)} ({k})",
+            label = st.selectbox("Class", options, format_func=lambda k: f"{ev.name(k)} ({k})",
                                  key="beat_class")
         if mode == "random":
             st.button("Another random beat", key="beat_reroll", on_click=lambda: st.session_state.update(
@@ -237,13 +237,14 @@ def beat_viewer(t: float) -> None:
             st.markdown(":red[**Flagged as abnormal**]")
         else:
             st.markdown(":green[**Passed as normal**]")
-        origin = f"beat {i + 1:,}: {data.data.sources[i]}, row {int(data.data.rows[i]):,}"
-        if data.data.has_labels:
-            origin += f", {data.class_name(str(data.data.labels[i]))} ({data.data.labels[i]})"
+        source = data.data.source_names[data.data.source_codes[i]]
+        beat_label = data.data.label_names[data.data.label_codes[i]] if data.data.has_labels else None
+        origin = f"beat {i + 1:,}: {source}, row {int(data.data.rows[i]):,}"
+        if beat_label is not None:
+            origin += f", {ev.name(beat_label)} ({beat_label})"
         st.caption(plain(origin))
         st.caption(f"This is {explore.role_text(str(ev.roles[i]))}.")
-    color = ev.colors.get(str(data.data.labels[i]), figures.NORMAL_COLOR) if data.data.has_labels else \
-        figures.NORMAL_COLOR
+    color = ev.colors.get(beat_label, figures.NORMAL_COLOR) if beat_label is not None else figures.NORMAL_COLOR
     chart.plotly_chart(figures.beat_figure(data.data.X[i], state.reconstruction(i), title=f"Beat {i + 1:,} ({verdict})",
                                            color=color), config=PLOT_CONFIG)
     if data.recording is not None:  # a beat cut from a recording: show where it sits, flagged neighbours marked

@@ -7,6 +7,7 @@ import pytest
 
 from ecgviz import metrics
 from ecgviz.dashboard import explore
+from ecgviz.data import label_order
 from ecgviz.split import make_split
 
 NAMES = {"1": "Normal", "2": "PVC", "3": "SVE"}
@@ -78,7 +79,7 @@ def test_only_normals_chosen_means_no_metrics(beats):
 
 
 def test_label_order_is_numeric_aware():
-    assert explore.label_order(np.array(["10", "2", "b", "1", "a"])) == ["1", "2", "10", "a", "b"]
+    assert label_order(np.array(["10", "2", "b", "1", "a"])) == ["1", "2", "10", "a", "b"]
 
 
 @pytest.mark.parametrize("mode", explore.PICK_MODES)

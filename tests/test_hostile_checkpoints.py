@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from ecgviz import limits
 from ecgviz.checkpoint import CheckpointError, load_checkpoint, to_dict
+from ecgviz.dashboard.text import plain
 from ecgviz.model import ModelConfig
 from tests.rss_support import peak_rss
 
@@ -209,8 +210,8 @@ def test_the_model_page_keeps_its_tabs_and_model_after_a_bad_checkpoint(tiny_ckp
     at.switch_page("pages/model.py").run()
     at.file_uploader(key="ckpt_upload").set_value(("b.pt", blob, "application/octet-stream")).run()
     assert not at.exception
-    assert [e.value for e in at.error] == ["b.pt is a damaged ecgviz checkpoint: metrics.auroc: 'high' is not a "
-                                           "number in [0, 1]"]
+    assert [e.value for e in at.error] == [plain("b.pt is a damaged ecgviz checkpoint: metrics.auroc: 'high' is "
+                                                 "not a number in [0, 1]")]
     assert len(at.tabs) == 2 and at.session_state["active_model"].name == "tiny"
     st.cache_data.clear()
     st.cache_resource.clear()

@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 from ecgviz.checkpoint import save_checkpoint
 from ecgviz.dashboard import jobs, session
 from ecgviz.dashboard.jobs import CANCELLED, JobRefused, JobSlots, TrainingJob
+from ecgviz.dashboard.text import plain
 from ecgviz.dashboard.workspace import WorkspaceStore
 from ecgviz.data import load_files
 
@@ -112,9 +113,9 @@ def test_the_model_page_refuses_a_job_over_the_server_cap(monkeypatch, tmp_path,
     at.form_submit_button[0].click()
     at.run()
     assert not at.exception
-    assert [e.value for e in at.error] == [
+    assert [e.value for e in at.error] == [plain(
         "the server already runs 1 training job, its limit (ECGVIZ_MAX_TRAINING_JOBS=1); start again when one "
-        "has finished, or train with `python -m ecgviz train`"]
+        "has finished, or train with `python -m ecgviz train`")]
     assert "train_job" not in at.session_state and slots.running() == [elsewhere]
     assert not (tmp_path / "over_the_cap.pt").exists()
 

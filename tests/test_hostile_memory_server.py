@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from ecgviz.checkpoint import save_checkpoint
 from ecgviz.dashboard import session
+from ecgviz.dashboard.text import plain
 from ecgviz.dashboard.workspace import DEFAULT_UNLOAD_S, WorkspaceStore
 from ecgviz.data import load_files
 from tests.helpers import synthetic_beats, write_arff
@@ -175,9 +176,9 @@ def test_the_upload_limit_is_in_mb_of_a_million_bytes_as_the_browser_counts(monk
         at.file_uploader(key="data_upload").set_value([("just_over.arff", raw, "text/plain")]).run()
     finally:
         st_config.set_option("server.maxUploadSize", previous)
-    assert [e.value for e in at.error] == [
+    assert [e.value for e in at.error] == [plain(
         f"just_over.arff: {len(raw) / 1e6:.2f} MB, but the dashboard loads at most 1 MB at once; score larger data "
-        "with `python -m ecgviz score`, which has no limit"]
+        "with `python -m ecgviz score`, which has no limit")]
     assert at.session_state["active_data"].name == "tiny"
 
 

@@ -19,6 +19,7 @@ from ecgviz import detectors
 from ecgviz.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_dict
 from ecgviz.checkpoint_files import NameInUse, marker_for, reserve
 from ecgviz.dashboard import session
+from ecgviz.dashboard.text import plain
 from ecgviz.pipeline import fit_detector
 from tests.test_hostile_checkpoints import BAD_FIELDS, _bad, torch_bytes
 
@@ -291,8 +292,8 @@ def test_the_model_page_keeps_its_tabs_after_loading_a_bad_baseline(knn_dict, ti
     at.selectbox(key="ckpt_choice").set_value(str(bad)).run()
     at.button(key="ckpt_load").click().run()
     assert not at.exception, [e.message for e in at.exception]
-    assert [e.value for e in at.error] == ["knn_bad.pt is a damaged ecgviz checkpoint: metrics.auroc: 'high' is "
-                                           "not a number in [0, 1]"]
+    assert [e.value for e in at.error] == [plain("knn_bad.pt is a damaged ecgviz checkpoint: metrics.auroc: 'high' "
+                                                 "is not a number in [0, 1]")]
     assert len(at.tabs) == 2 and at.session_state["active_model"].name == "tiny"
     st.cache_data.clear()
     st.cache_resource.clear()

@@ -106,6 +106,10 @@ def test_a_reload_mid_training_reattaches_to_the_progress_view(browser, server, 
     pg.get_by_label("Save as", exact=True).fill("reloaded")
     pg.get_by_label("Embedding size", exact=True).fill("4")
     pg.get_by_label("Epochs (at most)", exact=True).fill("3000")
+    # one beat per step and a long patience: the job must outlive the reload below on any machine (with the
+    # defaults, a fast one ended it by patience after 1,443 epochs in 32 s)
+    pg.get_by_label("Batch size", exact=True).fill("1")
+    pg.get_by_label("Patience (epochs)", exact=True).fill("1000")
     pg.get_by_role("button", name=re.compile("Start training")).click()
     progress = pg.locator("[data-testid=stProgress]")
     expect(progress).to_contain_text(re.compile(r"Epoch [1-9]"))

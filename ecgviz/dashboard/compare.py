@@ -75,8 +75,10 @@ def table(entries: Sequence[Entry], rule: str, target_fpr: float | None = None) 
             ci = intervals.rate_intervals(m)
             row["balanced accuracy"] = m.balanced_accuracy
             row["normal recall"] = f"{explore.percent(m.normal_recall)} {intervals.fmt_interval(ci['normal_recall'])}"
-            for k, r in m.class_recall.items():
-                row[f"{ev.name(k)} recall"] = f"{explore.percent(r)} {intervals.fmt_interval(ci['class_recall'][k])}"
+            # the classes the explorer draws (the largest, the rest pooled): a column per label would be thousands
+            for name, flagged, total, _ in ev.abnormal_groups(m):
+                row[f"{name} recall"] = (f"{explore.percent(flagged / total)} "
+                                         f"{intervals.fmt_interval(intervals.wilson(flagged, total))}")
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecgviz import export, intervals, metrics
-from ecgviz.codes import as_text
+from ecgviz.codes import as_text, encode
 from ecgviz.dashboard import figures
-from ecgviz.data import label_order
+from ecgviz.dashboard.classes import ClassView, class_view
+from ecgviz.data import label_key
 
 PICK_MODES = ("most anomalous", "nearest the threshold", "random", "by row")
 ALL_BEATS = "All beats"
@@ -29,8 +30,9 @@ class Evaluation:
     reference_errors: np.ndarray  # normal beats the percentile suggestion is taken from
     normal_labels: tuple[str, ...]
     abnormal_labels: tuple[str, ...]
-    class_names: Mapping[str, str]
+    class_names: Mapping[str, str]  # label -> the data's name for it (what exports write)
     colors: Mapping[str, str]  # label -> colour; ALL_BEATS when unlabelled
+    view: ClassView | None  # display names and the groups drawn (normals, largest classes, the rest); None unlabelled
     bins: figures.HistogramBins
     sorted_errors: metrics.SortedErrors | None
     sweep: metrics.Sweep | None
@@ -42,6 +44,7 @@ class Evaluation:
     n_excluded: int  # beats left out because the model trained or early-stopped on them
     percentile: float  # of reference_errors, for the "percentile" suggestion
     roles: np.ndarray  # (n,) train / validation / held-out / not used, per beat
+    group_recall: Mapping[str, np.ndarray]  # group name -> its recall along sweep.thresholds (normals: passed)
 
     @property
     def labelled(self) -> bool:
@@ -49,8 +52,17 @@ class Evaluation:
         return self.sorted_errors is not None
 
     def name(self, label: str) -> str:
-        """Display name of a label."""
-        return self.class_names.get(label, f"Class {label}")
+        """Display name of a label (it follows the chosen normals: see classes.class_view)."""
+        return self.view.name(label) if self.view is not None else self.class_names.get(label, f"Class {label}")
+
+    def abnormal_groups(self, m: metrics.Metrics) -> list[tuple[str, int, int, tuple[str, ...]]]:
+        """(name, flagged, total, labels) of each abnormal group drawn: the largest classes, then the pooled rest."""
+        out = []
+        for name, kind, _, labels in self.view.groups() if self.view is not None else ():
+            counts = [m.class_counts[k] for k in labels if k in m.class_recall]
+            if kind == "anomaly" and counts:
+                out.append((name, sum(f for f, _ in counts), sum(t for _, t in counts), labels))
+        return out
 
     def metrics_at(self, threshold: float) -> metrics.Metrics | None:
         """Metrics at one threshold (O(log n)); None for unlabelled data."""
@@ -71,25 +83,19 @@ class Evaluation:
             return []
         m = self.sorted_errors.at(float("inf"))
         held = {k: t for k, (_, t) in m.class_counts.items() if k in m.class_recall}
-        return intervals.caveats(m.n_normal, m.n_anomaly, held, self.class_names)
+        return intervals.caveats(m.n_normal, m.n_anomaly, held, {k: self.name(k) for k in held})
 
     def n_flagged(self, threshold: float) -> int:
         """Beats of the whole data set above the threshold."""
         return int(np.count_nonzero(self.errors > threshold))
 
     def recall_curves(self) -> dict[str, np.ndarray]:
-        """Normal recall and each abnormal class's recall across the sweep's thresholds."""
-        if self.sweep is None:
-            return {}
-        curves = {"Normal": self.sweep.normal_recall}
-        curves.update({self.name(k): v for k, v in self.sweep.class_recall.items()})
-        return curves
+        """Normal recall and each drawn abnormal group's recall across the sweep's thresholds."""
+        return dict(self.group_recall)
 
     def curve_colors(self) -> dict[str, str]:
         """Colours for recall_curves keys."""
-        colors = {"Normal": figures.NORMAL_COLOR}
-        colors.update({self.name(k): self.colors[k] for k in self.abnormal_labels})
-        return colors
+        return {name: color for name, _, color, _ in (self.view.groups() if self.view is not None else ())}
 
 
 def evaluation_beats(n_beats: int, labels: np.ndarray | None, normal_labels: Sequence[str], split,
@@ -128,21 +134,40 @@ def evaluate(errors: np.ndarray, labels: np.ndarray | None, class_names: Mapping
     labels = as_text(labels)
     lab = labels[idx]
     normal_labels = tuple(str(k) for k in normal_labels)
-    present = label_order(labels)
-    is_anomaly = ~np.isin(lab, normal_labels)
-    abnormal = tuple(k for k in present if k not in normal_labels and np.any(lab == k))
-    colors = figures.class_colors(present, normal_labels)
-    groups = {class_names.get(k, f"Class {k}"): lab == k for k in present if np.any(lab == k)}
-    bins = figures.histogram_bins(e, groups, {class_names.get(k, f"Class {k}"): colors[k] for k in present},
-                                  n_bins=n_bins)
+    codes, names = encode(labels)
+    counts = dict(zip(names, np.bincount(codes, minlength=len(names)).tolist(), strict=True))
+    view = class_view({k: counts[k] for k in sorted(counts, key=label_key)}, class_names, normal_labels)
+    # per evaluated beat, the index of its group in view.groups(): one pass over codes, whatever the class count
+    groups = view.groups()
+    group_of = {k: g for g, (*_, members) in enumerate(groups) for k in members}
+    eval_codes, eval_names = encode(lab)
+    beat_group = np.array([group_of.get(k, -1) for k in eval_names], dtype=np.int64)[eval_codes] if len(lab) else \
+        np.zeros(0, dtype=np.int64)
+    chosen, present = set(normal_labels), set(eval_names)
+    is_anomaly = ~np.isin(eval_codes, [i for i, k in enumerate(eval_names) if k in chosen])
+    abnormal = tuple(sorted((k for k in counts if k not in chosen and k in present), key=label_key))
+    masks = {name: beat_group == g for g, (name, *_) in enumerate(groups)}
+    masks = {name: mask for name, mask in masks.items() if mask.any()}
+    bins = figures.histogram_bins(e, masks, {name: color for name, _, color, _ in groups}, n_bins=n_bins)
     both = bool(is_anomaly.any()) and bool((~is_anomaly).any())
     sorted_errors = metrics.SortedErrors(e, is_anomaly, lab) if both else None
     reference = errors[ref]
     roc = pr = None
     auc_value = ap = None
     sweep = None
+    group_recall: dict[str, np.ndarray] = {}
     if both:
-        sweep = sorted_errors.sweep(n_thresholds=300)
+        sweep = sorted_errors.sweep(n_thresholds=300, classes=view.shown)
+        for name, kind, _, members in groups:
+            if name not in masks:
+                continue
+            if kind == "normal":
+                group_recall[name] = sweep.normal_recall
+            elif len(members) == 1:
+                group_recall[name] = sweep.class_recall[members[0]]
+            else:  # the pooled classes: one curve for all their beats
+                pooled = np.sort(e[masks[name]])
+                group_recall[name] = metrics.n_above(pooled, sweep.thresholds) / pooled.size
         fpr, tpr, _ = metrics.roc_curve(e, is_anomaly)
         precision, recall, _ = metrics.pr_curve(e, is_anomaly)
         roc, pr = (fpr, tpr), (precision, recall)
@@ -150,10 +175,10 @@ def evaluate(errors: np.ndarray, labels: np.ndarray | None, class_names: Mapping
     suggestions = metrics.suggest_thresholds(e, is_anomaly, reference, percentile) if e.size else {}
     return Evaluation(
         errors=errors, eval_idx=idx, is_anomaly=is_anomaly, eval_labels=lab, reference_errors=reference,
-        normal_labels=normal_labels, abnormal_labels=abnormal, class_names=dict(class_names), colors=colors,
-        bins=bins, sorted_errors=sorted_errors, sweep=sweep, roc=roc, pr=pr, roc_auc=auc_value,
+        normal_labels=normal_labels, abnormal_labels=abnormal, class_names=dict(class_names), colors=view.colors,
+        view=view, bins=bins, sorted_errors=sorted_errors, sweep=sweep, roc=roc, pr=pr, roc_auc=auc_value,
         average_precision=ap, suggestions=suggestions, n_excluded=len(errors) - len(idx), percentile=percentile,
-        roles=roles,
+        roles=roles, group_recall=group_recall,
     )
 
 
@@ -163,9 +188,9 @@ def _unlabelled(errors, idx, e, reference, n_bins, n_excluded, percentile, roles
     suggestions = metrics.suggest_thresholds(e, np.zeros(e.size, bool), reference, percentile) if reference.size else {}
     return Evaluation(
         errors=errors, eval_idx=idx, is_anomaly=None, eval_labels=None, reference_errors=reference,
-        normal_labels=(), abnormal_labels=(), class_names={}, colors=colors, bins=bins, sorted_errors=None,
-        sweep=None, roc=None, pr=None, roc_auc=None, average_precision=None, suggestions=suggestions,
-        n_excluded=n_excluded, percentile=percentile, roles=roles,
+        normal_labels=(), abnormal_labels=(), class_names={}, colors=colors, view=None, bins=bins,
+        sorted_errors=None, sweep=None, roc=None, pr=None, roc_auc=None, average_precision=None,
+        suggestions=suggestions, n_excluded=n_excluded, percentile=percentile, roles=roles, group_recall={},
     )
 
 

@@ -15,23 +15,27 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecgviz import metrics
+from ecgviz.codes import encode
 from ecgviz.dashboard import figures
 from ecgviz.dashboard.explore import ALL_BEATS, Evaluation, SliderRange
 
 # Slider positions are capped: a range of 1,000 steps (explore.slider_range) gives ~1,000 grid values.
 MAX_GRID = 5_000
-NORMAL = "Normal"
 
 
 def _groups(ev: Evaluation) -> list[tuple[str, str, str, np.ndarray]]:
     """(name, kind, colour, sorted errors) of every group the readout and recall curves show."""
     e = ev.errors[ev.eval_idx]
-    if ev.eval_labels is None:
+    if ev.eval_labels is None or ev.view is None:
         return [(ALL_BEATS, "all", figures.NORMAL_COLOR, np.sort(e))]
-    lab = ev.eval_labels
-    groups = [(NORMAL, "normal", figures.NORMAL_COLOR, np.sort(e[np.isin(lab, list(ev.normal_labels))]))]
-    groups += [(ev.name(k), "anomaly", ev.colors[k], np.sort(e[lab == k])) for k in ev.abnormal_labels]
-    return [g for g in groups if g[3].size]
+    codes, names = encode(ev.eval_labels)
+    groups = []
+    for name, kind, color, members in ev.view.groups():
+        wanted = set(members)
+        errors = e[np.isin(codes, [i for i, k in enumerate(names) if k in wanted])]
+        if errors.size:
+            groups.append((name, kind, color, np.sort(errors)))
+    return groups
 
 
 def grid(rng: SliderRange) -> np.ndarray:

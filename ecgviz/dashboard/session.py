@@ -14,7 +14,7 @@ import numpy as np
 from ecgviz.beats import Beats
 from ecgviz.checkpoint import CHECKPOINT_DIR, SHIPPED_CHECKPOINT, Checkpoint, load_checkpoint, to_bytes
 from ecgviz.checkpoint_files import MAX_SUFFIX, NameInUse, Reservation, reserve
-from ecgviz.dashboard import explore
+from ecgviz.dashboard import classes, explore
 from ecgviz.dashboard.jobs import TrainingJob
 from ecgviz.dashboard.recording_view import RecordingView
 from ecgviz.data import BeatData, DataError, fingerprint, load_ecg5000, load_files, load_uploads
@@ -54,6 +54,10 @@ class ActiveData:
     def class_name(self, label: str) -> str:
         """Display name of a label."""
         return self.class_names.get(label, f"Class {label}")
+
+    def class_view(self, normal_labels: Sequence[str]) -> classes.ClassView:
+        """Names, colours and drawn groups of the classes when `normal_labels` are the normal ones."""
+        return classes.class_view(self.data.label_counts(), self.class_names, normal_labels)
 
     def with_names(self, names: dict[str, str]) -> ActiveData:
         """A copy whose classes show under `names` (blank names fall back to the file's)."""

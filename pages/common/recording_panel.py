@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from ecgviz.beats import DEFAULT_LENGTH, cut_beats
-from ecgviz.dashboard import figures, recording_view, session
+from ecgviz.dashboard import recording_view, session
 from ecgviz.dashboard.text import plain
 from ecgviz.data import DataError
 from ecgviz.recording import read_recording, read_uploads
@@ -75,7 +75,7 @@ def show_recording(active: session.ActiveData) -> None:
     cols = st.columns([3, 1])
     span = cols[1].selectbox("Window", [10, 30, 60, 300], index=1, format_func=lambda s: f"{s} s", key="rec_span")
     start = cols[0].slider("Start (s)", 0.0, max(0.0, view.duration_s - span), 0.0, step=1.0, key="rec_start")
-    colors = figures.class_colors(active.labels, st.session_state.get(state.NORMALS) or [])
+    colors = active.class_view(st.session_state.get(state.NORMALS) or []).colors
     st.plotly_chart(recording_view.strip_figure(view, active.data.labels, start, span, colors=colors),
                     config=PLOT_CONFIG)
     rows = view.dropped_rows()

@@ -39,7 +39,9 @@ function layout(root, data) {
 
 function histogram(data, L) {
   const { edges, series } = data.hist;
-  const maxCount = Math.max(1, ...series.flatMap((s) => s.counts));
+  // a loop, not Math.max(...all counts): spreading tens of thousands of arguments overflows the call stack
+  let maxCount = 1;
+  for (const s of series) for (const c of s.counts) if (c > maxCount) maxCount = c;
   const logY = data.log_y;
   const top = logY ? Math.pow(10, Math.ceil(Math.log10(maxCount * 1.2))) : maxCount * 1.05;
   const floor = 0.8; // log axis: a bar of one beat stays visible
