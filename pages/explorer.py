@@ -216,11 +216,13 @@ def beat_viewer(t: float) -> None:
             st.number_input("Beat number (1 = first beat of the data)", min_value=1, max_value=data.data.n_beats,
                             step=1, key="beat_row")
         elif data.data.has_labels:
-            options = data.labels
+            options = ev.view.options()
             if st.session_state.get("beat_class") not in options:  # new data, other labels
-                st.session_state.beat_class = ev.abnormal_labels[0] if ev.abnormal_labels else options[0]
+                st.session_state.beat_class = ev.view.shown[0] if ev.view.shown else options[0]
             label = st.selectbox("Class", options, format_func=lambda k: f"{ev.name(k)} ({k})",
                                  key="beat_class")
+            if len(options) < len(ev.view.names):
+                st.caption(f"{len(options):,} of {len(ev.view.names):,} classes listed; any beat: choose by row.")
         if mode == "random":
             st.button("Another random beat", key="beat_reroll", on_click=lambda: st.session_state.update(
                 beat_seed=st.session_state.get("beat_seed", 0) + 1))

@@ -19,6 +19,7 @@ from ecgviz.data import label_key
 MAX_SHOWN = 7  # abnormal classes drawn one by one: each gets its own warm colour, grey is kept for "other"
 OTHER_COLOR = "#7f7f7f"
 NORMAL = "Normal"
+MAX_OPTIONS = 300  # labels offered in a class picker
 _MAX_NAMED_NORMALS = 3  # beyond this the normal group's name counts its classes instead of listing them
 
 
@@ -47,6 +48,11 @@ class ClassView:
             out.append((self.other_name, "anomaly", OTHER_COLOR, self.other))
         return out
 
+    def options(self, limit: int = MAX_OPTIONS) -> list[str]:
+        """Labels for a list to pick a class from: the normals, the drawn classes, then the pooled ones, at most
+        `limit` (a list of 20,000 labels would be resent on every slider step)."""
+        return [*self.normal_labels, *self.shown, *self.other][:limit]
+
     def note(self) -> str:
         """What was pooled, as a sentence ('' when every class is drawn)."""
         if not self.other:
@@ -70,11 +76,13 @@ def class_view(counts: Mapping[str, int], class_names: Mapping[str, str], normal
 
     given = {k: str(class_names.get(k) or f"Class {k}") for k in counts}
     names = {k: (f"Class {k}" if k not in chosen and _sounds_normal(given[k]) else given[k]) for k in counts}
-    normal_name = NORMAL if all(_sounds_normal(given[k]) for k in normals) else (
+    # "Normal" alone unless a chosen class has a name of its own that says otherwise (ECG5000's R-on-T PVC)
+    normal_name = NORMAL if all(_sounds_normal(given[k]) or given[k] == f"Class {k}" for k in normals) else (
         f"{NORMAL} ({', '.join(given[k] for k in normals)})" if len(normals) <= _MAX_NAMED_NORMALS
         else f"{NORMAL} ({len(normals):,} classes)")
     other_name = f"Other ({len(other):,} classes)" if other else ""
-    names = _unique(names, reserved={normal_name, other_name} - {""})
+    # abnormal classes are drawn under their names, beside the two pooled groups: those names must all differ
+    names.update(_unique({k: names[k] for k in abnormal}, reserved={normal_name, other_name} - {""}))
 
     colors = {k: NORMAL_COLOR for k in normals}
     colors.update({k: ABNORMAL_COLORS[i % MAX_SHOWN] for i, k in enumerate(shown)})
