@@ -19,7 +19,7 @@ import plotly.io
 import plotly.tools
 
 from ecgviz.codes import as_text
-from ecgviz.dashboard import explore, figures, livechart
+from ecgviz.dashboard import beat_picker, explore, figures, livechart
 from ecgviz.data import ECG5000_CLASS_NAMES
 
 
@@ -64,7 +64,7 @@ def synthetic_scene(base: Scene, n: int, seed: int = 0) -> Scene:
     return make_scene(errors, base.labels[pick], lambda i: base.beat(int(pick[i])), base.ev.class_names)
 
 
-def step(scene: Scene, t: float, mode: str = explore.PICK_MODES[0]) -> list:
+def step(scene: Scene, t: float, mode: str = beat_picker.PICK_MODES[0]) -> list:
     """What one slider step builds, in the page's order: the threshold chart's data, then the plotly Figures."""
     ev = scene.ev
     m = ev.metrics_at(t)
@@ -76,10 +76,10 @@ def step(scene: Scene, t: float, mode: str = explore.PICK_MODES[0]) -> list:
         figs.append(figures.pr_figure(*ev.pr, ev.average_precision, (m.anomaly_recall, m.precision)))
         figs.append(figures.confusion_figure(m.confusion))
     label = ev.abnormal_labels[0] if ev.abnormal_labels else None
-    i = explore.pick_beat(scene.errors, scene.labels, label, mode, threshold=t)
+    i = beat_picker.pick_beat(scene.errors, scene.labels, label, mode, threshold=t)
     if i is not None:
         original, recon = scene.beat(i)
-        verdict = explore.verdict(float(scene.errors[i]), t)
+        verdict = beat_picker.verdict(float(scene.errors[i]), t)
         color = ev.colors.get(str(scene.labels[i]), figures.NORMAL_COLOR)
         figs.append(figures.beat_figure(original, recon, title=f"Beat {i + 1:,} ({verdict})", color=color))
     return figs

@@ -5,7 +5,7 @@ import time
 import streamlit as st
 
 from ecgviz import intervals
-from ecgviz.dashboard import explore, figures, livechart, recording_view
+from ecgviz.dashboard import beat_picker, explore, figures, livechart, recording_view
 from ecgviz.dashboard.text import plain
 from pages.common import detectors, state
 from pages.common.threshold_chart import slider_value, threshold_chart
@@ -198,10 +198,10 @@ def beat_viewer(t: float) -> None:
         st.caption("For PCA the second line is the beat projected onto the normals' principal components.")
     controls, chart = st.columns([1, 3])
     with controls:
-        browse_modes = tuple(explore.BROWSE_MODES) if ev.labelled else ()
+        browse_modes = tuple(beat_picker.BROWSE_MODES) if ev.labelled else ()
         disagree = st.session_state.get("disagreements")
         disagree = disagree if disagree and disagree.get("model") == model.id else None
-        modes = explore.PICK_MODES + browse_modes + (("disagreements",) if disagree else ())
+        modes = beat_picker.PICK_MODES + browse_modes + (("disagreements",) if disagree else ())
         if st.session_state.get("beat_mode") not in modes:
             st.session_state.beat_mode = modes[0]
         mode = st.selectbox("Which beat", modes, key="beat_mode")
@@ -226,14 +226,14 @@ def beat_viewer(t: float) -> None:
         if mode == "random":
             st.button("Another random beat", key="beat_reroll", on_click=lambda: st.session_state.update(
                 beat_seed=st.session_state.get("beat_seed", 0) + 1))
-        if mode in explore.PICK_MODES:
-            i = explore.pick_beat(errors, data.data.labels, label, mode, threshold=t,
+        if mode in beat_picker.PICK_MODES:
+            i = beat_picker.pick_beat(errors, data.data.labels, label, mode, threshold=t,
                                   seed=st.session_state.get("beat_seed", 0), row=st.session_state.get("beat_row", 1))
         if i is None:
             st.info("No beat of that class.")
             return
         error = float(errors[i])
-        verdict = explore.verdict(error, t)
+        verdict = beat_picker.verdict(error, t)
         st.metric("Reconstruction error", f"{error:.3f}", f"{error - t:+.3f} vs threshold", delta_color="inverse")
         if verdict == "flagged":
             st.markdown(":red[**Flagged as abnormal**]")
@@ -245,7 +245,7 @@ def beat_viewer(t: float) -> None:
         if beat_label is not None:
             origin += f", {ev.name(beat_label)} ({beat_label})"
         st.caption(plain(origin))
-        st.caption(f"This is {explore.role_text(str(ev.roles[i]))}.")
+        st.caption(f"This is {beat_picker.role_text(str(ev.roles[i]))}.")
     color = ev.colors.get(beat_label, figures.NORMAL_COLOR) if beat_label is not None else figures.NORMAL_COLOR
     chart.plotly_chart(figures.beat_figure(data.data.X[i], state.reconstruction(i), title=f"Beat {i + 1:,} ({verdict})",
                                            color=color), config=PLOT_CONFIG)
@@ -260,7 +260,7 @@ def _browse(mode: str, t: float, disagree: dict | None) -> int | None:
         items = disagree["beats"]
         st.caption(plain(disagree["text"]))
     else:
-        items = explore.browse(ev, t, mode)
+        items = beat_picker.browse(ev, t, mode)
     key = f"browse_pos_{mode}"
     if not len(items):
         st.info(f"No {mode} at this threshold.")
@@ -268,9 +268,9 @@ def _browse(mode: str, t: float, disagree: dict | None) -> int | None:
     pos = min(int(st.session_state.get(key, 0)), len(items) - 1)
     prev, where, nxt = st.columns([1, 2, 1], vertical_alignment="center")
     if prev.button("Previous", key=f"prev_{mode}", icon=":material/chevron_left:"):
-        pos = explore.step(pos, len(items), -1)
+        pos = beat_picker.step(pos, len(items), -1)
     if nxt.button("Next", key=f"next_{mode}", icon=":material/chevron_right:"):
-        pos = explore.step(pos, len(items), +1)
+        pos = beat_picker.step(pos, len(items), +1)
     st.session_state[key] = pos
     where.caption(f"{pos + 1:,} of {len(items):,} {mode}")
     return int(items[pos])

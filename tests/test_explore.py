@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ecgviz import metrics
-from ecgviz.dashboard import explore
+from ecgviz.dashboard import beat_picker, explore
 from ecgviz.data import label_order
 from ecgviz.split import make_split
 
@@ -82,10 +82,10 @@ def test_label_order_is_numeric_aware():
     assert label_order(np.array(["10", "2", "b", "1", "a"])) == ["1", "2", "10", "a", "b"]
 
 
-@pytest.mark.parametrize("mode", explore.PICK_MODES)
+@pytest.mark.parametrize("mode", beat_picker.PICK_MODES)
 def test_pick_beat_modes(beats, mode):
     errors, labels = beats
-    i = explore.pick_beat(errors, labels, "2", mode, threshold=15.0, seed=4, row=7)
+    i = beat_picker.pick_beat(errors, labels, "2", mode, threshold=15.0, seed=4, row=7)
     if mode == "by row":
         assert i == 6
         return
@@ -96,16 +96,16 @@ def test_pick_beat_modes(beats, mode):
     elif mode == "nearest the threshold":
         assert abs(errors[i] - 15.0) == np.abs(errors[pvc] - 15.0).min()
     else:  # random: stable for one seed so a slider move does not change the beat
-        assert i == explore.pick_beat(errors, labels, "2", mode, threshold=99.0, seed=4)
+        assert i == beat_picker.pick_beat(errors, labels, "2", mode, threshold=99.0, seed=4)
 
 
 def test_pick_beat_edge_cases(beats):
     errors, labels = beats
-    assert explore.pick_beat(errors, labels, "9", "most anomalous", threshold=0) is None
-    assert explore.pick_beat(errors, None, None, "most anomalous", threshold=0) == int(np.argmax(errors))
-    assert explore.pick_beat(errors, labels, None, "by row", threshold=0, row=10_000) == 99
+    assert beat_picker.pick_beat(errors, labels, "9", "most anomalous", threshold=0) is None
+    assert beat_picker.pick_beat(errors, None, None, "most anomalous", threshold=0) == int(np.argmax(errors))
+    assert beat_picker.pick_beat(errors, labels, None, "by row", threshold=0, row=10_000) == 99
     with pytest.raises(ValueError, match="unknown beat choice"):
-        explore.pick_beat(errors, labels, "1", "sideways", threshold=0)
+        beat_picker.pick_beat(errors, labels, "1", "sideways", threshold=0)
 
 
 def test_slider_range_is_round_and_covers_everything():
@@ -119,7 +119,7 @@ def test_slider_range_is_round_and_covers_everything():
 
 
 def test_verdict_and_percent():
-    assert explore.verdict(2.0, 1.0) == "flagged" and explore.verdict(1.0, 1.0) == "passed"
+    assert beat_picker.verdict(2.0, 1.0) == "flagged" and beat_picker.verdict(1.0, 1.0) == "passed"
     assert explore.percent(0.9734) == "97.3%" and explore.percent(None) == "undefined"
 
 

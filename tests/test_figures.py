@@ -16,13 +16,6 @@ def errors():
     return np.concatenate([normal, abnormal]), np.array(["1"] * 300 + ["2"] * 60)
 
 
-def test_class_colors_are_blue_for_normal_and_distinct_for_others():
-    colors = figures.class_colors(["1", "2", "3", "4"], normal_labels=["1"])
-    assert colors["1"] == figures.NORMAL_COLOR
-    assert len({colors[k] for k in "234"}) == 3
-    assert figures.NORMAL_COLOR not in {colors[k] for k in "234"}
-
-
 def test_histogram_bins_count_every_beat_once_per_group(errors):
     e, labels = errors
     bins = figures.histogram_bins(e, {"Normal": labels == "1", "PVC": labels == "2"}, n_bins=40)

@@ -33,19 +33,6 @@ class HistogramBins:
         return (self.edges[:-1] + self.edges[1:]) / 2
 
 
-def class_colors(labels: Sequence[str], normal_labels: Sequence[str] = ()) -> dict[str, str]:
-    """One stable colour per label: normal labels blue, the others from a warm palette in label order."""
-    colors: dict[str, str] = {}
-    k = 0
-    for label in labels:
-        if label in normal_labels:
-            colors[label] = NORMAL_COLOR
-        else:
-            colors[label] = ABNORMAL_COLORS[k % len(ABNORMAL_COLORS)]
-            k += 1
-    return colors
-
-
 def histogram_bins(
     errors: np.ndarray,
     groups: Mapping[str, np.ndarray],
