@@ -4,10 +4,11 @@
 
 Each case is a CSV of `--beats` rows of 3 samples whose labels are 5 distinct texts of `--label-chars`
 characters, under a 255-character file name. A fresh process loads it (ecgviz.data.load_uploads), counts the
-labels and fingerprints the data, as the dashboard does on upload. It reports, in MB (10^6 bytes) over its
-resident memory once imports are done, its peak from reading the file to the fingerprint (VmHWM after a reset of
-the mark; the file's bytes count) and what it still holds once the bytes are dropped. `--code DIR` measures
-another checkout's ecgviz (e.g. an older one, for a before/after table).
+labels and fingerprints the data, as the dashboard does on upload. It reports, in MiB (2^20 bytes, as /proc
+counts) over its resident memory once imports are done, its peak from reading the file to the fingerprint
+(VmHWM after a reset of the mark; the file's bytes count) and what it still holds once the bytes are dropped.
+File sizes are in MB (10^6 bytes), as the upload limit counts them. `--code DIR` measures another checkout's
+ecgviz (e.g. an older one, for a before/after table).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 def status(key):
     for line in open('/proc/self/status'):
         if line.startswith(key + ':'):
-            return int(line.split()[1]) * 1024 / 1e6
+            return int(line.split()[1]) / 1024
 
 from ecgviz.data import fingerprint, load_uploads
 with open('/proc/self/clear_refs', 'w') as fh:
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--code", type=Path, default=ROOT, help="checkout whose ecgviz is measured")
     args = p.parse_args(argv)
     print(f"ecgviz from {args.code}; file name of {len(NAME)} characters; 3 samples a beat; 5 distinct labels")
-    print("| beats | label characters | file (MB) | peak while loading (MB) | held after (MB) |")
+    print("| beats | label characters | file (MB) | peak while loading (MiB) | held after (MiB) |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="ecgviz-labels-") as folder:
         for n in args.beats:
