@@ -232,7 +232,7 @@ def test_the_threshold_chart_draws_2000_classes_in_a_browser(tmp_path):
             wait_idle(page)
             page.locator("[data-testid=stFileUploader] input[type=file]").first.set_input_files(str(upload))
             wait_idle(page)
-            page.goto(server.url + "explorer?" + page.url.split("?", 1)[1])
+            page.goto(server.url + "?" + page.url.split("?", 1)[1])  # the explorer is the default page
             wait_idle(page)
             expect(page.locator(".ecgviz-tc-readout")).to_contain_text("anomalies caught")
             curves = page.locator("polyline.ecgviz-tc-curve title").all_text_contents()
