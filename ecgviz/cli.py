@@ -222,6 +222,16 @@ def _files(args: argparse.Namespace) -> tuple[str, str] | None:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
+    out = Path(_out_file(args.out))
+    if out.exists() and not args.force:
+        raise ValueError(f"{out} already exists; choose another --out or add --force to overwrite it")
+    if args.force:
+        return _baseline(args, out, None)
+    with reserve(out) as held:  # as for train: another run or a dashboard save of this name is refused meanwhile
+        return _baseline(args, out, held)
+
+
+def _baseline(args: argparse.Namespace, out: Path, held: Reservation | None) -> int:
     from ecgviz import detectors
 
     data = _load(args.data, args)
@@ -230,7 +240,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     normal = args.normal_label or ["1"]
     split = protocol_split(data, normal, mode=args.split, seed=args.seed, files=_files(args))
     ckpt = fit_detector(data, detector, normal, split=split, percentile=args.percentile, name=args.name or "")
-    path = save_checkpoint(ckpt, args.out)
+    path = save_checkpoint(ckpt, out) if held is None else held.save(lambda _stem: to_bytes(ckpt))[0]
+    if path != out:
+        print(f"{out} was written by something else while this fitted; saved as {path} instead", file=sys.stderr)
     print(f"saved {path}  ({ckpt.description}, fitted in {ckpt.train_config['elapsed_s']:.2f}s; {split.describe()})")
     print(f"threshold {ckpt.threshold:.4f} ({ckpt.threshold_rule})")
     m = ckpt.metrics
@@ -442,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE)
     b.add_argument("--name", help="a name stored in the checkpoint")
+    b.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     _split_args(b)
     _recording_options(b, length=True)
     b.set_defaults(func=cmd_baseline)

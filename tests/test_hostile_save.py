@@ -335,3 +335,28 @@ def test_cli_train_never_overwrites_a_file_that_appeared_unless_forced(tiny_file
         assert f"{tmp_path / 'm.pt'} was written by something else while this trained; saved as " \
                f"{tmp_path / 'm_2.pt'} instead" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == (["m.pt"] if force else ["m.pt", "m_2.pt"])
+
+
+def cli_baseline(tiny_files, out, *extra) -> list[str]:
+    return ["baseline", "--kind", "knn", "--k", "3", "--data", *map(str, tiny_files), "--out", str(out), *extra]
+
+
+def test_cli_baseline_keeps_an_existing_file_unless_forced(tiny_files, tiny_ckpt, tmp_path, capsys):
+    from ecgviz.cli import main
+
+    out = save_checkpoint(tiny_ckpt, tmp_path / "b.pt")
+    before = out.read_bytes()
+    assert main(cli_baseline(tiny_files, out)) == 2
+    assert capsys.readouterr().err.strip() == (f"ecgviz: error: {out} already exists; choose another --out or add "
+                                               "--force to overwrite it")
+    assert out.read_bytes() == before
+    assert main(cli_baseline(tiny_files, out, "--force")) == 0
+    assert load_checkpoint(out).kind == "knn"
+
+
+def test_cli_baseline_is_refused_while_a_training_holds_the_name(tiny_files, tmp_path, capsys):
+    from ecgviz.cli import main
+
+    with reserve(tmp_path / "b.pt"):
+        assert main(cli_baseline(tiny_files, tmp_path / "b.pt")) == 2
+    assert IN_USE.replace("'m'", "'b'") in capsys.readouterr().err and not (tmp_path / "b.pt").exists()
