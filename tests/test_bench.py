@@ -101,3 +101,18 @@ def test_scale_benchmarks_run_and_print_their_tables(module):
         assert [r.split(" | ")[0] for r in rows] == ["| one process (no Dask)", "| Dask, 1 worker", "| Dask, 2 workers"]
     else:
         assert "20,000 beats" in done.stdout and len(rows) == 6
+
+
+def test_upload_cost_and_labels_benchmarks_print_measured_rows():
+    done = subprocess.run([sys.executable, "-m", "bench.upload_cost", "--mb", "1"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    row = done.stdout.splitlines()[-1].strip("| ").split(" | ")
+    # 1 MB of ECG5000's rows: the header plus about 630 beats of 140 samples (5,000 beats are 7.9 MB)
+    assert row[0] == "1.0" and 550 < int(row[1].replace(",", "")) < 700 and row[2].endswith(" s"), row
+    assert all(float(v.replace(",", "")) > 0 for v in row[4:]), row
+    done = subprocess.run([sys.executable, "-m", "bench.labels", "--beats", "2000", "--label-chars", "1", "100"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [r.strip("| ").split(" | ") for r in done.stdout.splitlines()[-2:]]
+    assert [r[:2] for r in rows] == [["2,000", "1"], ["2,000", "100"]], rows
