@@ -244,3 +244,20 @@ def test_the_threshold_chart_draws_2000_classes_in_a_browser(tmp_path):
     assert curves == ["Normal", "Class 2", "Class 3"] + [f"Class c{i:05d}" for i in range(MAX_SHOWN - 2)] + \
         [f"Other ({2_000 + 2 - MAX_SHOWN:,} classes)"]
     assert len(cards) == 4 + MAX_SHOWN + 1 + 1, cards  # summary, drawn classes, the rest, the beat's error
+
+
+def test_a_class_renamed_on_the_data_page_is_renamed_in_the_chart(tiny_env, tiny_data):
+    """The chart's data is cached per slider range; the class names are part of its key, so a rename reaches it."""
+    at = AppTest.from_file(APP, default_timeout=180)
+    data = session.make_data(tiny_data, "tiny")
+    at.session_state["active_data"] = data
+    at.run()
+    names = [g["name"] for g in json.loads(at.get("bidi_component")[0].proto.json)["groups"]]
+    assert names == ["Normal", "Class 2", "Class 3"]
+    at.session_state["active_data"] = data.with_names({"2": "Spiky"})
+    at.run()
+    assert not at.exception
+    chart = json.loads(at.get("bidi_component")[0].proto.json)
+    assert [g["name"] for g in chart["groups"]] == [s["name"] for s in chart["curves"]["series"]] == \
+        ["Normal", "Spiky", "Class 3"]
+    assert "Spiky" in [m.label for m in at.metric]

@@ -326,8 +326,9 @@ def reconstruction(index: int) -> np.ndarray:
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _chart_base(model_id: str, data_fp: str, normals: tuple[str, ...], lo: float, hi: float, step: float,
-                _ev: explore.Evaluation) -> livechart.ChartBase:
+def _chart_base(model_id: str, data_fp: str, normals: tuple[str, ...], names: str, lo: float, hi: float,
+                step: float, _ev: explore.Evaluation) -> livechart.ChartBase:
+    # `names` (the class display names' id) is in the key: the chart shows them, and a rename must reach it
     return livechart.chart_base(_ev, explore.SliderRange(lo, hi, step))
 
 
@@ -335,7 +336,7 @@ def chart_base(ev: explore.Evaluation, rng: explore.SliderRange) -> livechart.Ch
     """The live chart's data for the active model, data and normal labels, built once per slider range."""
     model, data = active_model(), active_data()
     normals = tuple(st.session_state.get(NORMALS) or ())
-    return _chart_base(model.id, data.fingerprint, normals, rng.lo, rng.hi, rng.step, ev)
+    return _chart_base(model.id, data.fingerprint, normals, data.names_key, rng.lo, rng.hi, rng.step, ev)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
