@@ -261,3 +261,17 @@ def test_a_class_renamed_on_the_data_page_is_renamed_in_the_chart(tiny_env, tiny
     assert [g["name"] for g in chart["groups"]] == [s["name"] for s in chart["curves"]["series"]] == \
         ["Normal", "Spiky", "Class 3"]
     assert "Spiky" in [m.label for m in at.metric]
+
+
+def test_the_compare_table_has_a_column_per_drawn_group_not_per_label(tiny_env):
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.session_state["active_data"] = session.make_data(many_classes(2_000, length=tiny_env.seq_len), "many")
+    at.run()
+    at.switch_page("pages/compare.py").run()
+    at.button(key="compare_fit").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.exception or at.error]
+    table = at.dataframe[0].value
+    recall = [c for c in table.columns if c.endswith(" recall") and c != "normal recall"]
+    assert recall == ["Class 2 recall", "Class 3 recall"] + [f"Class c{i:05d} recall" for i in range(MAX_SHOWN - 2)] \
+        + ["Other (1,995 classes) recall"], list(table.columns)
+    assert len(table) == 4 and table["Other (1,995 classes) recall"].str.match(r"^\d+\.\d% \[").all()
