@@ -21,8 +21,9 @@ from tests.browser_support import CHROMIUM_ENV, DEFAULT_CHROMIUM, find_chromium
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # a screenshot of any session that fails
 SESSIONS, MOVES = 4, 5
-# Test machines are shared and run the browser on the server's CPUs: only a slider that hangs fails here.
-ROUND_TRIP_BOUND_MS = 2000.0
+# Test machines are shared and run the browser on the server's CPUs: only a slider that hangs fails here (a clean
+# CI run on two cores measured p50 0.72 s, p95 2.24 s with the training running; bench.concurrency measures latency).
+ROUND_TRIP_BOUND_MS = 5000.0
 # Four sessions with one training grew the server by 130-150 MB on a 2-core machine (torch's training buffers and a
 # malloc arena per script thread included): the bound allows for noise and catches a session holding far more.
 MAX_GROWTH_MB = 250.0
