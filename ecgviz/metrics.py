@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ecgviz.codes import as_text, encode
+from ecgviz.codes import as_text, encode, tidy
 from ecgviz.data import label_key
 
 SUGGESTION_KEYS = ("max_f1", "youden", "percentile")
@@ -169,14 +169,9 @@ def _class_codes(lab, a) -> tuple[np.ndarray, list[str], list[str]]:
     Codes and bincount keep every per-class count O(n), whatever the number of classes (a loop of
     ``lab == k`` over 20,000 labels is 20,000 passes over the data).
     """
-    codes, names = encode(lab)
-    order = sorted(range(len(names)), key=lambda i: label_key(names[i]))
-    rank = np.empty(len(names), dtype=np.int32)
-    rank[order] = np.arange(len(names), dtype=np.int32)
-    codes = rank[codes] if len(names) else codes
-    names = [names[i] for i in order]
+    codes, names = tidy(*encode(lab), key=label_key)
     abnormal = np.bincount(codes[a], minlength=len(names)) > 0
-    return codes, names, [k for k, hit in zip(names, abnormal.tolist(), strict=True) if hit]
+    return codes, list(names), [k for k, hit in zip(names, abnormal.tolist(), strict=True) if hit]
 
 
 def at_threshold(errors, is_anomaly, threshold: float, labels=None) -> Metrics:
