@@ -44,6 +44,7 @@ class Evaluation:
     percentile: float  # of reference_errors, for the "percentile" suggestion
     roles: np.ndarray  # (n,) train / validation / held-out / not used, per beat
     group_recall: Mapping[str, np.ndarray]  # group name -> its recall along sweep.thresholds (normals: passed)
+    eval_group: np.ndarray | None  # (len(eval_idx),) each evaluated beat's index in view.groups(); None unlabelled
 
     @property
     def labelled(self) -> bool:
@@ -177,7 +178,7 @@ def evaluate(errors: np.ndarray, labels: np.ndarray | None, class_names: Mapping
         normal_labels=normal_labels, abnormal_labels=abnormal, class_names=dict(class_names), colors=view.colors,
         view=view, bins=bins, sorted_errors=sorted_errors, sweep=sweep, roc=roc, pr=pr, roc_auc=auc_value,
         average_precision=ap, suggestions=suggestions, n_excluded=len(errors) - len(idx), percentile=percentile,
-        roles=roles, group_recall=group_recall,
+        roles=roles, group_recall=group_recall, eval_group=beat_group,
     )
 
 
@@ -190,6 +191,7 @@ def _unlabelled(errors, idx, e, reference, n_bins, n_excluded, percentile, roles
         normal_labels=(), abnormal_labels=(), class_names={}, colors=colors, view=None, bins=bins,
         sorted_errors=None, sweep=None, roc=None, pr=None, roc_auc=None, average_precision=None,
         suggestions=suggestions, n_excluded=n_excluded, percentile=percentile, roles=roles, group_recall={},
+        eval_group=None,
     )
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecgviz import metrics
-from ecgviz.codes import encode
 from ecgviz.dashboard import figures
 from ecgviz.dashboard.explore import ALL_BEATS, Evaluation, SliderRange
 
@@ -26,13 +25,11 @@ MAX_GRID = 5_000
 def _groups(ev: Evaluation) -> list[tuple[str, str, str, np.ndarray]]:
     """(name, kind, colour, sorted errors) of every group the readout and recall curves show."""
     e = ev.errors[ev.eval_idx]
-    if ev.eval_labels is None or ev.view is None:
+    if ev.eval_group is None or ev.view is None:
         return [(ALL_BEATS, "all", figures.NORMAL_COLOR, np.sort(e))]
-    codes, names = encode(ev.eval_labels)
     groups = []
-    for name, kind, color, members in ev.view.groups():
-        wanted = set(members)
-        errors = e[np.isin(codes, [i for i, k in enumerate(names) if k in wanted])]
+    for g, (name, kind, color, _) in enumerate(ev.view.groups()):
+        errors = e[ev.eval_group == g]
         if errors.size:
             groups.append((name, kind, color, np.sort(errors)))
     return groups
