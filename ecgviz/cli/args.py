@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from ecgviz.errors import UserError
-from ecgviz.signal.beats import DEFAULT_LENGTH
+from ecgviz.signal import DEFAULT_LENGTH
 
 
 class Parser(argparse.ArgumentParser):
