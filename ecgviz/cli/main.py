@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT), metavar="PATH")
     v.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to listen on every interface")
     v.add_argument("--port", type=int, default=8000)
-    v.add_argument("--threads", type=int, default=1, help="torch threads; concurrent requests use the other cores")
+    v.add_argument("--threads", type=int, help="torch threads per request (default: chosen per request from the "
+                   "model's size, the free cores and the requests running; see docs/benchmarks.md)")
     v.add_argument("--max-beats", type=int, help="beats per request (default 10,000)")
     v.add_argument("--max-body-mb", type=float, help="request body limit in MiB (default 32)")
     v.set_defaults(func="score:cmd_serve")

@@ -70,9 +70,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the checkpoint over HTTP until interrupted."""
-    import torch
-
     from ecgviz.checkpoint.store import load_checkpoint
+    from ecgviz.detectors import threads
     from ecgviz.service import app as service  # FastAPI is imported only by the command that needs it
 
     ckpt = load_checkpoint(args.checkpoint)
@@ -81,9 +80,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         limits = replace(limits, max_beats=args.max_beats)
     if args.max_body_mb is not None:
         limits = replace(limits, max_body_bytes=int(args.max_body_mb * 2**20))
-    if args.threads < 1 or limits.max_beats < 1 or limits.max_body_bytes < 1:
+    if (args.threads is not None and args.threads < 1) or limits.max_beats < 1 or limits.max_body_bytes < 1:
         raise UserError("--threads and --max-beats must be at least 1, --max-body-mb above 0")
-    torch.set_num_threads(args.threads)
+    threads.force(args.threads)
     print(f"serving model '{ckpt.name}' (beats of {ckpt.seq_len} samples) on http://{args.host}:{args.port} "
           f"(docs at /docs)", file=sys.stderr)
     service.serve(ckpt, args.host, args.port, limits)

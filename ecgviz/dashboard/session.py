@@ -16,6 +16,7 @@ from ecgviz.checkpoint.store import CHECKPOINT_DIR, SHIPPED_CHECKPOINT, Checkpoi
 from ecgviz.dashboard import classes, explore
 from ecgviz.dashboard.jobs import TrainingJob
 from ecgviz.dashboard.recording_view import RecordingView
+from ecgviz.detectors import threads
 from ecgviz.errors import UserError
 from ecgviz.io.data import BeatData, DataError, fingerprint, load_ecg5000, load_files, load_uploads
 from ecgviz.signal.beats import Beats
@@ -24,7 +25,7 @@ BUILTIN_NAME = "ECG5000 (built-in)"
 # Environment overrides so a deployment (or a test) can start from another model or save elsewhere.
 CHECKPOINT_ENV = "ECGVIZ_CHECKPOINT"
 CHECKPOINT_DIR_ENV = "ECGVIZ_CHECKPOINT_DIR"
-TORCH_THREADS_ENV = "ECGVIZ_TORCH_THREADS"
+TORCH_THREADS_ENV = threads.THREADS_ENV
 # A folder on the server whose files any session may load by name: data too big to upload (a beat pack of a
 # million beats is 560 MB) is put there once and read from disk, never through the browser.
 DATA_DIR_ENV = "ECGVIZ_DATA_DIR"
@@ -103,15 +104,15 @@ class ActiveModel:
 
 
 def limit_torch_threads() -> int:
-    """Torch threads for a dashboard server: $ECGVIZ_TORCH_THREADS, else 1.
+    """Torch threads of a dashboard server's own work: $ECGVIZ_TORCH_THREADS, else 1.
 
     Sessions already share the cores; torch's own threads on top of them oversubscribe the CPU and spin
-    (training 3 epochs took 45 s instead of 5 s beside eight busy sessions on 2 cores).
+    (training 3 epochs took 45 s instead of 5 s beside eight busy sessions on 2 cores). Training and scoring
+    choose their own count per job (ecgviz.detectors.threads).
     """
     import torch
 
-    raw = os.environ.get(TORCH_THREADS_ENV, "")
-    n = int(raw) if raw.isdigit() and int(raw) > 0 else 1
+    n = threads.forced() or 1
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n

@@ -272,8 +272,6 @@ def _finish(data: BeatData, split: Split, model_config: ModelConfig, train_confi
             result: TrainResult, percentile: float, name: str, stop: threading.Event | None,
             error: str | None = None) -> Checkpoint:
     """Threshold, metrics and quality of a trained model, as a checkpoint."""
-    import torch
-
     if stop is not None and stop.is_set() and not getattr(stop, "keep", False):
         # whoever set the event discards the result: do not spend seconds scoring it
         raise TrainingCancelled("training was cancelled")
@@ -297,7 +295,7 @@ def _finish(data: BeatData, split: Split, model_config: ModelConfig, train_confi
         train_config={**train_config.to_dict(), "device_used": result.device, "best_epoch": result.best_epoch,
                       "cancelled": result.cancelled, "elapsed_s": result.elapsed_s, "ended_by": result.ended_by,
                       "epoch_cap": result.epoch_cap, "patience_used": result.patience,
-                      "still_improving": result.still_improving, "torch_threads": torch.get_num_threads()},
+                      "still_improving": result.still_improving, "torch_threads": result.threads},
         class_names=dict(data.class_names),
         versions=library_versions(),
         name=name,
