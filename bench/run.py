@@ -8,6 +8,7 @@ Prints a markdown table on stdout (progress on stderr) and writes the JSON to be
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -35,7 +36,7 @@ class Plan:
     quick: bool = False
 
 
-SECTIONS = ("training", "scoring", "explorer", "browser")
+SECTIONS = ("training", "scoring", "explorer", "browser", "speed")
 QUICK = Plan(classic_beats=3, classic_warmup=1, train_limit=64, epochs=2, scoring_beats=256, scoring_repeats=1,
              steps=4, moves=3, cold_starts=1, warmup_moves=1, quick=True)
 
@@ -50,8 +51,6 @@ def _met(quick: bool, ok: bool | None) -> bool | None:
 
 def run_training(plan: Plan, device: str, seed: int, rows: list, details: dict) -> None:
     """Classic loop, default training, candidate training: seconds per epoch and to the AUROC targets."""
-    import torch
-
     from bench.candidates import parse_spec
     from bench.report import Row
     from bench.training import classic_epoch, ecgviz_training, protocol
@@ -94,13 +93,9 @@ def run_training(plan: Plan, device: str, seed: int, rows: list, details: dict) 
                     "Speed-up to AUROC 0.99, lower bound (one classic epoch / ecgviz to 0.99)",
                     _ratio(classic["s_per_epoch"], hit and hit["s"]), "x",
                     note="the classic loop needs more than one epoch to get there"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with _one_thread():
         _log("training: ecgviz defaults on one torch thread, 2 epochs")
         one = ecgviz_training(p, ModelConfig(), TrainConfig(device=device, epochs=2))
-    finally:
-        torch.set_num_threads(threads)
     details["training"]["default_1_thread"] = one
     rows.append(Row("training.default_1_thread.s_per_epoch", "Training, ecgviz default, one torch thread",
                     one["s_per_epoch"], "s/epoch", cpu_value=one["cpu_s_per_epoch"],
@@ -110,6 +105,19 @@ def run_training(plan: Plan, device: str, seed: int, rows: list, details: dict) 
                     None if hit is None else hit["s"], "s", cpu_value=None if hit is None else hit["cpu_s"],
                     note=_reached_note(hit, candidate) + f"; {candidate['s_per_epoch']:.2f} s/epoch, AUROC kept "
                                                          f"{_f(candidate['kept_auroc'])}"))
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Every job on one torch thread for the block (ecgviz.detectors.threads chooses otherwise)."""
+    from ecgviz.detectors import threads
+
+    before = threads.forced()
+    threads.force(1)
+    try:
+        yield
+    finally:
+        threads.force(before)
 
 
 def _lr(lr: float) -> str:
@@ -136,8 +144,6 @@ def _reached_note(hit: dict | None, run: dict) -> str:
 
 def run_scoring(plan: Plan, device: str, rows: list, details: dict) -> None:
     """Beats per second for the default model, the classic width, the candidate, and one thread."""
-    import torch
-
     from bench.candidates import parse_spec
     from bench.report import Row
     from bench.scoring import scoring_speed
@@ -151,13 +157,9 @@ def run_scoring(plan: Plan, device: str, rows: list, details: dict) -> None:
     for key, config in shapes.items():
         _log(f"scoring: {key} on {device}, {len(X):,} beats")
         out[key] = scoring_speed(X, config, device, repeats=1 if key == "emb128" else plan.scoring_repeats)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with _one_thread():
         _log("scoring: default on one thread")
         out["default_1_thread"] = scoring_speed(X, ModelConfig(), device, repeats=plan.scoring_repeats)
-    finally:
-        torch.set_num_threads(threads)
     details["scoring"] = out
     labels = {"default": f"Scoring, ecgviz default ({_shape(shapes['default'])})",
               "emb128": f"Scoring, classic shape ({_shape(CLASSIC_MODEL)})",
@@ -234,6 +236,27 @@ def run_browser(plan: Plan, rows: list, details: dict, skip_reason: str | None, 
                     note=skip_reason or ""))
 
 
+def run_speed(plan: Plan, rows: list, details: dict) -> None:
+    """Start-up, parsing and training threads as ratios (bench.speed, this tree only; its --before adds the old)."""
+    import tempfile
+
+    from bench.report import Row
+    from bench.speed import RATIOS, ROOT, ecg_rows, measure, ratios
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = ecg_rows(Path(tmp), copies=1 if plan.quick else 9)
+        got = measure(ROOT, files, repeats=1 if plan.quick else 3, epochs=1 if plan.quick else 5, log=_log)
+    details["speed"] = got
+    values = ratios(got)
+    note = (f"{got['parsing']['csv.rows']:,} ECG5000 rows" if "parsing" in got else "")
+    for key, label, num, _, target in RATIOS:
+        value = values[key]
+        rows.append(Row(key, label, value, "x", target="" if target is None else f"<= {target:g}x",
+                        met=None if target is None else _met(plan.quick, value is not None and value <= target),
+                        note=note if key.startswith("parsing") else
+                        f"threads used: {got['train']['threads']}" if num.startswith("train/") else ""))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every row; print the table; write the JSON."""
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
@@ -245,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"comma-separated sections to run (default all: {','.join(SECTIONS)}); "
                          "a GPU machine without streamlit or Chromium runs training,scoring")
     ap.add_argument("--threads", type=int,
-                    help="torch threads here and in the apps under test (default: torch's choice, one per core)")
+                    help="torch threads here and in the apps under test (default: ecgviz.detectors.threads' rule)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     sections = [s for s in args.rows.split(",") if s]
@@ -261,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     if args.threads:
+        from ecgviz.detectors import threads
+
+        threads.force(args.threads)  # every training and scoring job, not only this thread
         torch.set_num_threads(args.threads)
 
     from bench.report import ROW_IDS, Row, machine, markdown, write_json
@@ -282,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         skip = "left out (--no-browser)" if args.no_browser else (
             None if chromium_available() else "Chromium not found (install it at /usr/bin/chromium)")
         run_browser(plan, rows, details, skip, args.threads)
+    if "speed" in sections:
+        run_speed(plan, rows, details)
     done = {r.id for r in rows}
     rows += [Row(i, i, None, "", note=f"left out (--rows {args.rows})") for i in ROW_IDS if i not in done]
     meta["load_average_end"] = machine()["load_average"]
