@@ -251,7 +251,8 @@ def run_speed(plan: Plan, rows: list, details: dict) -> None:
     note = (f"{got['parsing']['csv.rows']:,} ECG5000 rows" if "parsing" in got else "")
     for key, label, num, _, target in RATIOS:
         value = values[key]
-        rows.append(Row(key, label, value, "x", target="" if target is None else f"<= {target:g}x",
+        rows.append(Row(key, label, value, "MiB" if key.endswith("_mib") else "x",
+                        target="" if target is None else f"<= {target:g}x",
                         met=None if target is None else _met(plan.quick, value is not None and value <= target),
                         note=note if key.startswith("parsing") else
                         f"threads used: {got['train']['threads']}" if num.startswith("train/") else ""))

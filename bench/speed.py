@@ -28,6 +28,27 @@ from bench.threads import busy_loops
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
+_REFUSED = """
+import json, sys, time
+def status(key):
+    for line in open('/proc/self/status'):
+        if line.startswith(key + ':'):
+            return int(line.split()[1]) / 1024
+from ecgviz.io.data import DataError, load_uploads
+raw = b'1,2,abc,4\\n' + b'1,2,3,4\\n' * 6_500_000  # 52 MB whose first row is bad
+open('/proc/self/clear_refs', 'w').write('5')
+base = status('VmRSS')
+t = time.perf_counter()
+try:
+    load_uploads([('refused.csv', raw)])
+except DataError:
+    pass
+refuse = time.perf_counter() - t
+peak = status('VmHWM') - base
+import io, pandas as pd
+t = time.perf_counter(); pd.read_csv(io.BytesIO(raw), header=None); read = time.perf_counter() - t
+print(json.dumps({"peak_mib": peak, "refuse_s": refuse, "read_csv_s": read}))
+"""
 _PARSE = """
 import json, sys, time
 import pandas as pd
@@ -130,6 +151,10 @@ RATIOS = (
      "parsing/arff.parse_over_read_csv", None, 2.0),
     ("parsing.pack_over_read_csv_process", "`ecgviz pack` of the CSV / a process that reads it with pandas",
      "parsing/pack_over_read_csv_process", None, None),
+    ("parsing.refused_over_read_csv", "refusing a 52 MB CSV at line 1 / `pandas.read_csv` of it",
+     "refused/refuse_s", "refused/read_csv_s", None),
+    ("parsing.refused_peak_mib", "refusing it: peak memory above the start, MiB (not a ratio)",
+     "refused/peak_mib", None, None),
     ("threads.train_busy_over_quiet", "default training beside one busy loop / alone, threads as chosen",
      "train/busy_over_quiet", None, 1.5),
     ("threads.train_1_busy_over_quiet", "the same on 1 thread", "train_1/busy_over_quiet", None, None),
@@ -159,7 +184,8 @@ def ratios(m: dict) -> dict[str, float | None]:
 def measure(tree: Path, files: dict, repeats: int, epochs: int, log=print) -> dict:
     """Start-up, parsing and training threads of one tree."""
     log(f"[{tree}] start-up and parsing")
-    m = {"startup": startup(tree, repeats), "parsing": parsing(tree, files, repeats)}
+    m = {"startup": startup(tree, repeats), "parsing": parsing(tree, files, repeats),
+         "refused": eval_json(_run(tree, ["-c", _REFUSED])[1])}
     log(f"[{tree}] default training alone and beside a busy loop: threads as chosen, then 1 and 2")
     m["train"] = training(tree, epochs, repeats, {})
     for n in (1, 2):
@@ -174,7 +200,8 @@ def table(got: dict[str, dict], epochs: int) -> str:
     lines = ["| measure | before | after | target |", "|---|---|---|---|"]
     for key, label, _, _, target in RATIOS:
         b, a = (values.get(k, {}).get(key) for k in ("before", "after"))
-        cells = ["—" if v is None else f"{v:.2f}x" for v in (b, a)]
+        unit = "" if key.endswith("_mib") else "x"
+        cells = ["—" if v is None else f"{v:.2f}{unit}" for v in (b, a)]
         lines.append(f"| {label} | {cells[0]} | {cells[1]} | {'' if target is None else f'<= {target:g}x'} |")
     rows = got["after"]["parsing"].get("csv.rows")
     return "\n".join(lines) + (f"\n\nParsing: {rows:,} ECG5000 rows; training: {epochs} epochs of the default "

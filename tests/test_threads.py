@@ -22,6 +22,7 @@ BIG = threads.WORK_PER_THREAD * 8  # work enough for eight threads
 def rule(monkeypatch):
     """The rule itself: no forced count from the environment or an earlier test."""
     monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     threads.force(None)
     yield
     threads.force(None)
@@ -65,6 +66,13 @@ def test_a_forced_count_wins(monkeypatch):
         assert threads.choose(0, cores=16, load=0.0) == 1
     threads.force(2)
     assert threads.choose(BIG, cores=16, load=0.0) == 2
+
+
+def test_omp_num_threads_caps_the_rule(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert threads.choose(BIG, cores=16, load=0.0) == 2
+    monkeypatch.setenv(threads.THREADS_ENV, "3")  # a forced count is not capped
+    assert threads.choose(BIG, cores=16, load=0.0) == 3
 
 
 def test_lstm_work_counts_the_four_lstms_weights_per_beat():
@@ -133,3 +141,18 @@ def test_jobs_in_threads_count_each_other(monkeypatch):
     assert got == [4, 2]  # alone: all four cores; the second job, while the first runs: half of them
     with threads.job(BIG) as n:
         assert n == 4  # both ended: the count is back to one job
+
+
+def test_scores_do_not_depend_on_the_thread_count():
+    # the rule may score one call on two threads and the next on one: a verdict must not change with it
+    from ecgviz.io.data import load_ecg5000
+
+    torch.manual_seed(0)
+    model = RecurrentAutoencoder(DEFAULT).eval()
+    X = load_ecg5000().X[:2048]
+    got = []
+    for n in (1, 2):
+        threads.force(n)
+        got.append(score(model, X))
+    np.testing.assert_array_equal(got[0][0], got[1][0])
+    np.testing.assert_array_equal(got[0][1], got[1][1])

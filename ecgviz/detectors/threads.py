@@ -8,7 +8,8 @@ The rule (measured with `python -m bench.threads`, see docs/benchmarks.md):
 * Only free cores count: the cores this process may run on (os.sched_getaffinity) minus the 1-minute load
   average, shared among the torch jobs this process is running. Beside other busy processes torch's spinning
   threads take turns with them, so a busy machine gets one thread per job whatever the work.
-* $ECGVIZ_TORCH_THREADS (or `force`, e.g. `serve --threads`) sets the count for every job instead.
+* $ECGVIZ_TORCH_THREADS (or `force`, e.g. `serve --threads`) sets the count for every job instead;
+  $OMP_NUM_THREADS, the usual cap (e.g. on Dask workers), caps it.
 
 `job(work)` applies the rule to the calling thread for the length of a training run or a scoring call; torch keeps
 the count per OS thread, so jobs in the dashboard's threads or the service's request threads each get their own.
@@ -76,6 +77,9 @@ def choose(work: int, jobs: int = 1, cores: int | None = None, load: float | Non
     if (n := forced()) is not None:
         return n
     wanted = max(1, int(work // WORK_PER_THREAD))
+    cap = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if cap.isdigit() and int(cap) > 0:
+        wanted = min(wanted, int(cap))
     if wanted == 1:
         return 1
     cores = usable_cores() if cores is None else cores
