@@ -170,12 +170,22 @@ def _read_edf(name: str, source: Path | bytes, lead: str | None) -> Recording:
     return Recording(data, fs, PurePath(name).stem, leads[index], leads, sig.physical_dimension)
 
 
+def _delimiter(raw: bytes) -> str:
+    """The column delimiter of a text table, among the usual ones; a single-column table has none (',')."""
+    import csv
+
+    try:  # unrestricted sniffing takes a letter of a lone column's name (MLII -> 'I') for the delimiter
+        return csv.Sniffer().sniff(raw[:65536].decode("utf-8", "replace"), delimiters=",;\t| ").delimiter
+    except csv.Error:
+        return ","
+
+
 def _read_text(name: str, raw: bytes, fs: float | None, column: str | None, time_column: str | None) -> Recording:
     import pandas as pd
 
-    sep = "\t" if name.lower().endswith(".tsv") else None
+    sep = "\t" if name.lower().endswith(".tsv") else _delimiter(raw)
     try:
-        frame = pd.read_csv(io.BytesIO(raw), sep=sep, engine="c" if sep else "python")
+        frame = pd.read_csv(io.BytesIO(raw), sep=sep, engine="c")
     except Exception as exc:
         raise DataError(f"{name}: not a readable CSV/TSV table ({exc})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
