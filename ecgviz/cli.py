@@ -1,4 +1,5 @@
-"""Command line: ``python -m ecgviz train | baseline | evaluate | score | pack | beats | serve``; one-line errors."""
+"""Command line: ``python -m ecgviz train | baseline | evaluate | score | pack | beats | analyze | serve``; one-line
+errors."""
 
 from __future__ import annotations
 
@@ -372,6 +373,25 @@ def cmd_beats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from ecgviz.analysis.analyze import analyze  # the analysis stack loads only for this command
+    from ecgviz.analysis.report import check_out_dir, write_report
+
+    check_out_dir(args.out_dir, args.force)  # refused before any work, so nothing is half-written
+    result = analyze(args.record, lead=args.lead, fs=args.fs)
+    out = write_report(result, args.out_dir, force=args.force)
+    s = result.summary
+    reasons = ", ".join(f"{n} {r}" for r, n in s["flagged_by_reason"].items() if n) or "none"
+    print(f"{s['record']} lead {s['lead']} ({s['fs']:g} Hz, {s['duration_s']:.0f} s): {s['beats']:,} beats, "
+          f"{s['flagged']:,} flagged ({reasons}); {s['detection']['possible_missed_beats']} possible missed beat(s), "
+          f"{len(s['irregular_stretches'])} irregular stretch(es); wrote {out}/ in {s['seconds']:.2f}s")
+    ev = s["evaluation"]
+    if ev and ev.get("balanced_accuracy") is not None:
+        print(f"against the reference annotations: R-peak sensitivity {ev['r_peak_sensitivity']:.4f}, "
+              f"balanced accuracy {ev['balanced_accuracy']:.4f}, AUROC {ev['auroc']}")
+    return 0
+
+
 def _recording_options(p: argparse.ArgumentParser, length: bool) -> None:
     p.add_argument("--lead", metavar="NAME", help="recording lead/channel/column (default: the first ECG-like one)")
     p.add_argument("--fs", type=float, metavar="HZ", help="sampling rate of a CSV/TSV recording")
@@ -504,6 +524,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True, metavar="ARFF")
     _recording_options(b, length=True)
     b.set_defaults(func=cmd_beats)
+
+    a = sub.add_parser("analyze", help="find a recording's abnormal beats without labels (shape and timing); write "
+                       "beats.csv, flagged.atr and summary.json")
+    a.add_argument("--record", required=True, metavar="PATH", help="a WFDB record (.hea or any file its header "
+                   "names, e.g. .dat, .mat, .xyz), .edf or .csv")
+    a.add_argument("--out-dir", required=True, metavar="DIR", help="folder to write; never replaced unless --force")
+    a.add_argument("--force", action="store_true", help="replace --out-dir if it exists")
+    _recording_options(a, length=False)
+    a.set_defaults(func=cmd_analyze)
     return p
 
 
