@@ -4,7 +4,7 @@
 
 The archive is made from the bundled ECG5000 beats: each file holds `--beats` of them, shuffled and with a little
 noise, as UCR-style TSV (the format a lab's own export most often has). Every run writes one CSV through the same
-code the CLI uses (ecgviz.batch), and the runs' CSVs must be byte-identical. Per-file overhead is measured on a
+code the CLI uses (ecgviz.pipeline.batch), and the runs' CSVs must be byte-identical. Per-file overhead is measured on a
 second archive of one-beat files, where the work per file is nil.
 """
 
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgviz import batch
-from ecgviz.checkpoint import SHIPPED_CHECKPOINT
-from ecgviz.data import load_ecg5000
+from ecgviz.checkpoint.store import SHIPPED_CHECKPOINT
+from ecgviz.io.data import load_ecg5000
+from ecgviz.pipeline import batch
 
 
 def make_archive(folder: Path, n_files: int, beats: int, seed: int = 0) -> list[str]:

@@ -19,9 +19,8 @@ import torch
 
 from bench.scoring import scoring_speed
 from bench.training import ecgviz_training, protocol
-from ecgviz.data import load_ecg5000
-from ecgviz.model import ModelConfig
-from ecgviz.train import TrainConfig
+from ecgviz.detectors.config import ModelConfig, TrainConfig
+from ecgviz.io.data import load_ecg5000
 
 MODEL_KEYS = {"emb": ("embedding_dim", int), "chunk": ("chunk", int)}
 TRAIN_KEYS = {"epochs": ("epochs", int), "batch": ("batch_size", int), "lr": ("lr", float),

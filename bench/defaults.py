@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from scipy.signal import resample
 
-from ecgviz import quality
-from ecgviz.data import BeatData, load_ecg5000
-from ecgviz.pipeline import fit
-from ecgviz.train import TrainConfig
+from ecgviz.detectors.config import TrainConfig
+from ecgviz.evaluation import quality
+from ecgviz.io.data import BeatData, load_ecg5000
+from ecgviz.pipeline.protocol import fit
 
 SETTINGS = {"old default (40 epochs)": TrainConfig(epochs=40, patience=10), "new default": TrainConfig()}
 

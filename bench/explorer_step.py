@@ -18,9 +18,9 @@ import numpy as np
 import plotly.io
 import plotly.tools
 
-from ecgviz.codes import as_text
 from ecgviz.dashboard import beat_picker, explore, figures, livechart
-from ecgviz.data import ECG5000_CLASS_NAMES
+from ecgviz.io.codes import as_text
+from ecgviz.io.data import ECG5000_CLASS_NAMES
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.labels [--beats 40000 400000] [--label-chars 1 100] [--code DIR]
 
 Each case is a CSV of `--beats` rows of 3 samples whose labels are 5 distinct texts of `--label-chars`
-characters, under a 255-character file name. A fresh process loads it (ecgviz.data.load_uploads), counts the
+characters, under a 255-character file name. A fresh process loads it (ecgviz.io.data.load_uploads), counts the
 labels and fingerprints the data, as the dashboard does on upload. It reports, in MiB (2^20 bytes, as /proc
 counts) over its resident memory once imports are done, its peak from reading the file to the fingerprint
 (VmHWM after a reset of the mark; the file's bytes count) and what it still holds once the bytes are dropped.
@@ -32,7 +32,7 @@ def status(key):
         if line.startswith(key + ':'):
             return int(line.split()[1]) / 1024
 
-from ecgviz.data import fingerprint, load_uploads
+from ecgviz.io.data import fingerprint, load_uploads
 with open('/proc/self/clear_refs', 'w') as fh:
     fh.write('5')
 base = status('VmRSS')

@@ -38,8 +38,8 @@ def _peak_mb() -> float:
 
 def make_pack(path: Path, n: int, seed: int = 0) -> None:
     """n ECG5000 beats, resampled with noise, as a beat pack."""
-    from ecgviz.data import load_ecg5000
-    from ecgviz.pack import write_pack
+    from ecgviz.io.data import load_ecg5000
+    from ecgviz.io.pack import write_pack
 
     data = load_ecg5000()
     rng = np.random.default_rng(seed)

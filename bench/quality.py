@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecgviz import detectors, intervals
-from ecgviz.data import load_ecg5000
-from ecgviz.pipeline import DEFAULT_PERCENTILE, errors_for, evaluate, fit, fit_detector, protocol_split
-from ecgviz.train import TrainConfig
+from ecgviz.detectors import baselines as detectors
+from ecgviz.detectors.config import DEFAULT_PERCENTILE, TrainConfig
+from ecgviz.evaluation import intervals
+from ecgviz.io.data import load_ecg5000
+from ecgviz.pipeline.protocol import errors_for, evaluate, fit, fit_detector, protocol_split
 
 BASELINES = {"kNN-5 (L2)": lambda: detectors.KNNDistance(5, "l2"), "kNN-5 (L1)": lambda: detectors.KNNDistance(5, "l1"),
              "PCA-8": lambda: detectors.PCAReconstruction(8)}

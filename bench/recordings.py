@@ -31,8 +31,8 @@ def _peak_rss_mb() -> float:
 
 def case_30min() -> dict:
     """Record 100 (two leads, 30 min 5 s, 360 Hz, format 212) to beats: with its annotations, and detected."""
-    from ecgviz.beats import cut_beats
-    from ecgviz.recording import read_recording
+    from ecgviz.io.recording import read_recording
+    from ecgviz.signal.beats import cut_beats
 
     t0 = time.perf_counter()
     beats = cut_beats(read_recording(MITDB / "100.hea"))
@@ -48,9 +48,9 @@ def case_day(folder: str, hours: float) -> dict:
     """File -> read -> filter -> detect -> cut -> score with the shipped model, in one process."""
     import torch
 
-    from ecgviz.checkpoint import SHIPPED_CHECKPOINT, load_checkpoint
-    from ecgviz.pipeline import errors_for
-    from ecgviz.recording_io import load_recording
+    from ecgviz.checkpoint.store import SHIPPED_CHECKPOINT, load_checkpoint
+    from ecgviz.pipeline.protocol import errors_for
+    from ecgviz.signal.recording_files import load_recording
 
     torch.set_num_threads(int(os.environ.get("ECGVIZ_TORCH_THREADS", "1")))
     ckpt = load_checkpoint(SHIPPED_CHECKPOINT)
@@ -69,7 +69,7 @@ def case_session(folder: str, hours: float) -> dict:
     import gc
 
     from ecgviz.dashboard import session
-    from ecgviz.recording_io import load_recording
+    from ecgviz.signal.recording_files import load_recording
 
     beats = load_recording([Path(folder) / "day.hea"])
     gc.collect()

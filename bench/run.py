@@ -55,9 +55,8 @@ def run_training(plan: Plan, device: str, seed: int, rows: list, details: dict) 
     from bench.candidates import parse_spec
     from bench.report import Row
     from bench.training import classic_epoch, ecgviz_training, protocol
-    from ecgviz.data import load_ecg5000
-    from ecgviz.model import ModelConfig
-    from ecgviz.train import TrainConfig
+    from ecgviz.detectors.config import ModelConfig, TrainConfig
+    from ecgviz.io.data import load_ecg5000
 
     data = load_ecg5000()
     p = protocol(data, seed, limit=plan.train_limit)
@@ -143,8 +142,8 @@ def run_scoring(plan: Plan, device: str, rows: list, details: dict) -> None:
     from bench.report import Row
     from bench.scoring import scoring_speed
     from bench.training import CLASSIC_MODEL
-    from ecgviz.data import load_ecg5000
-    from ecgviz.model import ModelConfig
+    from ecgviz.detectors.config import ModelConfig
+    from ecgviz.io.data import load_ecg5000
 
     X = load_ecg5000().X[: plan.scoring_beats]
     out = {}

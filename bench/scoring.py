@@ -1,4 +1,4 @@
-"""Scoring row: beats per second through ecgviz.score.score, the call the dashboard makes for a data set."""
+"""Scoring row: beats per second through ecgviz.detectors.reconstruction.score, the dashboard's call for a data set."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import time
 import numpy as np
 import torch
 
-from ecgviz.model import ModelConfig, RecurrentAutoencoder
-from ecgviz.score import score
-from ecgviz.train import resolve_device
+from ecgviz.detectors.config import ModelConfig
+from ecgviz.detectors.lstm import RecurrentAutoencoder
+from ecgviz.detectors.reconstruction import score
+from ecgviz.detectors.train import resolve_device
 
 
 def scoring_speed(X: np.ndarray, model_config: ModelConfig, device: str = "cpu", repeats: int = 3,

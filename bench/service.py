@@ -141,7 +141,7 @@ def load(url: str, payloads: Sequence[list[list[float]]], requests: int) -> Load
 
 def payloads(clients: int, beats: int, seed: int = 0) -> list[list[list[float]]]:
     """Each client's own `beats` ECG5000 beats (drawn at random, without repeats within a client)."""
-    from ecgviz.data import load_ecg5000
+    from ecgviz.io.data import load_ecg5000
 
     X = load_ecg5000().X
     rng = np.random.default_rng(seed)

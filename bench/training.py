@@ -9,12 +9,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ecgviz import metrics
-from ecgviz.data import BeatData
-from ecgviz.model import ModelConfig, RecurrentAutoencoder
-from ecgviz.score import reconstruction_errors
-from ecgviz.split import make_split
-from ecgviz.train import EpochInfo, TrainConfig, beat_loss, fit_normalisation, resolve_device, train
+from ecgviz.detectors.config import ModelConfig, TrainConfig
+from ecgviz.detectors.lstm import RecurrentAutoencoder
+from ecgviz.detectors.reconstruction import reconstruction_errors
+from ecgviz.detectors.train import EpochInfo, beat_loss, fit_normalisation, resolve_device, train
+from ecgviz.evaluation import metrics
+from ecgviz.evaluation.split import make_split
+from ecgviz.io.data import BeatData
 
 TARGETS = (0.98, 0.99)
 # The classic recipe: one Adam step per beat, the wide model reading one sample per step, the summed L1 loss.
@@ -35,7 +36,7 @@ class Protocol:
 
 def protocol(data: BeatData, seed: int = 0, normal_labels: Sequence[str] = ("1",),
              limit: int | None = None) -> Protocol:
-    """The split ecgviz.pipeline.fit makes for this seed, as arrays; `limit` keeps that many beats of each part."""
+    """The split ecgviz.pipeline.protocol.fit makes for this seed, as arrays; `limit` keeps that many of each part."""
     split = make_split(data.labels, normal_labels, seed=seed)
     idx, is_anomaly = split.eval_indices()
     train, val = split.train, split.val
@@ -117,7 +118,7 @@ class _AurocClock:
 
 def ecgviz_training(p: Protocol, model_config: ModelConfig | None = None, config: TrainConfig | None = None,
                     *, targets: Sequence[float] = TARGETS, stop_at: float | None = None) -> dict:
-    """Train with ecgviz.train; seconds (training only) per epoch and to reach each held-out AUROC target."""
+    """Train with ecgviz.detectors.train; seconds (training only) per epoch and to reach each held-out AUROC target."""
     model_config = model_config or ModelConfig()
     config = replace(config or TrainConfig(), seed=p.seed)
     clock = _AurocClock(p, config, stop_at)

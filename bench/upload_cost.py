@@ -29,7 +29,7 @@ def status(key):
         if line.startswith(key + ':'):
             return int(line.split()[1]) / 1024
 
-from ecgviz.checkpoint import SHIPPED_CHECKPOINT
+from ecgviz.checkpoint.store import SHIPPED_CHECKPOINT
 from ecgviz.dashboard import session
 model = session.model_from_path(SHIPPED_CHECKPOINT)
 with open('/proc/self/clear_refs', 'w') as fh:

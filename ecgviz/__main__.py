@@ -2,6 +2,6 @@
 
 import sys
 
-from ecgviz.cli import main
+from ecgviz.cli.main import main
 
 sys.exit(main())

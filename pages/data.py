@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ecgviz import duplicates
 from ecgviz.dashboard import figures, session
 from ecgviz.dashboard.text import plain
-from ecgviz.data import DataError
+from ecgviz.evaluation import duplicates
+from ecgviz.io.data import DataError
 from pages.common import recording_panel, state
 
 state.run_through_app()  # first line of every page: app.py's set-up and navigation run first

@@ -4,9 +4,9 @@ import time
 
 import streamlit as st
 
-from ecgviz import intervals
 from ecgviz.dashboard import beat_picker, explore, figures, livechart, recording_view
 from ecgviz.dashboard.text import plain
+from ecgviz.evaluation import intervals
 from pages.common import detectors, state
 from pages.common.threshold_chart import slider_value, threshold_chart
 

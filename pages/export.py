@@ -4,10 +4,10 @@ from dataclasses import replace
 
 import streamlit as st
 
-from ecgviz import export
-from ecgviz.checkpoint import to_bytes
+from ecgviz.checkpoint.store import to_bytes
 from ecgviz.dashboard import explore
 from ecgviz.dashboard.text import plain
+from ecgviz.pipeline import export
 from pages.common import detectors, state
 
 state.run_through_app()  # first line of every page: app.py's set-up and navigation run first

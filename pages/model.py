@@ -3,12 +3,11 @@
 import pandas as pd
 import streamlit as st
 
-from ecgviz.checkpoint import CheckpointError, save_checkpoint
+from ecgviz.checkpoint.store import CheckpointError, save_checkpoint
 from ecgviz.dashboard import explore, figures, session
 from ecgviz.dashboard.jobs import CANCELLED, DONE, ERROR, format_seconds
 from ecgviz.dashboard.text import plain
-from ecgviz.pipeline import DEFAULT_PERCENTILE
-from ecgviz.score import ERROR_NAMES
+from ecgviz.detectors.config import DEFAULT_PERCENTILE, ERROR_NAMES
 from pages.common import detectors, state
 
 state.run_through_app()  # first line of every page: app.py's set-up and navigation run first

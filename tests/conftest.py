@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from ecgviz.data import load_files
-from ecgviz.model import ModelConfig
-from ecgviz.pipeline import fit
-from ecgviz.train import TrainConfig
+from ecgviz.detectors.config import ModelConfig, TrainConfig
+from ecgviz.io.data import load_files
+from ecgviz.pipeline.protocol import fit
 from tests.helpers import synthetic_beats, write_arff
 
 # Tiny models run fastest on one thread, and parallel test processes must not fight over cores.

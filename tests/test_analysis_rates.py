@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import wfdb
 
-from ecgviz.beats import cut_beats
-from ecgviz.recording import read_recording
+from ecgviz.io.recording import read_recording
+from ecgviz.signal.beats import cut_beats
 
 MITDB = Path(__file__).resolve().parent.parent / "data" / "mitdb"
 SECONDS = 600

@@ -11,8 +11,8 @@ import sleepecg
 from ecgviz.analysis.analyze import COLUMNS, analyze
 from ecgviz.analysis.evaluate import wide_reference
 from ecgviz.analysis.rpeaks import match
-from ecgviz.beats import detect_r_peaks
-from ecgviz.metrics import roc_auc
+from ecgviz.evaluation.metrics import roc_auc
+from ecgviz.signal.beats import detect_r_peaks
 
 MITDB = Path(__file__).resolve().parent.parent / "data" / "mitdb"
 

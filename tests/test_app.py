@@ -12,10 +12,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from ecgviz import metrics
-from ecgviz.checkpoint import SHIPPED_CHECKPOINT, save_checkpoint
+from ecgviz.checkpoint.store import SHIPPED_CHECKPOINT, save_checkpoint
 from ecgviz.dashboard import explore, session
-from ecgviz.data import load_files
+from ecgviz.evaluation import metrics
+from ecgviz.io.data import load_files
 from tests.helpers import synthetic_beats, write_arff
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -63,7 +63,7 @@ def metric_values(at: AppTest) -> dict[str, str]:
 
 
 def expected_metrics(tiny, threshold: float):
-    """What ecgviz.metrics says for the explorer's evaluation set at a threshold."""
+    """What ecgviz.evaluation.metrics says for the explorer's evaluation set at a threshold."""
     model = session.model_from_path(tiny["ckpt_path"])
     data = session.make_data(tiny["data"], "tiny")
     errors, _ = session.score(model, data)

@@ -10,9 +10,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from ecgviz.checkpoint import save_checkpoint
+from ecgviz.checkpoint.store import save_checkpoint
 from ecgviz.dashboard import session
-from ecgviz.data import load_files
+from ecgviz.io.data import load_files
 from tests.helpers import synthetic_beats, write_arff
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -131,9 +131,8 @@ def test_a_model_beside_other_data_names_its_data_and_offers_to_load_it(tiny_fil
 
 
 def test_a_run_cut_off_while_improving_is_continued_from_the_model_page(tiny_files, tiny_data, monkeypatch, tmp_path):
-    from ecgviz.model import ModelConfig
-    from ecgviz.pipeline import fit
-    from ecgviz.train import TrainConfig
+    from ecgviz.detectors.config import ModelConfig, TrainConfig
+    from ecgviz.pipeline.protocol import fit
 
     short = fit(tiny_data, ["1"], ModelConfig(embedding_dim=4), TrainConfig(epochs=4, batch_size=4, lr=2e-2,
                                                                             device="cpu"),

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgviz import batch
-from ecgviz.checkpoint import save_checkpoint
-from ecgviz.cli import main
-from ecgviz.pipeline import errors_for
+from ecgviz.checkpoint.store import save_checkpoint
+from ecgviz.cli.main import main
+from ecgviz.pipeline import batch
+from ecgviz.pipeline.protocol import errors_for
 from tests.helpers import synthetic_beats, write_arff
 
 distributed = pytest.importorskip("dask.distributed")

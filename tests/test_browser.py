@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Expect, sync_playwright
 
-from ecgviz import metrics
-from ecgviz.checkpoint import SHIPPED_CHECKPOINT
+from ecgviz.checkpoint.store import SHIPPED_CHECKPOINT
 from ecgviz.dashboard import session
-from ecgviz.data import ECG5000_CLASS_NAMES
+from ecgviz.evaluation import metrics
+from ecgviz.io.data import ECG5000_CLASS_NAMES
 from tests.browser_support import (
     CHROMIUM_ENV,
     DEFAULT_CHROMIUM,
@@ -164,7 +164,7 @@ HEADLINE = ("Normal beats passed", "Anomalies caught", "Precision", "F1")
 
 
 def expected_figures(ref, threshold: float) -> dict[str, str]:
-    """The explorer's figures at `threshold`, from ecgviz.metrics on the checkpoint's held-out split."""
+    """The explorer's figures at `threshold`, from ecgviz.evaluation.metrics on the checkpoint's held-out split."""
     errors, idx, is_anomaly, labels, _ = ref
     m = metrics.at_threshold(errors[idx], is_anomaly, threshold, labels[idx])
     figures = {
@@ -180,7 +180,7 @@ def expected_figures(ref, threshold: float) -> dict[str, str]:
 
 
 def expected_readout(ref, threshold: float) -> str:
-    """The counts the threshold chart shows under its slider, from ecgviz.metrics."""
+    """The counts the threshold chart shows under its slider, from ecgviz.evaluation.metrics."""
     errors, idx, is_anomaly, labels, _ = ref
     m = metrics.at_threshold(errors[idx], is_anomaly, threshold, labels[idx])
     return (f"normal beats passed {m.tn:,} / {m.n_normal:,} ({100 * m.normal_recall:.1f}%) · "

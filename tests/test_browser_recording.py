@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Expect, sync_playwright
 
-from ecgviz.beats import cut_beats
-from ecgviz.checkpoint import save_checkpoint
+from ecgviz.checkpoint.store import save_checkpoint
 from ecgviz.dashboard import session
-from ecgviz.model import ModelConfig
-from ecgviz.pipeline import fit
-from ecgviz.recording import read_recording
-from ecgviz.train import TrainConfig
+from ecgviz.detectors.config import ModelConfig, TrainConfig
+from ecgviz.io.recording import read_recording
+from ecgviz.pipeline.protocol import fit
+from ecgviz.signal.beats import cut_beats
 from tests.browser_support import StreamlitServer, launch_browser, wait_idle
 from tests.test_browser import ARTIFACTS, ROOT, chromium, goto, screenshot  # noqa: F401 (fixture)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ecgviz.checkpoint import (
+from ecgviz.checkpoint.store import (
     SHIPPED_CHECKPOINT,
     CheckpointError,
     list_checkpoints,
@@ -15,7 +15,8 @@ from ecgviz.checkpoint import (
     to_bytes,
     to_dict,
 )
-from ecgviz.model import ModelConfig, RecurrentAutoencoder
+from ecgviz.detectors.config import ModelConfig
+from ecgviz.detectors.lstm import RecurrentAutoencoder
 
 
 def test_round_trip(tiny_ckpt, tmp_path):
@@ -116,7 +117,8 @@ def test_chunked_model_round_trip(tiny_ckpt):
 
 def test_checkpoint_without_chunk_reads_one_sample_per_step(tiny_ckpt):
     # files written before ModelConfig.chunk existed must keep their classic shape
-    from ecgviz.model import ModelConfig, RecurrentAutoencoder
+    from ecgviz.detectors.config import ModelConfig
+    from ecgviz.detectors.lstm import RecurrentAutoencoder
 
     classic = RecurrentAutoencoder(ModelConfig(embedding_dim=4, chunk=1))
     d = to_dict(tiny_ckpt)

@@ -5,7 +5,7 @@ import io
 import pytest
 import torch
 
-from ecgviz.checkpoint import CheckpointError, load_checkpoint, to_dict
+from ecgviz.checkpoint.store import CheckpointError, load_checkpoint, to_dict
 
 
 def saved(d: dict) -> bytes:
@@ -56,8 +56,8 @@ def test_a_model_names_its_data_when_the_lengths_differ(tiny_ckpt):
 
 
 def test_cli_evaluate_on_other_data_names_the_training_data(tiny_ckpt, tmp_path, capsys):
-    from ecgviz import cli
-    from ecgviz.checkpoint import save_checkpoint
+    from ecgviz.checkpoint.store import save_checkpoint
+    from ecgviz.cli import main as cli
     from tests.helpers import synthetic_beats, write_arff
 
     X, labels = synthetic_beats(n_normal=20, n_anomaly=6, length=24, seed=3)

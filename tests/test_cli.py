@@ -5,8 +5,8 @@ import sys
 import pandas as pd
 import pytest
 
-from ecgviz.checkpoint import load_checkpoint, save_checkpoint
-from ecgviz.cli import main
+from ecgviz.checkpoint.store import load_checkpoint, save_checkpoint
+from ecgviz.cli.main import main
 
 
 @pytest.fixture(scope="module")

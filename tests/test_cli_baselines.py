@@ -4,8 +4,8 @@ import json
 
 import pandas as pd
 
-from ecgviz.checkpoint import load_checkpoint
-from ecgviz.cli import main
+from ecgviz.checkpoint.store import load_checkpoint
+from ecgviz.cli.main import main
 
 
 def test_baseline_then_evaluate_and_score(tiny_files, tmp_path, capsys):

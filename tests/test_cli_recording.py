@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgviz.cli import main
-from ecgviz.data import load_files
+from ecgviz.cli.main import main
+from ecgviz.io.data import load_files
 
 MITDB = Path(__file__).resolve().parent.parent / "data" / "mitdb"
 

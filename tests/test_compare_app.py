@@ -11,9 +11,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from ecgviz.checkpoint import save_checkpoint
+from ecgviz.checkpoint.store import save_checkpoint
 from ecgviz.dashboard import session
-from ecgviz.data import load_files
+from ecgviz.io.data import load_files
 from tests.test_app import APP, TIMEOUT, assert_clean
 
 
@@ -118,7 +118,7 @@ def test_class_names_reach_the_export_and_the_json_names_the_detector(tiny, down
     assert payload["detector"].startswith("LSTM autoencoder") and payload["split_mode"] == "seed"
     assert payload["intervals_95"]["normal_recall"][0] <= payload["metrics"]["normal_recall"]
     assert payload["class_names"]["2"] == "Spiky" and payload["caveats"]
-    from ecgviz.checkpoint import load_checkpoint
+    from ecgviz.checkpoint.store import load_checkpoint
 
     assert load_checkpoint(downloads["tiny_start.pt"]).class_names["2"] == "Spiky"  # kept in the checkpoint too
     held = table[table.split_role == "held-out"]
@@ -127,8 +127,8 @@ def test_class_names_reach_the_export_and_the_json_names_the_detector(tiny, down
 
 
 def test_model_page_lists_saved_models_of_any_kind(tiny):
-    from ecgviz import detectors
-    from ecgviz.pipeline import fit_detector
+    from ecgviz.detectors import baselines as detectors
+    from ecgviz.pipeline.protocol import fit_detector
 
     save_checkpoint(fit_detector(tiny["data"], detectors.KNNDistance(3), ["1"]), tiny["dir"] / "knn3.pt")
     at = start(tiny)
@@ -151,7 +151,7 @@ def test_other_normal_labels_are_noticed_and_can_be_switched_back(tiny):
 
 
 def test_copies_are_reported_on_the_data_page(tiny):
-    from ecgviz.data import BeatData
+    from ecgviz.io.data import BeatData
 
     d = tiny["data"]
     X = np.vstack([d.X, d.X[:2]])

@@ -14,9 +14,9 @@ import pytest
 
 from bench.concurrency import Outcome, run_scenario
 from bench.sessions import SessionResult, make_files
-from ecgviz.checkpoint import SHIPPED_CHECKPOINT, load_checkpoint
-from ecgviz.data import load_files
-from ecgviz.split import make_split
+from ecgviz.checkpoint.store import SHIPPED_CHECKPOINT, load_checkpoint
+from ecgviz.evaluation.split import make_split
+from ecgviz.io.data import load_files
 from tests.browser_support import CHROMIUM_ENV, DEFAULT_CHROMIUM, find_chromium
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # a screenshot of any session that fails

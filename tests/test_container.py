@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from bench.service import free_port
-from ecgviz.checkpoint import SHIPPED_CHECKPOINT, load_checkpoint
+from ecgviz.checkpoint.store import SHIPPED_CHECKPOINT, load_checkpoint
 from tests.browser_support import find_chromium, launch_browser, wait_idle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +104,7 @@ def test_dockerignore_keeps_only_the_shipped_model():
     assert not ignored("checkpoints/ecg5000_lstm_ae.pt", pats) and not ignored("checkpoints/README.md", pats)
     assert ignored("checkpoints/my_model.pt", pats) and ignored(".venv/bin/python", pats)
     assert ignored("ecgviz/__pycache__/cli.cpython-311.pyc", pats) and ignored("tests/test_cli.py", pats)
-    assert not ignored("ecgviz/cli.py", pats) and not ignored("data/ECG5000_TEST.arff", pats)
+    assert not ignored("ecgviz/cli/main.py", pats) and not ignored("data/ECG5000_TEST.arff", pats)
 
 
 def test_hadolint_passes():

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from ecgviz.checkpoint import load_checkpoint, to_bytes
-from ecgviz.data import load_ecg5000
-from ecgviz.model import ModelConfig
-from ecgviz.pipeline import evaluate, fit
-from ecgviz.score import score
-from ecgviz.train import TrainConfig, train
+from ecgviz.checkpoint.store import load_checkpoint, to_bytes
+from ecgviz.detectors.config import ModelConfig, TrainConfig
+from ecgviz.detectors.reconstruction import score
+from ecgviz.detectors.train import train
+from ecgviz.io.data import load_ecg5000
+from ecgviz.pipeline.protocol import evaluate, fit
 from tests.helpers import synthetic_beats
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -1,4 +1,4 @@
-"""Tests for ecgviz.data: bundled ECG5000, exact round trips, and a defined outcome for bad input."""
+"""Tests for ecgviz.io.data: bundled ECG5000, exact round trips, and a defined outcome for bad input."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ecgviz import _parse
-from ecgviz.data import (
+from ecgviz.io import parse as _parse
+from ecgviz.io.data import (
     ECG5000_CLASS_NAMES,
     BeatData,
     DataError,

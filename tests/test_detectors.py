@@ -6,9 +6,9 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
-from ecgviz import detectors
-from ecgviz.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_bytes, to_dict
-from ecgviz.pipeline import errors_for, evaluate, fit_detector, protocol_split
+from ecgviz.checkpoint.store import CheckpointError, load_checkpoint, save_checkpoint, to_bytes, to_dict
+from ecgviz.detectors import baselines as detectors
+from ecgviz.pipeline.protocol import errors_for, evaluate, fit_detector, protocol_split
 from tests.helpers import synthetic_beats
 
 
@@ -125,7 +125,8 @@ def test_baselines_share_the_autoencoders_split(tiny_data, tiny_ckpt):
 
 
 def test_trimmed_l1_error_leaves_out_the_largest_residuals():
-    from ecgviz.score import TRIM_FRACTION, beat_error
+    from ecgviz.detectors.config import TRIM_FRACTION
+    from ecgviz.detectors.reconstruction import beat_error
 
     rng = np.random.default_rng(0)
     x, r = rng.normal(size=(6, 140, 1)), rng.normal(size=(6, 140, 1))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecgviz import metrics
 from ecgviz.dashboard import beat_picker, explore
-from ecgviz.data import label_order
-from ecgviz.split import make_split
+from ecgviz.evaluation import metrics
+from ecgviz.evaluation.split import make_split
+from ecgviz.io.data import label_order
 
 NAMES = {"1": "Normal", "2": "PVC", "3": "SVE"}
 

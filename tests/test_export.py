@@ -1,4 +1,4 @@
-"""Tests for ecgviz.export: exact CSV round trips and formula neutralisation."""
+"""Tests for ecgviz.pipeline.export: exact CSV round trips and formula neutralisation."""
 
 import io
 import json
@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgviz import export
-from ecgviz.data import BeatData
-from ecgviz.metrics import at_threshold
+from ecgviz.evaluation.metrics import at_threshold
+from ecgviz.io.data import BeatData
+from ecgviz.pipeline import export
 
 INJECTIONS = ["=cmd|' /C calc'!A0", "+1", "-2+3", "@SUM(1)", "\t=1", "\r=1"]
 ERRORS = np.array([0.1 + 0.2, 1 / 3, 1e-300, 12345.678901234567, 2.5, 7.0])

@@ -31,12 +31,12 @@ from hypothesis import strategies as hs
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
-from ecgviz.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_dict
-from ecgviz.cli import main
+from ecgviz.checkpoint.store import CheckpointError, load_checkpoint, save_checkpoint, to_dict
+from ecgviz.cli.main import main
 from ecgviz.dashboard import session
 from ecgviz.dashboard.text import plain
-from ecgviz.data import DataError, load_files, load_uploads
-from ecgviz.pipeline import errors_for
+from ecgviz.io.data import DataError, load_files, load_uploads
+from ecgviz.pipeline.protocol import errors_for
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")

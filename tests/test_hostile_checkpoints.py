@@ -14,10 +14,10 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from ecgviz import limits
-from ecgviz.checkpoint import CheckpointError, load_checkpoint, to_dict
+from ecgviz.checkpoint.store import CheckpointError, load_checkpoint, to_dict
 from ecgviz.dashboard.text import plain
-from ecgviz.model import ModelConfig
+from ecgviz.detectors import limits
+from ecgviz.detectors.config import ModelConfig
 from tests.rss_support import peak_rss
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +66,7 @@ def test_a_zip_bomb_costs_no_memory(tiny_ckpt, tmp_path):
     bomb.write_bytes(repack(torch_bytes(to_dict(tiny_ckpt)), fill=("data/0", 128 * 2**20)))
     assert bomb.stat().st_size < 2**20
     got = peak_rss(f"""
-from ecgviz.checkpoint import CheckpointError, load_checkpoint
+from ecgviz.checkpoint.store import CheckpointError, load_checkpoint
 raw = open({str(bomb)!r}, "rb").read()
 mark()
 try:
@@ -109,7 +109,7 @@ def test_a_model_too_big_for_memory_is_refused_before_it_is_built(tiny_ckpt, tmp
     path.write_bytes(torch_bytes(d))
     assert path.stat().st_size < 100_000
     got = peak_rss(f"""
-from ecgviz.checkpoint import CheckpointError, load_checkpoint
+from ecgviz.checkpoint.store import CheckpointError, load_checkpoint
 mark()
 try:
     load_checkpoint({str(path)!r})
@@ -128,7 +128,8 @@ def test_the_memory_estimate_bounds_what_a_forward_pass_takes():
     estimate = limits.activation_bytes(config, T) * batch / 2**20
     got = peak_rss(f"""
 import torch
-from ecgviz.model import ModelConfig, RecurrentAutoencoder
+from ecgviz.detectors.lstm import RecurrentAutoencoder
+from ecgviz.detectors.config import ModelConfig
 torch.set_num_threads(1)
 model = RecurrentAutoencoder(ModelConfig(embedding_dim=64, chunk=1)).eval()
 x = torch.randn({batch}, {T}, 1)
@@ -196,7 +197,7 @@ def test_nan_weights_are_refused(tiny_ckpt):
 def test_the_model_page_keeps_its_tabs_and_model_after_a_bad_checkpoint(tiny_ckpt, tiny_data, monkeypatch, tmp_path):
     import streamlit as st
 
-    from ecgviz.checkpoint import save_checkpoint
+    from ecgviz.checkpoint.store import save_checkpoint
     from ecgviz.dashboard import session
 
     st.cache_data.clear()
@@ -218,7 +219,7 @@ def test_the_model_page_keeps_its_tabs_and_model_after_a_bad_checkpoint(tiny_ckp
 
 
 def test_training_refuses_a_model_it_could_not_load_again(tiny_data):
-    from ecgviz.pipeline import fit
+    from ecgviz.pipeline.protocol import fit
 
     with pytest.raises(ValueError, match=r"the model would need about 556 MiB \(embedding 1100"):
         fit(tiny_data, ["1"], ModelConfig(embedding_dim=1100))

@@ -16,12 +16,12 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from ecgviz import metrics
-from ecgviz.checkpoint import save_checkpoint
+from ecgviz.checkpoint.store import save_checkpoint
 from ecgviz.dashboard import explore, livechart, session
 from ecgviz.dashboard.classes import MAX_OPTIONS, MAX_SHOWN, OTHER_COLOR, class_view
 from ecgviz.dashboard.figures import NORMAL_COLOR
-from ecgviz.data import ECG5000_CLASS_NAMES, BeatData, load_ecg5000
+from ecgviz.evaluation import metrics
+from ecgviz.io.data import ECG5000_CLASS_NAMES, BeatData, load_ecg5000
 from tests.helpers import synthetic_beats
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")

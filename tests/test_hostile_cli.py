@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ecgviz.checkpoint import save_checkpoint
-from ecgviz.cli import main
+from ecgviz.checkpoint.store import save_checkpoint
+from ecgviz.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 

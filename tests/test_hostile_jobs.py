@@ -12,12 +12,12 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from ecgviz.checkpoint import save_checkpoint
+from ecgviz.checkpoint.store import save_checkpoint
 from ecgviz.dashboard import jobs, session
 from ecgviz.dashboard.jobs import CANCELLED, JobRefused, JobSlots, TrainingJob
 from ecgviz.dashboard.text import plain
 from ecgviz.dashboard.workspace import WorkspaceStore
-from ecgviz.data import load_files
+from ecgviz.io.data import load_files
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 120

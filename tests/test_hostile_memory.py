@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from ecgviz.data import BeatData, DataError, fingerprint, load_uploads
+from ecgviz.io.data import BeatData, DataError, fingerprint, load_uploads
 from tests.rss_support import peak_rss
 
 LONG = "L" * 100  # the longest label that loads
@@ -100,7 +100,7 @@ def test_loading_40000_short_beats_with_long_labels_and_name_stays_small():
     # held as fixed-width text per beat (<U100 labels, <U255 names) this file took about 115 MiB above the start;
     # as codes it takes about 9 MiB
     script = (
-        "from ecgviz.data import load_uploads, fingerprint\n"
+        "from ecgviz.io.data import load_uploads, fingerprint\n"
         "labels = ['L' * 100, 'M' * 99, 'N' * 98, 'short', '1']\n"
         "raw = ''.join(f'{labels[i % 5 if i % 100 else i % 3]},{i % 7},{i % 11},{i % 13}\\n'\n"
         "              for i in range(40_000)).encode()\n"

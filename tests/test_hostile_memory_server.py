@@ -18,11 +18,11 @@ from streamlit.runtime.memory_session_storage import MemorySessionStorage
 from streamlit.runtime.session_manager import SessionInfo
 from streamlit.testing.v1 import AppTest
 
-from ecgviz.checkpoint import save_checkpoint
+from ecgviz.checkpoint.store import save_checkpoint
 from ecgviz.dashboard import session
 from ecgviz.dashboard.text import plain
 from ecgviz.dashboard.workspace import DEFAULT_UNLOAD_S, WorkspaceStore
-from ecgviz.data import load_files
+from ecgviz.io.data import load_files
 from tests.helpers import synthetic_beats, write_arff
 
 ROOT = Path(__file__).resolve().parent.parent

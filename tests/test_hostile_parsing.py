@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from ecgviz._parse import MAX_COLUMNS
-from ecgviz.data import DataError, load_uploads
+from ecgviz.io.data import DataError, load_uploads
+from ecgviz.io.parse import MAX_COLUMNS
 
 
 def wide_arff(n: int, rows: int = 2) -> bytes:

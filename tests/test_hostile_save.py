@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from ecgviz import detectors
-from ecgviz.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_dict
-from ecgviz.checkpoint_files import NameInUse, marker_for, reserve
+from ecgviz.checkpoint.files import NameInUse, marker_for, reserve
+from ecgviz.checkpoint.store import CheckpointError, load_checkpoint, save_checkpoint, to_dict
 from ecgviz.dashboard import session
 from ecgviz.dashboard.text import plain
-from ecgviz.pipeline import fit_detector
+from ecgviz.detectors import baselines as detectors
+from ecgviz.pipeline.protocol import fit_detector
 from tests.test_hostile_checkpoints import BAD_FIELDS, _bad, torch_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +72,7 @@ def test_forty_exclusive_saves_to_one_name_exactly_one_wins(tiny_ckpt, tmp_path)
 
 
 def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch):
-    from ecgviz import checkpoint_files
+    from ecgviz.checkpoint import files as checkpoint_files
 
     def broken(src, dst):
         raise OSError(28, "No space left on device")
@@ -175,7 +175,7 @@ def test_two_continued_trainings_of_one_model_get_two_names(labelled, tiny_ckpt,
 
 HOLD = """
 import sys
-from ecgviz.checkpoint_files import reserve
+from ecgviz.checkpoint.files import reserve
 held = reserve(sys.argv[1])
 print("held", flush=True)
 sys.stdin.readline()
@@ -307,7 +307,7 @@ def cli_train(tiny_files, out, *extra) -> list[str]:
 
 
 def test_cli_train_is_refused_at_once_when_a_training_holds_the_name(tiny_files, tmp_path, capsys):
-    from ecgviz.cli import main
+    from ecgviz.cli.main import main
 
     with reserve(tmp_path / "m.pt"):
         assert main(cli_train(tiny_files, tmp_path / "m.pt")) == 2
@@ -317,7 +317,7 @@ def test_cli_train_is_refused_at_once_when_a_training_holds_the_name(tiny_files,
 @pytest.mark.parametrize("force", [False, True])
 def test_cli_train_never_overwrites_a_file_that_appeared_unless_forced(tiny_files, tiny_ckpt, tmp_path, monkeypatch,
                                                                        capsys, force):
-    from ecgviz import cli
+    from ecgviz.cli import main as cli
 
     def fit_while_another_writes(*args, **kwargs):
         (tmp_path / "m.pt").write_bytes(b"another writer")
@@ -342,7 +342,7 @@ def cli_baseline(tiny_files, out, *extra) -> list[str]:
 
 
 def test_cli_baseline_keeps_an_existing_file_unless_forced(tiny_files, tiny_ckpt, tmp_path, capsys):
-    from ecgviz.cli import main
+    from ecgviz.cli.main import main
 
     out = save_checkpoint(tiny_ckpt, tmp_path / "b.pt")
     before = out.read_bytes()
@@ -355,7 +355,7 @@ def test_cli_baseline_keeps_an_existing_file_unless_forced(tiny_files, tiny_ckpt
 
 
 def test_cli_baseline_is_refused_while_a_training_holds_the_name(tiny_files, tmp_path, capsys):
-    from ecgviz.cli import main
+    from ecgviz.cli.main import main
 
     with reserve(tmp_path / "b.pt"):
         assert main(cli_baseline(tiny_files, tmp_path / "b.pt")) == 2

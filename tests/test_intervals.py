@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from ecgviz import intervals
+from ecgviz.evaluation import intervals
 
 
 def test_wilson_matches_the_formula():

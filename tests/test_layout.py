@@ -48,7 +48,7 @@ def test_the_cli_loads_without_the_dashboard_layer():
     import subprocess
     import sys
 
-    code = ("import sys, ecgviz.cli; bad = [m for m in sys.modules if m.startswith(('ecgviz.dashboard', "
+    code = ("import sys, ecgviz.cli.main; bad = [m for m in sys.modules if m.startswith(('ecgviz.dashboard', "
             "'streamlit', 'plotly'))]; print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -85,3 +85,65 @@ def test_streamlit_still_treats_a_pages_folder_as_its_older_mode():
         assert PagesManager.uses_pages_directory is True
     finally:
         PagesManager.uses_pages_directory = saved
+
+
+# The package's layers, lowest first: a module imports its own subpackage and the layers below it, never above.
+LAYERS = ("errors", "io", "signal", "evaluation", "detectors", "checkpoint", "pipeline analysis", "service",
+          "cli dashboard", "__main__")
+
+
+def _layer(module: str) -> int:
+    part = module.split(".")[1] if module.count(".") else ""
+    return next(i for i, names in enumerate(LAYERS) if part in names.split())
+
+
+def _package_imports() -> dict[str, set[str]]:
+    """Every ecgviz module -> the ecgviz modules it imports (lazy imports inside functions counted too)."""
+    modules = {}
+    for path in (ROOT / "ecgviz").rglob("*.py"):
+        rel = path.relative_to(ROOT).with_suffix("")
+        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        modules[name] = path
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for imported in _imports(path):
+            while imported and imported not in modules:
+                imported = imported.rpartition(".")[0]
+            if imported and imported != "ecgviz" and imported != name:
+                targets.add(imported)
+        graph[name] = targets
+    return graph
+
+
+def test_the_package_is_layered_and_imports_only_point_down():
+    graph = _package_imports()
+    assert len({m.split(".")[1] for m in graph if m.count(".") and (ROOT / "ecgviz" / m.split(".")[1]).is_dir()}) >= 5
+    upward = [(a, b) for a, targets in graph.items() if a != "ecgviz" for b in targets
+              if _layer(b) > _layer(a) or (_layer(b) == _layer(a) and a.split(".")[1] != b.split(".")[1])]
+    assert upward == []
+
+
+def test_no_import_cycle():
+    graph = _package_imports()
+    state: dict[str, int] = {}
+    cycle: list[str] = []
+
+    def visit(node: str, stack: list[str]) -> bool:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                cycle.extend([*stack[stack.index(nxt):], nxt])
+                return True
+            if state.get(nxt) is None and visit(nxt, [*stack, nxt]):
+                return True
+        state[node] = 2
+        return False
+
+    assert not any(state.get(n) is None and visit(n, [n]) for n in sorted(graph)), " -> ".join(cycle)
+
+
+def test_no_module_is_over_400_lines():
+    files = [*(ROOT / "ecgviz").rglob("*.py"), *(ROOT / "pages").rglob("*.py"), ROOT / "app.py"]
+    long = {str(p.relative_to(ROOT)): n for p in files if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    assert long == {}

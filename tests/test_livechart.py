@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from ecgviz import metrics
 from ecgviz.dashboard import explore, livechart
 from ecgviz.dashboard.explore import SliderRange
+from ecgviz.evaluation import metrics
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests for ecgviz.metrics, cross-checked against scikit-learn."""
+"""Tests for ecgviz.evaluation.metrics, cross-checked against scikit-learn."""
 
 import json
 import math
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
-from ecgviz import metrics as m
+from ecgviz.evaluation import metrics as m
 
 CLASSES = ("2", "3", "10")
 

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from ecgviz.model import ModelConfig, RecurrentAutoencoder
+from ecgviz.detectors.config import ModelConfig
+from ecgviz.detectors.lstm import RecurrentAutoencoder
 
 
 @pytest.mark.parametrize("length", [3, 24, 140])

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ecgviz.cli import main
+from ecgviz.cli.main import main
 from ecgviz.dashboard import session
-from ecgviz.data import DataError, load_files, load_uploads
-from ecgviz.pack import FORMAT, write_pack
+from ecgviz.io.data import DataError, load_files, load_uploads
+from ecgviz.io.pack import FORMAT, write_pack
 from tests.helpers import synthetic_beats, write_arff
 
 

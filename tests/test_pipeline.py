@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
-from ecgviz import export, metrics
-from ecgviz.checkpoint import load_checkpoint, save_checkpoint
-from ecgviz.data import BeatData, load_files
-from ecgviz.pipeline import errors_for, evaluate, evaluation_indices
+from ecgviz.checkpoint.store import load_checkpoint, save_checkpoint
+from ecgviz.evaluation import metrics
+from ecgviz.io.data import BeatData, load_files
+from ecgviz.pipeline import export
+from ecgviz.pipeline.protocol import errors_for, evaluate, evaluation_indices
 
 
 def test_fit_produces_a_working_detector(tiny_ckpt, tiny_data):
@@ -63,8 +64,8 @@ def test_end_to_end_train_save_load_score_export(tiny_ckpt, tiny_files, tmp_path
 def test_fit_stops_without_scoring_when_cancelled(tiny_data):
     import threading
 
-    from ecgviz.model import ModelConfig
-    from ecgviz.pipeline import TrainingCancelled, fit
+    from ecgviz.detectors.config import ModelConfig
+    from ecgviz.pipeline.protocol import TrainingCancelled, fit
     from tests.conftest import TINY_TRAIN
 
     stop = threading.Event()
@@ -81,8 +82,8 @@ def test_fit_stops_without_scoring_when_cancelled(tiny_data):
 
 
 def test_shipped_checkpoint_meets_its_bar_on_the_held_out_split():
-    from ecgviz.checkpoint import SHIPPED_CHECKPOINT
-    from ecgviz.data import load_ecg5000
+    from ecgviz.checkpoint.store import SHIPPED_CHECKPOINT
+    from ecgviz.io.data import load_ecg5000
 
     ckpt = load_checkpoint(SHIPPED_CHECKPOINT)
     ev = evaluate(ckpt, load_ecg5000())

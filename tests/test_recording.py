@@ -7,9 +7,9 @@ import pytest
 import sleepecg
 import wfdb
 
-from ecgviz.beats import cut_beats, detect_r_peaks
-from ecgviz.data import DataError
-from ecgviz.recording import Recording, aami_class, read_recording, read_uploads
+from ecgviz.io.data import DataError
+from ecgviz.io.recording import Recording, aami_class, read_recording, read_uploads
+from ecgviz.signal.beats import cut_beats, detect_r_peaks
 
 MITDB = Path(__file__).resolve().parent.parent / "data" / "mitdb"
 REC100 = MITDB / "100.hea"

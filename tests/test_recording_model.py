@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 import sleepecg
 
-from ecgviz.beats import cut_beats
-from ecgviz.model import ModelConfig
-from ecgviz.pipeline import errors_for, evaluate, fit
-from ecgviz.recording import Recording, read_recording
-from ecgviz.train import TrainConfig
+from ecgviz.detectors.config import ModelConfig, TrainConfig
+from ecgviz.io.recording import Recording, read_recording
+from ecgviz.pipeline.protocol import errors_for, evaluate, fit
+from ecgviz.signal.beats import cut_beats
 
 REC100 = Path(__file__).resolve().parent.parent / "data" / "mitdb" / "100.hea"
 FAST = TrainConfig(epochs=10, batch_size=32, patience=100, seed=0, device="cpu")

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgviz.beats import cut_beats
 from ecgviz.dashboard import recording_view, session
-from ecgviz.recording import read_recording
+from ecgviz.io.recording import read_recording
+from ecgviz.signal.beats import cut_beats
 
 MITDB = Path(__file__).resolve().parent.parent / "data" / "mitdb"
 

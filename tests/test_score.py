@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from ecgviz.model import ModelConfig, RecurrentAutoencoder
-from ecgviz.score import reconstruct, reconstruction_errors, score
+from ecgviz.detectors.config import ModelConfig
+from ecgviz.detectors.lstm import RecurrentAutoencoder
+from ecgviz.detectors.reconstruction import reconstruct, reconstruction_errors, score
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from bench.service import load, payloads, running_service
-from ecgviz.checkpoint import SHIPPED_CHECKPOINT, load_checkpoint
-from ecgviz.cli import main
-from ecgviz.data import bundled_paths, load_ecg5000
+from ecgviz.checkpoint.store import SHIPPED_CHECKPOINT, load_checkpoint
+from ecgviz.cli.main import main
+from ecgviz.io.data import bundled_paths, load_ecg5000
 
 MAX_BEATS, MAX_BODY_MB = 600, 2  # small limits, so the refusals are cheap to provoke
 SHIPPED = load_checkpoint(SHIPPED_CHECKPOINT)
@@ -87,7 +87,7 @@ def test_json_beats_score_equal_the_cli(http, tmp_path):
 
 
 def test_a_beat_scores_the_same_in_any_batch(http):
-    from ecgviz.pipeline import errors_for
+    from ecgviz.pipeline.protocol import errors_for
 
     X = load_ecg5000().X[:1100]
     whole = errors_for(SHIPPED, X)
@@ -196,7 +196,7 @@ def test_concurrent_load_has_no_error(url):
     work = payloads(clients=8, beats=32, seed=3)
     res = load(url, work, requests=50)
     assert res.failures == [] and len(res.latencies_s) == 400
-    from ecgviz.pipeline import errors_for
+    from ecgviz.pipeline.protocol import errors_for
 
     for i, answers in res.errors.items():  # every answer equals scoring that request's beats directly
         expected = errors_for(SHIPPED, np.asarray(work[i], dtype=np.float32)).tolist()
@@ -207,7 +207,7 @@ def test_concurrent_load_has_no_error(url):
 def test_internal_error_is_json_without_traceback(monkeypatch):
     from fastapi.testclient import TestClient
 
-    from ecgviz import service
+    from ecgviz.service import app as service
 
     def boom(*args, **kwargs):
         raise RuntimeError("secret internals")
@@ -244,7 +244,7 @@ def test_model_info_survives_odd_checkpoint_values():
 
     from fastapi.testclient import TestClient
 
-    from ecgviz import service
+    from ecgviz.service import app as service
 
     odd = replace(SHIPPED, metrics={"auroc": float("nan"), "note": "hand-made"})
     info = TestClient(service.create_app(odd)).get("/model")
@@ -255,8 +255,8 @@ def test_model_info_survives_odd_checkpoint_values():
 def test_a_baseline_detector_is_served_too(tiny_files, tiny_data, tmp_path):
     from fastapi.testclient import TestClient
 
-    from ecgviz import service
-    from ecgviz.pipeline import errors_for
+    from ecgviz.pipeline.protocol import errors_for
+    from ecgviz.service import app as service
 
     out = tmp_path / "knn.pt"
     assert main(["baseline", "--kind", "knn", "--data", *map(str, tiny_files), "--out", str(out)]) == 0

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecgviz.checkpoint import CheckpointError, save_checkpoint
+from ecgviz.checkpoint.store import CheckpointError, save_checkpoint
 from ecgviz.dashboard import session
-from ecgviz.data import BeatData, DataError
-from ecgviz.model import ModelConfig
-from ecgviz.pipeline import fit
-from ecgviz.train import TrainConfig
+from ecgviz.detectors.config import ModelConfig, TrainConfig
+from ecgviz.io.data import BeatData, DataError
+from ecgviz.pipeline.protocol import fit
 from tests.helpers import synthetic_beats, write_arff
 
 T = 24
@@ -125,8 +124,7 @@ def test_start_training_refuses_bad_requests_before_starting(data, tmp_path):
 
 def test_train_settings_defaults_match_the_library():
     from ecgviz.dashboard.session import TrainSettings
-    from ecgviz.model import ModelConfig
-    from ecgviz.train import TrainConfig
+    from ecgviz.detectors.config import ModelConfig, TrainConfig
 
     s, t = TrainSettings(), TrainConfig()
     assert (s.embedding_dim, s.chunk) == (ModelConfig().embedding_dim, ModelConfig().chunk)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ecgviz.split import Split, SplitError, make_split
+from ecgviz.evaluation.split import Split, SplitError, make_split
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgviz import duplicates, export
 from ecgviz.dashboard import explore
-from ecgviz.data import load_files
-from ecgviz.pipeline import fit, protocol_split
-from ecgviz.split import Split, SplitError, make_file_split, make_split
+from ecgviz.evaluation import duplicates
+from ecgviz.evaluation.split import Split, SplitError, make_file_split, make_split
+from ecgviz.io.data import load_files
+from ecgviz.pipeline import export
+from ecgviz.pipeline.protocol import fit, protocol_split
 from tests.conftest import TINY_TRAIN
 from tests.helpers import synthetic_beats, write_arff
 
@@ -34,8 +35,8 @@ def test_file_split_trains_on_one_file_and_judges_the_other(tiny_data):
 
 
 def test_the_checkpoint_records_the_file_split(tiny_data, tmp_path):
-    from ecgviz.checkpoint import load_checkpoint, save_checkpoint
-    from ecgviz.model import ModelConfig
+    from ecgviz.checkpoint.store import load_checkpoint, save_checkpoint
+    from ecgviz.detectors.config import ModelConfig
 
     ckpt = fit(tiny_data, ["1"], ModelConfig(embedding_dim=4), TINY_TRAIN, split_mode="files",
                files=("tiny_TRAIN.arff", "tiny_TEST.arff"))
@@ -72,7 +73,7 @@ def test_copies_never_straddle_the_split(tmp_path):
 
 
 def test_explorer_counts_follow_from_the_csv(tiny_data, tiny_ckpt):
-    from ecgviz.pipeline import errors_for
+    from ecgviz.pipeline.protocol import errors_for
 
     errors = errors_for(tiny_ckpt, tiny_data.X)
     ev = explore.evaluate(errors, tiny_data.labels, tiny_data.class_names, ["1"], split=tiny_ckpt.split,

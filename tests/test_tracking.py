@@ -11,12 +11,12 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from ecgviz import tracking
-from ecgviz.checkpoint import load_checkpoint
-from ecgviz.cli import main
-from ecgviz.data import fingerprint
-from ecgviz.model import ModelConfig
-from ecgviz.pipeline import TrainingCancelled, fit
+from ecgviz.checkpoint.store import load_checkpoint
+from ecgviz.cli.main import main
+from ecgviz.detectors.config import ModelConfig
+from ecgviz.io.data import fingerprint
+from ecgviz.pipeline import tracking
+from ecgviz.pipeline.protocol import TrainingCancelled, fit
 from tests.conftest import TINY_TRAIN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,7 +140,7 @@ def test_without_a_uri_nothing_changes_and_neither_mlflow_nor_fastapi_is_importe
     monkeypatch.delenv(tracking.ENV, raising=False)
     assert tracking.track_training(fit, None) is fit
     code = (
-        "import sys; from ecgviz.cli import main; import ecgviz.dashboard.session\n"
+        "import sys; from ecgviz.cli.main import main; import ecgviz.dashboard.session\n"
         f"rc = main(['train', '--data', {str(tiny_files[0])!r}, {str(tiny_files[1])!r}, "
         f"'--out', {str(tmp_path / 'plain.pt')!r}, '--epochs', '1', '--embedding-dim', '2', '--quiet'])\n"
         "assert rc == 0, rc\n"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ecgviz.model import ModelConfig
-from ecgviz.train import TrainConfig, beat_loss, fit_normalisation, resolve_device, train
+from ecgviz.detectors.config import ModelConfig, TrainConfig
+from ecgviz.detectors.train import beat_loss, fit_normalisation, resolve_device, train
 from tests.helpers import synthetic_beats
 
 CFG = TrainConfig(epochs=6, batch_size=4, lr=2e-2, patience=100, seed=1, device="cpu")

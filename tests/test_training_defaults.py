@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from ecgviz import cli, quality
-from ecgviz.checkpoint import load_checkpoint, save_checkpoint
+from ecgviz.checkpoint.store import load_checkpoint, save_checkpoint
+from ecgviz.cli import main as cli
 from ecgviz.dashboard import jobs, session
-from ecgviz.data import BeatData
-from ecgviz.model import ModelConfig
-from ecgviz.pipeline import fit, resume_fit
-from ecgviz.train import BY_PATIENCE, BY_USER, TrainConfig, still_improving
+from ecgviz.detectors.config import BY_PATIENCE, BY_USER, ModelConfig, TrainConfig
+from ecgviz.detectors.train import still_improving
+from ecgviz.evaluation import quality
+from ecgviz.io.data import BeatData
+from ecgviz.pipeline.protocol import fit, resume_fit
 from tests.helpers import write_arff
 
 SMALL = ModelConfig(embedding_dim=8)

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from ecgviz.checkpoint import save_checkpoint
+from ecgviz.checkpoint.store import save_checkpoint
 from ecgviz.dashboard import session, workspace
 from ecgviz.dashboard.workspace import WorkspaceStore
 from tests.helpers import synthetic_beats, write_arff

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ecgviz._parse import DataError
 from ecgviz.analysis.evaluate import evaluate, reference_symbols
 from ecgviz.analysis.rhythm import PREMATURE, Rhythm, rhythm
 from ecgviz.analysis.rpeaks import Detection, detect
 from ecgviz.analysis.shape import SHAPE_LIMIT, TemplateDistance
-from ecgviz.beats import Beats, cut_beats
-from ecgviz.recording import Recording, read_recording
+from ecgviz.errors import DataError
+from ecgviz.io.recording import Recording, read_recording
+from ecgviz.signal.beats import Beats, cut_beats
 
 __all__ = ["COLUMNS", "REASONS", "RULE", "THRESHOLD", "Analysis", "analyze"]
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from ecgviz.analysis.rpeaks import match
-from ecgviz.intervals import bootstrap_areas, rate_intervals, wilson
-from ecgviz.metrics import at_threshold, roc_auc
-from ecgviz.recording import aami_class
+from ecgviz.evaluation.intervals import bootstrap_areas, rate_intervals, wilson
+from ecgviz.evaluation.metrics import at_threshold, roc_auc
+from ecgviz.io.recording import aami_class
 
 __all__ = ["MATCH_S", "NARROW_MS", "WIDE_MS", "evaluate", "qrs_widths", "reference_symbols", "wide_reference"]
 
@@ -27,7 +27,7 @@ _WIDTH_HALF_S = 0.15
 
 def qrs_widths(x: np.ndarray, fs: float, peaks: np.ndarray) -> np.ndarray:
     """QRS width (ms) around each peak: the span of the central 90 % of slope energy within 150 ms."""
-    from ecgviz.beats import filter_ecg
+    from ecgviz.signal.beats import filter_ecg
 
     slope = np.gradient(filter_ecg(np.asarray(x, dtype=np.float64), fs).astype(np.float64)) ** 2
     half = round(_WIDTH_HALF_S * fs)

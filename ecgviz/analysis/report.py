@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgviz.analysis.analyze import Analysis
+from ecgviz.errors import UserError
 
 __all__ = ["ANNOTATION_SYMBOL", "FILES", "check_out_dir", "write_report"]
 
@@ -28,11 +29,11 @@ def check_out_dir(out_dir: str | os.PathLike[str], force: bool = False) -> Path:
     """The output folder, refused before any work when it exists (without force) or cannot be created."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out-dir {out} is a file; give a folder name")
+        raise UserError(f"--out-dir {out} is a file; give a folder name")
     if out.exists() and not force:
-        raise ValueError(f"{out} already exists; choose another --out-dir or add --force to replace it")
+        raise UserError(f"{out} already exists; choose another --out-dir or add --force to replace it")
     if not out.absolute().parent.is_dir():
-        raise ValueError(f"--out-dir {out}: the folder {out.absolute().parent} does not exist")
+        raise UserError(f"--out-dir {out}: the folder {out.absolute().parent} does not exist")
     return out
 
 

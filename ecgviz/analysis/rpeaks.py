@@ -65,7 +65,7 @@ def _second_pass(x: np.ndarray, fs: float, peaks: np.ndarray, gaps: np.ndarray) 
     """gqrs's beats inside the long gaps, moved onto their largest deflection, far enough from known beats."""
     from wfdb import processing
 
-    from ecgviz.beats import filter_ecg
+    from ecgviz.signal.beats import filter_ecg
 
     sep, refine = round(MIN_SEPARATION_S * fs), round(REFINE_S * fs)
     found = []
@@ -97,7 +97,7 @@ def _second_pass(x: np.ndarray, fs: float, peaks: np.ndarray, gaps: np.ndarray) 
 
 def detect(x: np.ndarray, fs: float) -> Detection:
     """R-peaks of one lead: sleepecg, gqrs in the long RR gaps, and the gaps that remain."""
-    from ecgviz.beats import detect_r_peaks
+    from ecgviz.signal.beats import detect_r_peaks
 
     primary = detect_r_peaks(x, fs)
     gaps = _long_gaps(primary, SEARCH_GAP)

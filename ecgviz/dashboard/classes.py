@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ecgviz.dashboard.figures import ABNORMAL_COLORS, NORMAL_COLOR
-from ecgviz.data import label_key
+from ecgviz.io.data import label_key
 
 MAX_SHOWN = 7  # abnormal classes drawn one by one: each gets its own warm colour, grey is kept for "other"
 OTHER_COLOR = "#7f7f7f"

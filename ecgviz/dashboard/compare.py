@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ecgviz import intervals
-from ecgviz.codes import mask_of
 from ecgviz.dashboard import explore, figures
 from ecgviz.dashboard.text import plotly_text
+from ecgviz.evaluation import intervals
+from ecgviz.io.codes import mask_of
 
 # How each detector's threshold is chosen in the second half of the table (its scores have their own units).
 RULES = {

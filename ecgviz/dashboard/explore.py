@@ -9,11 +9,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecgviz import export, intervals, metrics
-from ecgviz.codes import as_text, encode
 from ecgviz.dashboard import figures
 from ecgviz.dashboard.classes import ClassView, class_view
-from ecgviz.data import label_key
+from ecgviz.evaluation import intervals, metrics
+from ecgviz.io.codes import as_text, encode
+from ecgviz.io.data import label_key
+from ecgviz.pipeline import export
 
 ALL_BEATS = "All beats"
 

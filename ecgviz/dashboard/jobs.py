@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from ecgviz.errors import UserError
+
 T = TypeVar("T")
 
 PENDING, RUNNING, FINISHING, DONE, ERROR, CANCELLED = "pending", "running", "finishing", "done", "error", "cancelled"
@@ -136,7 +138,7 @@ class TrainingJob(Generic[T]):
                             elapsed_s=elapsed, eta_s=eta, message=self._message, kept=self.keep_requested)
 
     def _on_epoch(self, info: Any) -> bool:
-        # info is an ecgviz.train.EpochInfo; read by attribute so tests can pass any look-alike
+        # info is an ecgviz.detectors.train.EpochInfo; read by attribute so tests can pass any look-alike
         with self._lock:
             self._epoch = int(info.epoch)
             self._epochs = int(getattr(info, "epochs", self._epochs))
@@ -183,7 +185,7 @@ def train_job(X_train, X_val, model_config, train_config, *, finish: Callable[[A
     """A not-yet-started job that runs ecgviz.train.train (or train_fn) on the given arrays."""
     if train_fn is None:
         # deferred: importing torch is slow and callers that inject train_fn never need it
-        from ecgviz.train import train as train_fn
+        from ecgviz.detectors.train import train as train_fn
 
     def run(on_epoch, stop):
         return train_fn(X_train, X_val, model_config, train_config, on_epoch=on_epoch, stop=stop)
@@ -194,7 +196,7 @@ def train_job(X_train, X_val, model_config, train_config, *, finish: Callable[[A
 MAX_JOBS_ENV = "ECGVIZ_MAX_TRAINING_JOBS"
 
 
-class JobRefused(ValueError):
+class JobRefused(UserError):
     """A training job not started because the server or its workspace already trains as many as allowed."""
 
 

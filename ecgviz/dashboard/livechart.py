@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecgviz import metrics
 from ecgviz.dashboard import figures
 from ecgviz.dashboard.explore import ALL_BEATS, Evaluation, SliderRange
+from ecgviz.evaluation import metrics
 
 # Slider positions are capped: a range of 1,000 steps (explore.slider_range) gives ~1,000 grid values.
 MAX_GRID = 5_000

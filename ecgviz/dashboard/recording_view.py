@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-from ecgviz.beats import DROP_REASONS, POST_S, PRE_S, Beats
-from ecgviz.codes import as_text
 from ecgviz.dashboard.text import plotly_text
-from ecgviz.recording import EDF_SUFFIXES
+from ecgviz.io.codes import as_text
+from ecgviz.io.recording import EDF_SUFFIXES
+from ecgviz.signal.beats import DROP_REASONS, POST_S, PRE_S, Beats
 
 RECORDINGS_DIR_ENV = "ECGVIZ_RECORDINGS_DIR"
 _DEFAULT_DIR = Path(__file__).resolve().parents[2] / "data"

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgviz.beats import Beats
-from ecgviz.checkpoint import CHECKPOINT_DIR, SHIPPED_CHECKPOINT, Checkpoint, load_checkpoint, to_bytes
-from ecgviz.checkpoint_files import MAX_SUFFIX, NameInUse, Reservation, reserve
+from ecgviz.checkpoint.files import MAX_SUFFIX, NameInUse, Reservation, reserve
+from ecgviz.checkpoint.store import CHECKPOINT_DIR, SHIPPED_CHECKPOINT, Checkpoint, load_checkpoint, to_bytes
 from ecgviz.dashboard import classes, explore
 from ecgviz.dashboard.jobs import TrainingJob
 from ecgviz.dashboard.recording_view import RecordingView
-from ecgviz.data import BeatData, DataError, fingerprint, load_ecg5000, load_files, load_uploads
+from ecgviz.errors import UserError
+from ecgviz.io.data import BeatData, DataError, fingerprint, load_ecg5000, load_files, load_uploads
+from ecgviz.signal.beats import Beats
 
 BUILTIN_NAME = "ECG5000 (built-in)"
 # Environment overrides so a deployment (or a test) can start from another model or save elsewhere.
@@ -217,14 +218,14 @@ def same_data(model: ActiveModel, data: ActiveData) -> bool:
 def score(model: ActiveModel, data: ActiveData,
           reconstructions: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Errors (n,) and, unless told not to, reconstructions (n, T) of every beat; CheckpointError on other lengths."""
-    from ecgviz.pipeline import scores_for  # deferred: torch is only needed once a model is used
+    from ecgviz.pipeline.protocol import scores_for  # deferred: torch is only needed once a model is used
 
     return scores_for(model.ckpt, data.data.X, reconstructions=reconstructions)
 
 
 def reconstruction(model: ActiveModel, data: ActiveData, index: int) -> np.ndarray:
     """The reconstruction (T,) of one beat: the dashboard keeps errors for all beats, reconstructions for none."""
-    from ecgviz.pipeline import scores_for
+    from ecgviz.pipeline.protocol import scores_for
 
     return scores_for(model.ckpt, data.data.X[index:index + 1])[1][0]
 
@@ -232,7 +233,7 @@ def reconstruction(model: ActiveModel, data: ActiveData, index: int) -> np.ndarr
 def evaluation(model: ActiveModel, data: ActiveData, normal_labels: Sequence[str],
                errors: np.ndarray) -> explore.Evaluation:
     """The explorer's Evaluation of these errors, leaving out beats the model trained on."""
-    from ecgviz.pipeline import DEFAULT_PERCENTILE
+    from ecgviz.detectors.config import DEFAULT_PERCENTILE
 
     return explore.evaluate(errors, data.data.labels, data.class_names, normal_labels,
                             split=model.ckpt.split, same_data=same_data(model, data), percentile=DEFAULT_PERCENTILE)
@@ -245,7 +246,7 @@ BASELINE_SPECS = (("knn", {"k": 5, "metric": "l1"}), ("knn", {"k": 5, "metric": 
 def baseline_split(data: ActiveData, normal_labels: Sequence[str], model: ActiveModel | None):
     """The split baselines fit on: the active model's when it was trained on these beats with these normal labels
     (so every detector is judged on the same held-out beats), else the seeded default split."""
-    from ecgviz.pipeline import protocol_split
+    from ecgviz.pipeline.protocol import protocol_split
 
     if model is not None and same_data(model, data) and tuple(model.ckpt.split.normal_labels) == tuple(normal_labels):
         return model.ckpt.split
@@ -254,11 +255,11 @@ def baseline_split(data: ActiveData, normal_labels: Sequence[str], model: Active
 
 def fit_baselines(data: ActiveData, normal_labels: Sequence[str], split) -> list[ActiveModel]:
     """kNN-5 (L1, L2) and PCA fitted on the split's training normals, as models the explorer can activate."""
-    from ecgviz import detectors
-    from ecgviz.pipeline import fit_detector
+    from ecgviz.detectors import baselines as detectors
+    from ecgviz.pipeline.protocol import fit_detector
 
     if not data.data.has_labels:
-        raise ValueError("fitting a baseline needs labelled data, to know which beats are normal")
+        raise UserError("fitting a baseline needs labelled data, to know which beats are normal")
     key = hashlib.sha256(repr((data.fingerprint, split.to_dict())).encode()).hexdigest()[:12]
     out = []
     for kind, params in BASELINE_SPECS:
@@ -295,13 +296,13 @@ def safe_name(name: str) -> str:
 def checkpoint_path_for(name: str, directory: Path | None = None) -> Path:
     """Where a model called `name` is saved; ValueError for an unusable name or one already taken."""
     if not _NAME_RE.fullmatch(name or ""):
-        raise ValueError("name the model with letters, digits, '_', '-' or '.' (at most 64 characters), "
+        raise UserError("name the model with letters, digits, '_', '-' or '.' (at most 64 characters), "
                          "starting with a letter or digit")
     directory = directory or checkpoint_dir()
     path = directory / f"{name.removesuffix('.pt')}.pt"
     # a check only: start_training then holds the name (reserve), which is what two sessions cannot both do
     if path.resolve() == SHIPPED_CHECKPOINT.resolve() or path.exists():
-        raise ValueError(f"a checkpoint named '{path.name}' already exists; choose another name")
+        raise UserError(f"a checkpoint named '{path.name}' already exists; choose another name")
     return path
 
 
@@ -340,16 +341,16 @@ class TrainSettings:
 def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, settings: TrainSettings, *,
                    directory: Path | None = None, fit_fn: Callable | None = None) -> TrainingJob[ActiveModel]:
     """Check the request, then train in a background thread; the job's result is the saved, loaded model."""
-    from ecgviz import limits, tracking
-    from ecgviz.model import ModelConfig
-    from ecgviz.pipeline import fit, protocol_split
-    from ecgviz.train import TrainConfig
+    from ecgviz.detectors import limits
+    from ecgviz.detectors.config import ModelConfig, TrainConfig
+    from ecgviz.pipeline import tracking
+    from ecgviz.pipeline.protocol import fit, protocol_split
 
     path = checkpoint_path_for(name, directory)
     if not data.data.has_labels:
-        raise ValueError("training needs labelled data, to know which beats are normal; load labelled files")
+        raise UserError("training needs labelled data, to know which beats are normal; load labelled files")
     if not normal_labels:
-        raise ValueError("choose at least one normal label on the Data page before training")
+        raise UserError("choose at least one normal label on the Data page before training")
     # fail fast, in the page, on a split that cannot work rather than in the thread
     files = (settings.train_file, settings.test_file) if settings.split_mode == "files" else None
     split = protocol_split(data.data, normal_labels, mode=settings.split_mode, seed=settings.seed, files=files)
@@ -362,7 +363,7 @@ def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, se
                                max_seconds=None if not settings.max_minutes else float(settings.max_minutes) * 60)
     percentile = float(settings.percentile)
     if not 0 < percentile <= 100:
-        raise ValueError("the threshold percentile must be above 0 and at most 100")
+        raise UserError("the threshold percentile must be above 0 and at most 100")
     fit_fn = fit_fn or fit
     cap, _ = train_config.plan(len(split.train))
 
@@ -390,13 +391,13 @@ def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, se
 def start_resume(model: ActiveModel, data: ActiveData, epochs: int | None = None, *,
                  directory: Path | None = None, resume_fn: Callable | None = None) -> TrainingJob[ActiveModel]:
     """Continue a model's training on its own data in the background; saved under a new name, then loaded."""
-    from ecgviz.pipeline import resume_fit, resume_plan
+    from ecgviz.pipeline.protocol import resume_fit, resume_plan
 
     ckpt = model.ckpt
     if not ckpt.train_state.get("optimizer"):
-        raise ValueError(f"model '{model.name}' has no stored optimizer state, so it cannot be continued")
+        raise UserError(f"model '{model.name}' has no stored optimizer state, so it cannot be continued")
     if not same_data(model, data):
-        raise ValueError(f"model '{model.name}' can only be continued on the data it was trained on")
+        raise UserError(f"model '{model.name}' can only be continued on the data it was trained on")
     extra = resume_plan(ckpt, epochs)["epochs"]
     done = len(ckpt.history)
     base = re.sub(r"_\d+ep$", "", safe_name(model.name) or "model")
@@ -427,7 +428,7 @@ def _reserve_free(directory: Path, stem: str) -> Reservation:
             if (directory / f"{name}.pt").exists():  # saved by another writer since the check above
                 continue
             raise
-    raise ValueError(f"no free name like '{stem}' in {directory}")
+    raise UserError(f"no free name like '{stem}' in {directory}")
 
 
 def _save_under(reservation: Reservation) -> Callable[[Checkpoint], ActiveModel]:

@@ -7,8 +7,8 @@ import hashlib
 
 import streamlit as st
 
-from ecgviz.cli import USER_ERRORS
 from ecgviz.dashboard import explore, session
+from ecgviz.errors import USER_ERRORS
 from pages.common.state import (
     BASELINES,
     NORMALS,
@@ -30,7 +30,7 @@ def evaluation_of(model: session.ActiveModel) -> explore.Evaluation:
 
 @st.cache_data(max_entries=16, show_spinner="Computing 95% intervals…")
 def _area_intervals(model_id: str, data_fp: str, normals: tuple[str, ...], _ev: explore.Evaluation) -> dict:
-    from ecgviz import intervals
+    from ecgviz.evaluation import intervals
 
     if not _ev.labelled:
         return {"auroc": None, "average_precision": None}

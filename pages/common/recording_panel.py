@@ -5,11 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from ecgviz.beats import DEFAULT_LENGTH, cut_beats
 from ecgviz.dashboard import recording_view, session
 from ecgviz.dashboard.text import plain
-from ecgviz.data import DataError
-from ecgviz.recording import read_recording, read_uploads
+from ecgviz.io.data import DataError
+from ecgviz.io.recording import read_recording, read_uploads
+from ecgviz.signal.beats import DEFAULT_LENGTH, cut_beats
 from pages.common import state
 
 PLOT_CONFIG = {"displaylogo": False, "scrollZoom": True}

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from ecgviz.checkpoint import CheckpointError
-from ecgviz.cli import USER_ERRORS
+from ecgviz.checkpoint.store import CheckpointError
 from ecgviz.dashboard import explore, jobs, livechart, session, workspace
 from ecgviz.dashboard.jobs import format_seconds
 from ecgviz.dashboard.text import plain
+from ecgviz.errors import USER_ERRORS
 from pages.common import memory
 
 DATA = "active_data"
@@ -448,7 +448,7 @@ def adopt_finished_training() -> None:
 
 def checkpoint_choices() -> list[Path]:
     """Checkpoint files offered on the Model page."""
-    from ecgviz.checkpoint import list_checkpoints
+    from ecgviz.checkpoint.store import list_checkpoints
 
     seen, out = set(), []
     default = session.default_checkpoint_path()
@@ -462,8 +462,8 @@ def checkpoint_choices() -> list[Path]:
 @st.cache_data(max_entries=16, show_spinner=False)
 def _quality(model_id: str, data_fp: str, normals: tuple[str, ...], _model: session.ActiveModel,
              _data: session.ActiveData, _ev: explore.Evaluation):
-    from ecgviz import quality
-    from ecgviz.pipeline import scores_for
+    from ecgviz.evaluation import quality
+    from ecgviz.pipeline.protocol import scores_for
 
     idx = _ev.eval_idx if _ev.is_anomaly is None else _ev.eval_idx[~_ev.is_anomaly]
     auroc = _ev.roc_auc if _ev.labelled else None
@@ -476,7 +476,7 @@ def _quality(model_id: str, data_fp: str, normals: tuple[str, ...], _model: sess
 
 def model_quality(model: session.ActiveModel, ev: explore.Evaluation | None = None):
     """The model's quality check: on the explorer's held-out normal beats when given, else as stored."""
-    from ecgviz import quality
+    from ecgviz.evaluation import quality
 
     if ev is not None:
         data = active_data()
