@@ -19,7 +19,7 @@ import numpy as np
 from ecgviz.analysis.evaluate import evaluate, reference_symbols
 from ecgviz.analysis.rhythm import PREMATURE, Rhythm, rhythm
 from ecgviz.analysis.rpeaks import Detection, detect
-from ecgviz.analysis.shape import SHAPE_LIMIT, TemplateDistance
+from ecgviz.analysis.shape import SHAPE_LIMIT, TemplateDistance, beat_windows
 from ecgviz.errors import DataError
 from ecgviz.io.recording import Recording, read_recording
 from ecgviz.signal.beats import Beats, cut_beats
@@ -116,7 +116,11 @@ def analyze(recording: Recording | str | os.PathLike[str], *, lead: str | None =
     beats = cut_beats(rec, peaks=detection.peaks, peak_source="sleepecg + gqrs in long RR gaps")
     say(0.7, "scoring shape and timing")
     kept = beats.kept
-    shape_score = TemplateDistance().fit(beats.data.X).decision_scores_
+    rr = np.diff(beats.peaks) / rec.fs
+    windows = beat_windows(beats.filtered, beats.peaks[kept], np.r_[np.nan, rr][kept], np.r_[rr, np.nan][kept],
+                           rec.fs)
+    shape_score = TemplateDistance().fit(windows).decision_scores_
+    del windows
     normal = np.zeros(len(beats.peaks), dtype=bool)  # beats not cut cannot vouch for the rhythm around them
     normal[kept] = shape_score <= SHAPE_LIMIT
     timing = rhythm(beats.peaks / rec.fs, normal)
