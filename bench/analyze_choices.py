@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 
+from ecgviz.analysis.evaluate import MATCH_S
+
 
 def shape_candidates(r100: dict, r208: dict) -> list[dict]:
     """Label-free shape detectors on each recording's beat windows: AUROC and normal beats over the limit rule."""
@@ -63,7 +65,7 @@ def shape_candidates(r100: dict, r208: dict) -> list[dict]:
             ev &= ~np.isin(sym, list("AaJS"))
         else:
             ref, wide = r["reference"]
-            to_beat, _ = match(a.samples, ref, round(0.15 * a.recording.fs))
+            to_beat, _ = match(a.samples, ref, round(MATCH_S * a.recording.fs))
             positive = np.zeros(len(a.samples), bool)
             ev = np.zeros(len(a.samples), bool)
             ev[to_beat[to_beat >= 0]] = True
@@ -109,7 +111,7 @@ def combinations(r100: dict, r208: dict) -> list[dict]:
     ref, wide = r208["reference"]
     from ecgviz.analysis.rpeaks import match
 
-    to_beat, _ = match(a208.samples, ref, round(0.15 * 360))
+    to_beat, _ = match(a208.samples, ref, round(MATCH_S * a208.recording.fs))
     idx, w = to_beat[to_beat >= 0], wide[to_beat >= 0]
     out = []
     for name, rule in rules.items():
@@ -134,7 +136,7 @@ def limits(r100: dict, r208: dict, values=(4.0, 6.0, 8.0, 10.0, 12.0)) -> list[d
     a100, a208 = r100["analysis"], r208["analysis"]
     sym = r100["symbols"]
     ref, wide = r208["reference"]
-    to_beat, _ = match(a208.samples, ref, round(0.15 * 360))
+    to_beat, _ = match(a208.samples, ref, round(MATCH_S * a208.recording.fs))
     idx, w = to_beat[to_beat >= 0], wide[to_beat >= 0]
     n, s = sym == "N", np.isin(sym, list("AaJS"))
     out = []
