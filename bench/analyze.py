@@ -1,10 +1,12 @@
-"""`analyze` measured: record 100 (.atr hidden, used only to evaluate), the 208 excerpt as a CSV, a 24-hour lead.
+"""`analyze` measured: record 100 (.atr hidden, used only to evaluate), the 208 excerpt as a CSV, both recordings in
+other forms (rates, leads, polarity, noise, file formats, units), a 24-hour lead.
 
     .venv/bin/python -m bench.analyze [--hours 24] [--out PATH]
 
 Tables: per record, before (sleepecg R-peaks, kNN on all the recording's beats, its 98th-percentile threshold: what
 ecgviz offered without labels) and after (`ecgviz.analysis.analyze`); shape detectors fitted to each recording
-without labels; ways of combining shape and timing; the shape limit; then a day-long recording in a fresh process
+without labels; ways of combining shape and timing; the shape limit; the variants of bench.analyze_foreign, each
+before and after the fiducials were aligned, against the targets; then a day-long recording in a fresh process
 (seconds, peak memory, and time as a multiple of reading the same file with wfdb in that process). The 208 excerpt
 has no annotations: its reference is QRS width around the beats wfdb's gqrs finds (ecgviz.analysis.evaluate).
 """
@@ -164,14 +166,15 @@ def day(hours: float) -> dict:
 
 def measure(hours: float, choices: bool = True) -> dict:
     """Every table's numbers (the analyses themselves are dropped from the result)."""
+    from bench import analyze_foreign
     from bench.analyze_choices import combinations, limits, shape_candidates
 
     with tempfile.TemporaryDirectory(prefix="ecgviz-bench-") as tmp:
         r100, r208 = record_100(Path(tmp)), record_208(Path(tmp))
-    out = {"100": r100, "208": r208}
-    if choices:
-        out.update(shapes=shape_candidates(r100, r208), combinations=combinations(r100, r208),
-                   limits=limits(r100, r208))
+        out = {"100": r100, "208": r208}
+        if choices:
+            out.update(shapes=shape_candidates(r100, r208), combinations=combinations(r100, r208),
+                       limits=limits(r100, r208), variants=analyze_foreign.measure(Path(tmp)))
     out["day"] = day(hours)
     for key in ("100", "208"):
         for drop in ("analysis", "symbols", "reference"):
@@ -224,6 +227,11 @@ def print_tables(m: dict) -> None:
         for x in m["limits"]:
             print(f"| {x['limit']:g} | {x['n_passed_100']:.4f} | {x['s_flagged_100']:.3f} "
                   f"| {x['wide_flagged_208']:.3f} | {x['narrow_flagged_208']:.3f} |")
+    if "variants" in m:
+        from bench.analyze_foreign import print_table
+
+        print()
+        print_table(m["variants"])
     d = m["day"]
     print(f"\n| {d['hours']:g}-hour 360 Hz lead (record 100 tiled, WFDB) | beats | flagged | seconds "
           "| x reading the file with wfdb | peak RSS |")

@@ -128,7 +128,7 @@ def combinations(r100: dict, r208: dict) -> list[dict]:
     return out
 
 
-def limits(r100: dict, r208: dict, values=(4.0, 6.0, 8.0, 10.0, 12.0)) -> list[dict]:
+def limits(r100: dict, r208: dict, values=(6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 20.0)) -> list[dict]:
     """The combined rule at other shape limits: what moves on each recording."""
     from ecgviz.analysis.rhythm import PREMATURE
     from ecgviz.analysis.rpeaks import match
