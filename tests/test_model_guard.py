@@ -3,6 +3,8 @@ a threshold re-set on the data without labels quiets it, and a model fitted on t
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -48,6 +50,10 @@ def test_a_threshold_above_every_score_flags_nothing_and_is_said(shipped_on_100)
 def test_models_fitted_on_the_data_itself_are_not_cautioned(shipped_on_100):
     model, data, errors = shipped_on_100
     assert model_guard.check(errors, 0.0, model="m", from_elsewhere=False) is None
+    # the same checkpoint, as if it had been fitted on record 100: its own data, however many beats it flags
+    own = session.ActiveModel(ckpt=replace(model.ckpt, data_fingerprint=data.fingerprint), id="own", name="own",
+                              source="saved")
+    assert model_guard.caution_for(own, data, errors, model.ckpt.threshold, ["N"]) is None
 
 
 def test_the_allowance_grows_with_the_labelled_abnormal_share():

@@ -3,8 +3,6 @@ strip: page along it, step from flagged beat to flagged beat, or pick one from t
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -14,10 +12,11 @@ from ecgviz.dashboard.text import plain
 from ecgviz.io.data import DataError
 from ecgviz.signal.beats import DEFAULT_LENGTH
 from ecgviz.signal.recording_files import RecordingSource
-from pages.common import state
+from pages.common import analysis_panel, state
 
 PLOT_CONFIG = {"displaylogo": False, "scrollZoom": True}
 SPANS = (10, 30, 60, 300)
+ORDERS = ("by time", "highest score first")
 FOCUS = "rec_focus"  # (data fingerprint, beat index) of the beat the reviewer is looking at
 
 
@@ -92,6 +91,18 @@ def lead_picker(active: session.ActiveData) -> None:
         st.rerun()
 
 
+def recording_actions(active: session.ActiveData) -> None:
+    """For a recording: the lead picker and the analysis (its button, or its summary once done)."""
+    if active.recording is None:
+        return
+    lead, act = st.columns([1, 3], vertical_alignment="bottom")
+    with lead:
+        lead_picker(active)
+    with act:
+        analysis_panel.button(active)
+    analysis_panel.summary(active)
+
+
 def _flags(active: session.ActiveData):
     """(scores, threshold, reasons, symbols) of the active model on these beats; None when it cannot score them."""
     model, t = state.active_model(), state.threshold()
@@ -116,26 +127,33 @@ def _page(view: recording_view.RecordingView, direction: int) -> None:
                                                              st.session_state["rec_span"], direction)
 
 
-def _picked(view: recording_view.RecordingView, fp: str, beats: np.ndarray) -> None:
+def _picked() -> None:
+    """A row of the flagged-beats table clicked: that beat becomes the focus (rows count in the table as sent)."""
     rows = st.session_state["rec_flag_table"].selection.rows
-    if rows:
-        _goto(view, fp, int(beats[rows[0]]) - 1)
+    active = state.active_data()
+    beats = st.session_state.get("rec_flag_beats")
+    if rows and beats is not None and beats[0] == active.fingerprint:
+        _goto(active.recording, active.fingerprint, int(beats[1][rows[0]]) - 1)
 
 
 def show_recording(active: session.ActiveData) -> None:
     """The strip (zoomable: drag to zoom, double-click to reset), the flagged beats, and what was not cut, with why."""
+    if active.recording is not None:
+        with st.container(key="recording_review"):
+            _show(active)
+
+
+def _show(active: session.ActiveData) -> None:
     view = active.recording
-    if view is None:
-        return
     st.subheader("The recording")
     st.caption(f"{plain(view.record)}, lead {plain(view.lead)}, {view.fs:g} Hz, "
                f"{recording_view.clock(view.duration_s)} (m:ss.s); R-peaks from {plain(view.peak_source)}. "
                "Band-passed 0.5-40 Hz (zero phase), baseline removed.")
-    lead_picker(active)
     model = state.active_model()
     # an autoencoder scores a long recording for a while; the other detectors (and an analysis) take a moment
     cheap = model is not None and model.ckpt.kind != "lstm_ae"
-    flags = _flags(active) if st.toggle("Mark the active model's flagged beats", key="rec_show_flags", value=cheap,
+    flags = _flags(active) if st.toggle("Mark the active model's flagged beats", value=cheap,
+                                        key=f"rec_show_flags_{model.id if model else ''}",
                                         help="scores every beat with the active model, at the current "
                                              "threshold") else None
     fp = active.fingerprint
@@ -146,9 +164,13 @@ def show_recording(active: session.ActiveData) -> None:
         scores, t, reasons, symbols = flags
         table = recording_view.flagged_table(view, scores, t, reasons=reasons, symbols=symbols)
         present = sorted(set(table["reason"]))
+        pick, order = st.columns([3, 1])
         if len(present) > 1:
-            keep = st.multiselect("Reasons shown", present, default=present, key=f"rec_reasons_{fp}")
+            keep = pick.multiselect("Reasons shown", present, default=present, key=f"rec_reasons_{fp}")
             table = table[table["reason"].isin(keep)]
+        # ordered here as well: a sort by the table's own headers may reset when a pick redraws the table
+        if order.selectbox("Table order", ORDERS, key="rec_table_order") != ORDERS[0]:
+            table = table.sort_values("score", ascending=False, kind="stable")
         flagged = np.zeros(active.data.n_beats, dtype=bool)
         flagged[table["beat"].to_numpy() - 1] = True
 
@@ -158,24 +180,26 @@ def show_recording(active: session.ActiveData) -> None:
     last = recording_view.last_start(view, span)
     st.session_state["rec_start"] = min(float(st.session_state["rec_start"]), last)
     page, pages = recording_view.page_of(view, st.session_state["rec_start"], span)
-    bar = st.columns([1, 1, 4, 1, 1.3, 1.3], vertical_alignment="bottom")
-    bar[0].button("Earlier", key="rec_page_prev", icon=":material/chevron_left:", on_click=_page, args=(view, -1),
+    nav = st.columns([1.2, 1.2, 2.2, 1.6, 1.6], vertical_alignment="center")
+    nav[0].button("Earlier", key="rec_page_prev", icon=":material/chevron_left:", on_click=_page, args=(view, -1),
                   help="one window back", width="stretch")
-    bar[1].button("Later", key="rec_page_next", icon=":material/chevron_right:", on_click=_page, args=(view, 1),
+    nav[1].button("Later", key="rec_page_next", icon=":material/chevron_right:", on_click=_page, args=(view, 1),
                   help="one window on", width="stretch")
-    bar[2].slider("Start (s)", 0.0, max(last, 1.0), step=1.0, key="rec_start", disabled=last == 0,
-                  help=f"page {page:,} of {pages:,}")
-    bar[3].selectbox("Window", SPANS, format_func=lambda s: f"{s} s", key="rec_span")
+    nav[2].caption(f"Page {page:,} of {pages:,}")
     if flagged is not None:
-        bar[4].button("Previous flag", key="rec_flag_prev", icon=":material/skip_previous:", disabled=not flagged.any(),
+        nav[3].button("Previous flag", key="rec_flag_prev", icon=":material/skip_previous:", disabled=not flagged.any(),
                       on_click=lambda: _goto(view, fp, recording_view.step_flag(flagged, focus, -1)), width="stretch")
-        bar[5].button("Next flag", key="rec_flag_next", icon=":material/skip_next:", disabled=not flagged.any(),
+        nav[4].button("Next flag", key="rec_flag_next", icon=":material/skip_next:", disabled=not flagged.any(),
                       on_click=lambda: _goto(view, fp, recording_view.step_flag(flagged, focus, 1)), width="stretch")
+    where, size = st.columns([5, 1], vertical_alignment="bottom")
+    where.slider("Start (s)", 0.0, max(last, 1.0), step=1.0, key="rec_start", disabled=last == 0)
+    size.selectbox("Window", SPANS, format_func=lambda s: f"{s} s", key="rec_span")
     colors = active.class_view(st.session_state.get(state.NORMALS) or []).colors
     st.plotly_chart(recording_view.strip_figure(view, active.data.labels, st.session_state["rec_start"], span,
                                                 flagged=flagged, colors=colors, focus=focus), config=PLOT_CONFIG)
-    if focus is not None:
-        st.caption(_focus_text(view, active, focus, table))
+    # always drawn, so the table below keeps its place (and its sorting) when a beat is picked
+    st.caption(_focus_text(view, active, focus, table) if focus is not None else
+               "Step with Previous flag / Next flag, or pick a row of the table, to centre a beat on the strip.")
     if table is not None:
         _flag_table(view, fp, table)
     rows = view.dropped_rows()
@@ -201,7 +225,8 @@ def _flag_table(view, fp: str, table: pd.DataFrame) -> None:
     st.markdown(f"**Flagged beats: {len(table):,}** (click a column to sort, a row to see the beat in the strip)")
     if not len(table):
         return
+    st.session_state["rec_flag_beats"] = (fp, table["beat"].to_numpy())
     st.dataframe(table, hide_index=True, height=240, key="rec_flag_table", selection_mode="single-row",
-                 on_select=functools.partial(_picked, view, fp, table["beat"].to_numpy()),
+                 on_select=_picked,
                  column_config={"time_s": st.column_config.NumberColumn("seconds", format="%.2f"),
                                 "score": st.column_config.NumberColumn(format="%.3f")})
