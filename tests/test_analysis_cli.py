@@ -122,3 +122,16 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, monke
 def test_out_dir_whose_parent_is_missing_is_refused_before_work(tmp_path, capsys):
     code, _, err = run(["analyze", "--record", str(MITDB / "100.hea"), "--out-dir", str(tmp_path / "a" / "b")], capsys)
     assert code == 2 and "does not exist" in err and not (tmp_path / "a").exists()
+
+
+def test_report_files_in_memory_match_the_written_ones(tmp_path):
+    from ecgviz.analysis.analyze import analyze
+    from ecgviz.analysis.report import FILES, report_files, write_report
+
+    result = analyze(MITDB / "100.hea")
+    files = report_files(result)
+    out = write_report(result, tmp_path / "r")
+    assert set(files) == set(FILES)
+    for name in ("beats.csv", "flagged.atr"):
+        assert files[name] == (out / name).read_bytes()
+    assert json.loads(files["summary.json"])["flagged"] == result.summary["flagged"]

@@ -13,16 +13,18 @@ WAVES = ((-0.2, 0.15, 0.025), (-0.03, -0.1, 0.01), (0.0, 1.0, 0.012), (0.03, -0.
 
 
 def synth(r_times: np.ndarray, seed: int = 0) -> np.ndarray:
-    """A lead with one PQRST complex at each R time, light noise and baseline wander."""
+    """A lead with one PQRST complex at each R time (each wave's size varying by 5 %), noise and baseline wander."""
     rng = np.random.default_rng(seed)
     n = int((r_times[-1] + 1.0) * FS)
-    x = 0.02 * rng.standard_normal(n) + 0.1 * np.sin(2 * np.pi * 0.2 * np.arange(n) / FS)
+    x = 0.03 * rng.standard_normal(n) + 0.1 * np.sin(2 * np.pi * 0.2 * np.arange(n) / FS)
     local = np.arange(-round(0.5 * FS), round(0.5 * FS))
     for r in r_times:
         at = round(r * FS) + local
         ok = (at >= 0) & (at < n)
         t = local[ok] / FS
-        x[at[ok]] += sum(a * np.exp(-0.5 * ((t - off) / w) ** 2) for off, a, w in WAVES)
+        gain = 1 + 0.05 * rng.standard_normal(len(WAVES))
+        x[at[ok]] += sum(g * a * np.exp(-0.5 * ((t - off) / w) ** 2)
+                         for g, (off, a, w) in zip(gain, WAVES, strict=True))
     return x.astype(np.float32)
 
 
@@ -52,7 +54,8 @@ def test_af_like_stretch_is_one_stretch_not_hundreds_of_premature_beats(af_recor
     (a, b), = stretches
     assert abs(a - start) < 30 and abs(b - end) < 30
     inside = (result.samples / FS > a) & (result.samples / FS < b)
-    assert inside.sum() > 100 and result.flagged[inside].mean() < 0.05
+    # shape still flags some beats whose neighbours crowd them (a fixed window would flag nearly all)
+    assert inside.sum() > 100 and result.flagged[inside].mean() < 0.15
     # the same RRs without the stretch rule: a large share of the chaotic beats would have been "premature"
     early = 1 - np.diff(times) / np.median(np.diff(times))
     assert (early[(times[1:] > start) & (times[1:] < end)] > PREMATURE).mean() > 0.2
@@ -68,7 +71,7 @@ def test_premature_beats_after_the_stretch_are_flagged_by_timing(af_record):
     assert all(abs(row.time_s - t) < 0.05 for row, t in zip(near, pacs, strict=True))
     assert all(row.flagged and row.reason in ("timing", "both") for row in near)
     others = table[(table.time_s > end + 30) & ~np.isin(table.index, [row.name for row in near])]
-    assert others.flagged.mean() < 0.05
+    assert others.flagged.mean() < 0.10  # the documented limit for narrow beats (208 excerpt: 0.05)
 
 
 def test_rhythm_scores_against_the_local_median():

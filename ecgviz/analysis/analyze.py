@@ -138,9 +138,7 @@ def analyze(recording: Recording | str | os.PathLike[str], *, lead: str | None =
         "shape_limit": SHAPE_LIMIT, "premature": PREMATURE,
         "detection": {**detection.counts(), **{f"dropped_{k}": v for k, v in beats.dropped_counts().items()}},
         "possible_missed_beats": _spans(detection.missed_gaps, rec.fs),
-        "irregular_stretches": [[round(float(timing_t), 3) for timing_t in (beats.peaks[a] / rec.fs,
-                                                                           beats.peaks[b] / rec.fs)]
-                                for a, b in timing.stretches],
+        "irregular_stretches": _spans([(beats.peaks[a], beats.peaks[b]) for a, b in timing.stretches], rec.fs),
         "irregular_beats": int(timing.irregular[kept].sum()),
         "evaluation": None,
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import numpy as np
 from ecgviz.analysis.analyze import Analysis
 from ecgviz.errors import UserError
 
-__all__ = ["ANNOTATION_SYMBOL", "FILES", "check_out_dir", "write_report"]
+__all__ = ["ANNOTATION_SYMBOL", "FILES", "check_out_dir", "report_files", "write_report"]
 
 FILES = ("beats.csv", "flagged.atr", "summary.json")
 # WFDB's "unclassifiable beat": a flag says the beat is unusual, not which class it is; the reason and score
@@ -51,16 +52,27 @@ def _write_annotations(analysis: Analysis, folder: Path) -> None:
                fs=analysis.recording.fs, write_dir=str(folder))
 
 
+def _write_all(analysis: Analysis, folder: Path) -> None:
+    analysis.table().to_csv(folder / "beats.csv", index=False)
+    _write_annotations(analysis, folder)
+    summary = {**analysis.summary, "files": list(FILES)}
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
+def report_files(analysis: Analysis) -> dict[str, bytes]:
+    """The report's files as {name: bytes}, for a download (nothing is left on disk)."""
+    with tempfile.TemporaryDirectory(prefix="ecgviz-report-") as tmp:
+        _write_all(analysis, Path(tmp))
+        return {name: (Path(tmp) / name).read_bytes() for name in FILES}
+
+
 def write_report(analysis: Analysis, out_dir: str | os.PathLike[str], *, force: bool = False) -> Path:
     """Write FILES into out_dir, all or nothing; an existing out_dir is replaced only with force."""
     out = check_out_dir(out_dir, force)
     tmp = out.absolute().parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()  # mkdir, not mkdtemp: the folder gets the user's usual permissions
     try:
-        analysis.table().to_csv(tmp / "beats.csv", index=False)
-        _write_annotations(analysis, tmp)
-        summary = {**analysis.summary, "files": list(FILES)}
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        _write_all(analysis, tmp)
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             out.rename(old)
