@@ -9,10 +9,8 @@ to judge their timing by, get the shape part alone, as the distance to this reco
 from __future__ import annotations
 
 import io
-import tempfile
 import zipfile
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
@@ -117,14 +115,12 @@ def adopt(analysis: Analysis, source: RecordingSource | None, name: str) -> tupl
 
 def report_zip(analysis: Analysis) -> bytes:
     """beats.csv, flagged.atr and summary.json, as `python -m ecgviz analyze` writes them, in one zip."""
-    from ecgviz.analysis.report import FILES, write_report
+    from ecgviz.analysis.report import report_files
 
     buf = io.BytesIO()
-    with tempfile.TemporaryDirectory(prefix="ecgviz-analysis-") as tmp:
-        out = write_report(analysis, Path(tmp) / "report")
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-            for name in FILES:
-                zf.write(out / name, name)
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, raw in report_files(analysis).items():
+            zf.writestr(name, raw)
     return buf.getvalue()
 
 
