@@ -18,6 +18,7 @@ from pathlib import Path, PurePath
 
 import numpy as np
 
+from ecgviz.io import recording_limits as limits
 from ecgviz.io.parse import DataError
 
 __all__ = ["AAMI_CLASSES", "RECORDING_SUFFIXES", "Recording", "aami_class", "read_recording", "read_uploads"]
@@ -53,6 +54,7 @@ class Recording:
     units: str = ""
     ann_samples: np.ndarray | None = None  # (k,) int64 sample of each beat annotation
     ann_symbols: tuple[str, ...] | None = None  # (k,) its original symbol
+    notes: tuple[str, ...] = ()  # what reading changed (annotations merged or ignored), one line each
 
     @property
     def duration_s(self) -> float:
@@ -101,6 +103,7 @@ def _read_wfdb(path: Path, lead: str | None, annotator: str) -> Recording:
     base, name = str(path.with_suffix("")), path.stem
     if not Path(base + ".hea").is_file():
         raise DataError(f"{name}: no header file {name}.hea (a WFDB record needs its .hea with the .dat)")
+    limits.check_header_file(Path(base + ".hea"))
     try:
         header = wfdb.rdheader(base)
     except Exception as exc:  # wfdb raises bare ValueError/IndexError on a broken header
@@ -120,6 +123,7 @@ def _read_wfdb(path: Path, lead: str | None, annotator: str) -> Recording:
         if have < size:
             raise DataError(f"{file_name}: the signal file is truncated ({have:,} of {size:,} bytes the header "
                             "implies)")
+    limits.check_signal_layout(f"{name}.hea", header, path.parent)
     try:
         rec = wfdb.rdrecord(base, channels=[index], return_res=32)
     except Exception as exc:
@@ -128,7 +132,9 @@ def _read_wfdb(path: Path, lead: str | None, annotator: str) -> Recording:
     if header.sig_len and len(signal) < header.sig_len:
         raise DataError(f"{name}: the signal file is truncated ({len(signal):,} of {header.sig_len:,} samples)")
     samples = symbols = None
+    notes: tuple[str, ...] = ()
     if Path(f"{base}.{annotator}").is_file():
+        limits.check_annotation_file(Path(f"{base}.{annotator}"), len(signal), fs)
         try:
             ann = wfdb.rdann(base, annotator)
         except Exception as exc:
@@ -136,7 +142,9 @@ def _read_wfdb(path: Path, lead: str | None, annotator: str) -> Recording:
         keep = [i for i, s in enumerate(ann.symbol) if s in _SYMBOL_CLASS]
         samples = np.asarray(ann.sample, dtype=np.int64)[keep]
         symbols = tuple(ann.symbol[i] for i in keep)
-    return Recording(signal, fs, name, leads[index], leads, (rec.units or [""])[0], samples, symbols)
+        samples, symbols, notes = limits.tidy_beat_annotations(f"{name}.{annotator}", samples, symbols,
+                                                               len(signal), fs)
+    return Recording(signal, fs, name, leads[index], leads, (rec.units or [""])[0], samples, symbols, notes)
 
 
 def _read_edf(name: str, source: Path | bytes, lead: str | None) -> Recording:
@@ -162,11 +170,12 @@ def _read_edf(name: str, source: Path | bytes, lead: str | None) -> Recording:
 def _read_text(name: str, raw: bytes, fs: float | None, column: str | None, time_column: str | None) -> Recording:
     import pandas as pd
 
-    sep = "\t" if name.lower().endswith(".tsv") else None
+    sep = limits.text_separator(name, raw)
+    limits.check_text_columns(name, raw, sep)
     try:
-        frame = pd.read_csv(io.BytesIO(raw), sep=sep, engine="c" if sep else "python")
+        frame = pd.read_csv(io.BytesIO(raw), sep=sep, engine="c")
     except Exception as exc:
-        raise DataError(f"{name}: not a readable CSV/TSV table ({exc})") from None
+        raise DataError(f"{name}: not a readable CSV/TSV table ({' '.join(str(exc).split())})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
     tcol = time_column if time_column is not None else next((c for c in numeric if _TIME_COLUMN.match(c)), None)
@@ -218,6 +227,7 @@ def read_uploads(files: Sequence[tuple[str, bytes]], *, lead: str | None = None,
     names = [PurePath(str(n).replace("\\", "/")).name for n, _ in files]
     if not names:
         raise DataError("no files given")
+    limits.check_upload_size(names, [len(raw) for _, raw in files])
     suffixes = {PurePath(n).suffix.lower() for n in names}
     if suffixes & set(WFDB_SUFFIXES):
         stems = {PurePath(n).stem for n in names}
