@@ -164,7 +164,7 @@ def text_separator(name: str, raw: bytes) -> str:
 def check_text_columns(name: str, raw: bytes, sep: str) -> None:
     """Refuse a CSV/TSV recording with more than MAX_SIGNALS columns, or a row wider than its first line.
 
-    Runs before pandas reads it: pandas tokenises a whole row (some 60 bytes of memory a field) before it can
+    Runs before pandas reads it: pandas tokenises a whole row (about 20 bytes of memory a field) before it can
     say the row is too long. Counting separators is a pass over the bytes without copies.
     """
     line = _line(name, raw)[0]
