@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -167,29 +168,25 @@ def _hwm_mib(pid: int) -> float:
     return 0.0
 
 
-def cases(folder: Path) -> list[tuple[str, str, list[Path], float | None]]:
-    """(attack, path taken, its files, --fs) for every row, the files built in `folder`."""
-    def sub(name: str) -> Path:
-        (folder / name).mkdir()
-        return folder / name
-
+def cases() -> list[tuple[str, str, Callable[[Path], list[Path]], float | None]]:
+    """(attack, path taken, what writes its files into a folder, --fs) for every row."""
+    record_100 = [MITDB / f"100{s}" for s in (".hea", ".dat", ".atr")]
     return [
-        ("record 100 (reference)", "cli", [MITDB / f"100{s}" for s in (".hea", ".dat", ".atr")], None),
-        (".atr bomb: 1M beats at one sample, 2 MB", "cli", write_atr_bomb(sub("bomb2"), 1_000_000), None),
-        (".atr bomb: 1M beats at one sample, 2 MB", "upload", write_atr_bomb(sub("bomb2u"), 1_000_000), 360.0),
-        (".atr bomb: 200k beats at one sample, 0.4 MB", "cli", write_atr_bomb(sub("bomb04"), 200_000), None),
-        ("skew 500,000,000 in a 60-byte header", "cli", write_skew(sub("skew")), None),
-        ("skew 500,000,000 in a 60-byte header", "upload", write_skew(sub("skewu")), 360.0),
-        ("byte offset 10^12 into an 8 kB .dat", "cli", write_offset(sub("offset")), None),
-        (".atr of 1M beats a sample apart beside a 24-hour 50 Hz record", "upload", write_day_bomb(sub("day")),
-         360.0),
-        ("upload of 80 MB in all (.dat 40 MB + .atr 40 MB)", "upload", write_big_upload(sub("big")), 360.0),
-        ("header of 20,000 signal lines (1 MB)", "cli", write_wide_header(sub("wide")), None),
-        ("header of 12,000 signal lines in 48 kB", "cli", write_many_signals(sub("many")), None),
-        ("CSV of one 5M-column line (20 MB)", "cli", write_wide_text(sub("csv")), 360.0),
-        ("CSV of one 5M-column line (20 MB)", "upload", write_wide_text(sub("csvu")), 360.0),
-        ("TSV of one 5M-column line (20 MB)", "upload", write_wide_text(sub("tsvu"), suffix=".tsv"), 360.0),
-        ("one-column CSV recording, 46 MB (legitimate)", "upload", write_long_text(sub("long")), 360.0),
+        ("record 100 (reference)", "cli", lambda d: record_100, None),
+        (".atr bomb: 1M beats at one sample, 2 MB", "cli", lambda d: write_atr_bomb(d, 1_000_000), None),
+        (".atr bomb: 1M beats at one sample, 2 MB", "upload", lambda d: write_atr_bomb(d, 1_000_000), 360.0),
+        (".atr bomb: 200k beats at one sample, 0.4 MB", "cli", lambda d: write_atr_bomb(d, 200_000), None),
+        ("skew 500,000,000 in a 60-byte header", "cli", write_skew, None),
+        ("skew 500,000,000 in a 60-byte header", "upload", write_skew, 360.0),
+        ("byte offset 10^12 into an 8 kB .dat", "cli", write_offset, None),
+        (".atr of 1M beats a sample apart beside a 24-hour 50 Hz record", "upload", write_day_bomb, 360.0),
+        ("upload of 80 MB in all (.dat 40 MB + .atr 40 MB)", "upload", write_big_upload, 360.0),
+        ("header of 20,000 signal lines (1 MB)", "cli", write_wide_header, None),
+        ("header of 12,000 signal lines in 48 kB", "cli", write_many_signals, None),
+        ("CSV of one 5M-column line (20 MB)", "cli", write_wide_text, 360.0),
+        ("CSV of one 5M-column line (20 MB)", "upload", write_wide_text, 360.0),
+        ("TSV of one 5M-column line (20 MB)", "upload", lambda d: write_wide_text(d, suffix=".tsv"), 360.0),
+        ("one-column CSV recording, 46 MB (legitimate)", "upload", write_long_text, 360.0),
     ]
 
 
@@ -222,12 +219,15 @@ def main(argv: list[str] | None = None) -> int:
     code = args.code.resolve()
     rows = []
     with tempfile.TemporaryDirectory(prefix="ecgviz-hostile-") as tmp:
-        folder = Path(tmp)
-        for attack, path_taken, files, fs in cases(folder):
+        for i, (attack, path_taken, build, fs) in enumerate(cases()):
             if args.only and args.only not in attack:
                 continue
+            folder = Path(tmp, str(i))
+            folder.mkdir()
+            files = build(folder)
             size = sum(f.stat().st_size for f in files)
             r = run(command(path_taken, files, fs, folder / "out.arff"), code, args.timeout, args.cap_mib)
+            shutil.rmtree(folder)  # the next row's files, not every row's, on disk at once
             rows.append({"attack": attack, "path": path_taken, "bytes": size, **r})
             print(f"[hostile] {attack} ({path_taken}): {_outcome(r)}, {r['s']:.1f} s, {r['peak_mib']:.0f} MiB; "
                   f"{r['message'][:160]}", file=sys.stderr, flush=True)

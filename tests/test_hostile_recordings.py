@@ -214,3 +214,10 @@ def test_a_recording_upload_is_bounded_in_total(tmp_path):
 def test_the_upload_limit_is_the_dashboards_per_file_limit():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] == limits.MAX_UPLOAD_MB
+
+
+def test_the_bench_reports_each_attack_as_a_table_row(capsys):
+    assert hostile.main(["--only", "skew"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| skew")]
+    assert [row.split(" | ")[1] for row in rows] == ["cli", "upload"]
+    assert all(row.split(" | ")[3] == "exit 2 (1 line)" for row in rows), rows
