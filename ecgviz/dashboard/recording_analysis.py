@@ -52,7 +52,7 @@ class RecordingScores:
     @property
     def description(self) -> str:
         """In a few words."""
-        return f"label-free analysis of {self.record} (lead {self.lead}): shape and timing"
+        return f"Analysis of {self.record} (lead {self.lead}): shape and timing, no labels"
 
     def _own(self, X: np.ndarray) -> bool:
         return X is self.X_ or (np.shape(X) == self.X_.shape and np.array_equal(X, self.X_))
