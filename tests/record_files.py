@@ -4,7 +4,7 @@ record with one lead in a .dat and another in a .xyz file."""
 
 from __future__ import annotations
 
-import os
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +28,8 @@ def write_mat_record(folder: Path, seconds: float = 60.0) -> dict[str, bytes]:
     rec, ann = _minute(seconds)
     wfdb.wrsamp("100", fs=360, units=rec.units, sig_name=rec.sig_name, d_signal=rec.d_signal, fmt=rec.fmt,
                 adc_gain=rec.adc_gain, baseline=rec.baseline, write_dir=str(folder))
-    here = Path.cwd()
-    os.chdir(folder)  # wfdb_to_mat writes beside the working directory's record
-    try:
+    with contextlib.chdir(folder):  # wfdb_to_mat reads and writes in the working directory
         wfdb_to_mat("100")
-    finally:
-        os.chdir(here)
     wfdb.wrann("100m", "atr", ann.sample, symbol=ann.symbol, fs=360, write_dir=str(folder))
     return {name: (folder / name).read_bytes() for name in ("100m.hea", "100m.mat", "100m.atr")}
 
