@@ -69,8 +69,8 @@ def test_analyze_a_recording_and_review_its_flags(server):
         page.get_by_role("button", name="Analyze this recording").click()
         _idle(page)
         expect(page.get_by_text(re.compile(r"Analysed 100 \(lead MLII\) without labels"))).to_be_visible()
-        expect(metric(page, "Flagged")).to_have_text("54")
-        expect(metric(page, "By shape / timing / both")).to_have_text("20 / 32 / 2")
+        expect(metric(page, "Flagged")).to_have_text("44")
+        expect(metric(page, "By shape / timing / both")).to_have_text("10 / 32 / 2")
         expect(page.get_by_text(re.compile(r"Balanced accuracy 0\.99"))).to_be_visible()
         assert page.locator("[data-testid=stAlertContentError]").count() == 0
         screenshot(page, "data_analysis")

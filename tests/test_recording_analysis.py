@@ -44,15 +44,15 @@ def test_the_model_scores_its_own_beats_as_the_analysis_did(excerpt_208):
     np.testing.assert_array_equal(errors, result.score)
     detector = model.ckpt.model
     np.testing.assert_array_equal(detector.reasons(data.data.X, 1.0), result.reason)
-    assert (detector.reasons(data.data.X, 1.0) != "").sum() == result.summary["flagged"] == 131
+    assert (detector.reasons(data.data.X, 1.0) != "").sum() == result.summary["flagged"] == 101
     # a higher threshold keeps fewer reasons, each still the part that passes it
     high = detector.reasons(data.data.X, 2.0)
     assert set(np.flatnonzero(high != "")) <= set(np.flatnonzero(result.reason != ""))
     assert ((high == "timing") <= (result.rhythm_score / 0.15 > 2.0)).all()
     # the explorer and the export count what the analysis flagged
     ev = session.evaluation(model, data, [], errors)
-    assert ev.n_flagged(1.0) == 131 and len(ev.errors) == 505
-    assert len(ev.beat_table(data.data, 1.0, flagged_only=True)) == 131
+    assert ev.n_flagged(1.0) == 101 and len(ev.errors) == 505
+    assert len(ev.beat_table(data.data, 1.0, flagged_only=True)) == 101
 
 
 def test_other_beats_get_the_shape_part_against_this_recordings_median_beat(excerpt_208):
@@ -70,8 +70,8 @@ def test_the_summary_as_the_data_page_shows_it(excerpt_208):
     result, _, _ = excerpt_208
     view = recording_analysis.summary_view(result.summary)
     counts = {label: (value, note) for label, value, note, _ in view["counts"]}
-    assert counts["Flagged"] == ("131", "25.9% of 505 beats")
-    assert counts["By shape / timing / both"][0] == "111 / 3 / 17"
+    assert counts["Flagged"] == ("101", "20.0% of 505 beats")
+    assert counts["By shape / timing / both"][0] == "81 / 3 / 17"
     assert counts["Possible missed beats"][0] == "2"
     assert view["missed"] == "1:36.3-1:38.9, 3:29.4-3:33.6"  # the two RR gaps still long, as times
     assert view["stretches"] == "" and view["evaluation"] is None
@@ -84,10 +84,10 @@ def test_the_report_download_holds_the_command_lines_files(excerpt_208, tmp_path
     report = zipfile.ZipFile(io.BytesIO(model.ckpt.model.report))
     assert sorted(report.namelist()) == ["beats.csv", "flagged.atr", "summary.json"]
     beats = pd.read_csv(io.BytesIO(report.read("beats.csv")))
-    assert len(beats) == 505 and beats["flagged"].sum() == 131
-    assert json.loads(report.read("summary.json"))["flagged"] == 131
+    assert len(beats) == 505 and beats["flagged"].sum() == 101
+    assert json.loads(report.read("summary.json"))["flagged"] == 101
     report.extract("flagged.atr", tmp_path)
-    assert len(wfdb.rdann(str(tmp_path / "flagged"), "atr").sample) == 131
+    assert len(wfdb.rdann(str(tmp_path / "flagged"), "atr").sample) == 101
 
 
 def test_reference_annotations_label_the_beats_for_evaluation_only(record_100):
