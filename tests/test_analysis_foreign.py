@@ -12,6 +12,7 @@ import pytest
 from bench.analyze_foreign import BY_NAME, TARGETS_100, TARGETS_208, judge_100, judge_208, write
 from ecgviz.analysis.analyze import analyze
 from ecgviz.analysis.rpeaks import match
+from tests.record_files import MITDB
 
 RECORD_100 = ("MLII 250 Hz", "MLII 1000 Hz", "MLII inverted", "MLII + wander + 50 Hz mains", "MLII 250 Hz EDF")
 
@@ -67,3 +68,22 @@ def test_the_same_beats_get_the_same_flags_at_250_and_1000_hz(analysed):
     assert np.corrcoef(a, b)[0, 1] > 0.99
     assert np.median(np.abs(a - b)) < 0.1
     assert (slow.flagged[near] != fast.flagged[idx]).sum() <= 5
+
+
+@pytest.mark.parametrize("name", ["MLII 128 Hz", "MLII inverted", "MLII in µV", "MLII 250 Hz EDF", "MLII 250 Hz CSV"])
+def test_variants_are_written_as_named(tmp_path, name):
+    """The bench's variants hold what their names say: rate, polarity, units, file format."""
+    from bench.analyze_foreign import SECONDS, resample
+    from ecgviz.io.recording import read_recording
+
+    v = BY_NAME[name]
+    path, kwargs, ref, _ = write(v, tmp_path)
+    rec = read_recording(path, **kwargs)
+    assert rec.fs == v.fs and rec.lead == "MLII" and path.suffix == {"wfdb": ".hea"}.get(v.form, f".{v.form}")
+    assert abs(len(rec.signal) - SECONDS * v.fs) <= 1 and ref.max() < len(rec.signal)
+    import wfdb
+
+    mlii = wfdb.rdrecord(str(MITDB / "100"), channels=[0], sampto=SECONDS * 360).p_signal[:, 0]
+    expected = resample(mlii, 360.0, v.fs)[:len(rec.signal)] * v.gain
+    assert rec.units == ("" if v.form == "csv" else "uV" if v.gain == 1000.0 else "mV")  # a CSV names no units
+    np.testing.assert_allclose(rec.signal, expected, atol=0.01 * abs(v.gain))
