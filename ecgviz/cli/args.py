@@ -50,7 +50,10 @@ def cores() -> int:
 
 def bounded(kind: type, lo: float, hi: float, why: str = ""):
     """number(kind, lo, hi), whose message gives the bounds and why there is an upper one."""
-    return number(kind, lo, hi, f"in [{lo:g}, {hi:g}]{f' ({why})' if why else ''}")
+    def show(x: float) -> str:
+        return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+    return number(kind, lo, hi, f"in [{show(lo)}, {show(hi)}]{f' ({why})' if why else ''}")
 
 
 PORT = bounded(int, 1, 65535, "a TCP port")

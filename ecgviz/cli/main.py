@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--threads", type=bounded(int, 1, cores(), "the cores here"), default=1,
                    help="torch threads; concurrent requests use the other cores")
     v.add_argument("--max-beats", type=bounded(int, 1, MAX_BEATS_ARG), help="beats per request (default 10,000)")
-    v.add_argument("--max-body-mb", type=bounded(float, 1 / 1024, MAX_BODY_MB_ARG),
+    v.add_argument("--max-body-mb", type=bounded(float, 0.001, MAX_BODY_MB_ARG),
                    help="request body limit in MiB (default 32)")
     v.set_defaults(func="score:cmd_serve")
 

@@ -103,10 +103,15 @@ def _protocol_class(head_timeout_s: float) -> type:
     return HeadDeadline
 
 
-def run(app, host: str, port: int, limits: Limits, log_level: str = "info") -> None:
-    """Serve `app` with uvicorn (h11, whose request-head size limit applies) and the time limits above."""
+def server(app, host: str, port: int, limits: Limits, log_level: str = "info"):
+    """A uvicorn server for `app` (h11, whose request-head size limit applies) with the time limits above."""
     import uvicorn
 
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, http=_protocol_class(limits.head_timeout_s),
                             h11_max_incomplete_event_size=limits.max_head_bytes, timeout_keep_alive=5)
-    uvicorn.Server(config).run()
+    return uvicorn.Server(config)
+
+
+def run(app, host: str, port: int, limits: Limits, log_level: str = "info") -> None:
+    """Serve `app` until interrupted."""
+    server(app, host, port, limits, log_level).run()
