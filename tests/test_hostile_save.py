@@ -318,12 +318,13 @@ def test_cli_train_is_refused_at_once_when_a_training_holds_the_name(tiny_files,
 def test_cli_train_never_overwrites_a_file_that_appeared_unless_forced(tiny_files, tiny_ckpt, tmp_path, monkeypatch,
                                                                        capsys, force):
     from ecgviz.cli import main as cli
+    from ecgviz.pipeline import protocol
 
     def fit_while_another_writes(*args, **kwargs):
         (tmp_path / "m.pt").write_bytes(b"another writer")
         return tiny_ckpt
 
-    monkeypatch.setattr(cli, "fit", fit_while_another_writes)
+    monkeypatch.setattr(protocol, "fit", fit_while_another_writes)  # the train command looks it up when it runs
     assert cli.main(cli_train(tiny_files, tmp_path / "m.pt", *(["--force"] if force else []))) == 0
     err = capsys.readouterr().err
     if force:  # asked for: the file is replaced, whole
