@@ -163,7 +163,7 @@ with load_tab:
         if right.button("Share", icon=":material/share:", key="share_model"):
             try:
                 target = st.session_state[state.WORKSPACE].share(shared, session.checkpoint_dir())
-            except ValueError as exc:
+            except (ValueError, OSError) as exc:
                 st.error(plain(exc), icon=":material/error:")
             else:
                 state.notify(f"Shared {target.name}: every visitor can load it now.")

@@ -175,7 +175,7 @@ _ROW_LINE = re.compile(rb"^[ \t]*[^\s%#@]", re.M)
 
 
 def rows_at_most(files: Files) -> int:
-    """An upper bound on the beats in uploaded text files, counted in their bytes before any parsing.
+    """An upper bound on the beats in uploaded beat files (ARFF/TSV/CSV), counted in their bytes before parsing.
 
     Every beat is one line; a CSV/TSV may have one header line. Beat packs (binary) count 0 here: their beats
     cost their own size in memory and are counted once read.
