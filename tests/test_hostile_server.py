@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 import pytest
 
-from bench.hostile_server import many_rows_csv, zeros_beat_body
+from bench.hostile_requests import many_rows_csv, zeros_beat_body
 from bench.server_stats import memory_mib
 from bench.service import free_port, running_service
 from ecgviz.checkpoint.store import SHIPPED_CHECKPOINT, load_checkpoint
@@ -332,3 +332,14 @@ def test_the_container_health_check_asks_the_dashboard_or_the_service(service, m
     monkeypatch.setenv(healthcheck.URLS_ENV, closed)
     assert healthcheck.main() == 1
     assert capsys.readouterr().err.startswith(f"unhealthy: {closed}: ")
+
+
+def test_the_attack_benchmark_runs(tmp_path, capsys):
+    from bench.hostile_server import main as bench_main
+
+    out = tmp_path / "hostile.json"
+    assert bench_main(["--quick", "--cap", "60", "--only", "serve --port", "--out", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["attack"] == "serve --port 99999" and row["after"]["status"] == "exit 2"
+    assert row["after"]["stderr_lines"] == 1 and row["after"]["last_line"].startswith("ecgviz: error: serve: ")
+    assert "| serve --port 99999 | exit 2, " in capsys.readouterr().out
