@@ -18,7 +18,7 @@ import numpy as np
 import plotly.io
 import plotly.tools
 
-from ecgviz.dashboard import beat_picker, explore, figures, livechart
+from ecgviz.dashboard import beat_picker, config, explore, figures, livechart
 from ecgviz.io.codes import as_text
 from ecgviz.io.data import ECG5000_CLASS_NAMES
 
@@ -49,8 +49,8 @@ def ecg5000_scene() -> Scene:
     """The dashboard's start: the shipped model's errors on the bundled ECG5000 beats, its split left out."""
     from ecgviz.dashboard import session
 
-    model, data = session.model_from_path(session.default_checkpoint_path(), source="shipped"), session.builtin_data()
-    errors, recon = session.score(model, data)
+    model, data = session.model_from_path(config.default_checkpoint_path(), source="shipped"), session.builtin_data()
+    errors, recon = session.scores(model, data), model.ckpt.detector.reconstruct(data.data.X)
     X = data.data.X
     return make_scene(errors, data.data.labels, lambda i: (X[i], recon[i]), data.data.class_names,
                       split=model.ckpt.split)

@@ -53,18 +53,18 @@ def make_pack(path: Path, n: int, seed: int = 0) -> None:
 def session_run(folder: str, name: str, steps: int) -> dict:
     """In this (fresh) process: what a session holds and does, with memory after each stage."""
     from bench.explorer_step import make_scene, time_steps
-    from ecgviz.dashboard import session
+    from ecgviz.dashboard import config, session
 
-    session.limit_torch_threads()
-    os.environ[session.DATA_DIR_ENV] = folder
+    config.limit_torch_threads()
+    os.environ[config.DATA_DIR_ENV] = folder
     out = {"start_mb": _rss_mb()}
-    model = session.model_from_path(session.default_checkpoint_path(), source="shipped")
+    model = session.model_from_path(config.default_checkpoint_path(), source="shipped")
     out["model_mb"] = _rss_mb()
     started = time.perf_counter()
     data = session.data_from_folder(name)
     out["load_s"], out["loaded_mb"] = time.perf_counter() - started, _rss_mb()
     started = time.perf_counter()
-    errors, _ = session.score(model, data, reconstructions=False)
+    errors = session.scores(model, data)
     out["score_s"], out["scored_mb"] = time.perf_counter() - started, _rss_mb()
     scene = make_scene(errors, data.data.labels, lambda i: (data.data.X[i], session.reconstruction(model, data, i)),
                        data.data.class_names)

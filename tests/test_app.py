@@ -13,7 +13,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from ecgviz.checkpoint.store import SHIPPED_CHECKPOINT, save_checkpoint
-from ecgviz.dashboard import explore, session
+from ecgviz.dashboard import config, explore, session
 from ecgviz.evaluation import metrics
 from ecgviz.io.data import load_files
 from tests.helpers import synthetic_beats, write_arff
@@ -35,8 +35,8 @@ def fresh_caches(monkeypatch, tiny):
     """Caches outlive an AppTest; each test starts clean, with the tiny model as the start-up model."""
     st.cache_data.clear()
     st.cache_resource.clear()
-    monkeypatch.setenv(session.CHECKPOINT_ENV, str(tiny["ckpt_path"]))
-    monkeypatch.setenv(session.CHECKPOINT_DIR_ENV, str(tiny["dir"]))
+    monkeypatch.setenv(config.CHECKPOINT_ENV, str(tiny["ckpt_path"]))
+    monkeypatch.setenv(config.CHECKPOINT_DIR_ENV, str(tiny["dir"]))
     yield
     st.cache_data.clear()
     st.cache_resource.clear()
@@ -66,7 +66,7 @@ def expected_metrics(tiny, threshold: float):
     """What ecgviz.evaluation.metrics says for the explorer's evaluation set at a threshold."""
     model = session.model_from_path(tiny["ckpt_path"])
     data = session.make_data(tiny["data"], "tiny")
-    errors, _ = session.score(model, data)
+    errors = session.scores(model, data)
     idx, _ = explore.evaluation_beats(data.data.n_beats, data.data.labels, ["1"], model.ckpt.split, True)
     labels = data.data.labels[idx]
     return metrics.at_threshold(errors[idx], labels != "1", threshold, labels), errors
@@ -226,7 +226,7 @@ def test_unlabelled_upload_runs_in_score_only_mode(tiny, tmp_path, downloads):
     assert any("score-only" in i.value for i in at.info)
     t = at.session_state["threshold"]
     model = session.model_from_path(tiny["ckpt_path"])
-    errors, _ = session.score(model, session.make_data(load_files([tmp_path / "p.arff"]), "p"))
+    errors = session.scores(model, session.make_data(load_files([tmp_path / "p.arff"]), "p"))
     assert metric_values(at)["Beats flagged"] == f"{int((errors > t).sum()):,} / 12"
     at.switch_page("pages/export.py").run()
     assert_clean(at)
@@ -305,15 +305,15 @@ def test_training_runs_in_the_background_and_activates_the_result(tiny):
 def test_real_start_with_ecg5000_and_the_shipped_checkpoint(monkeypatch):
     if not SHIPPED_CHECKPOINT.is_file():
         pytest.skip(f"the shipped checkpoint {SHIPPED_CHECKPOINT} is missing")
-    monkeypatch.delenv(session.CHECKPOINT_ENV)
+    monkeypatch.delenv(config.CHECKPOINT_ENV)
     at = AppTest.from_file(APP, default_timeout=300).run()
     assert_clean(at)
     data = at.session_state["active_data"]
     assert data.name == session.BUILTIN_NAME and data.data.n_beats == 5000
     assert at.session_state["active_model"].source == "shipped"
     assert len(at.get("plotly_chart")) == 4 and len(at.get("bidi_component")) == 1
-    ev = session.evaluation(at.session_state["active_model"], data, ["1"], session.score(
-        at.session_state["active_model"], data)[0])
+    ev = session.evaluation(at.session_state["active_model"], data, ["1"], session.scores(
+        at.session_state["active_model"], data))
     m = ev.metrics_at(at.session_state["threshold"])
     assert metric_values(at)["Anomalies caught"] == f"{m.tp:,} / {m.n_anomaly:,}"
     assert m.n_normal + m.n_anomaly == len(ev.eval_idx) < 5000
@@ -335,7 +335,7 @@ def test_a_checkpoint_for_other_beat_lengths_is_not_activated(tiny, tmp_path):
 
 
 def test_without_a_model_the_pages_say_where_to_get_one(tiny, monkeypatch, tmp_path):
-    monkeypatch.setenv(session.CHECKPOINT_ENV, str(tmp_path / "missing.pt"))
+    monkeypatch.setenv(config.CHECKPOINT_ENV, str(tmp_path / "missing.pt"))
     at = start(tiny)
     assert any("No model is loaded" in i.value for i in at.info)
     assert not at.get("plotly_chart")

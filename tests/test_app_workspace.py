@@ -11,7 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from ecgviz.checkpoint.store import save_checkpoint
-from ecgviz.dashboard import session
+from ecgviz.dashboard import config, session
 from ecgviz.io.data import load_files
 from tests.helpers import synthetic_beats, write_arff
 
@@ -24,8 +24,8 @@ def setup(monkeypatch, tmp_path, tiny_ckpt):
     st.cache_data.clear()
     st.cache_resource.clear()
     path = save_checkpoint(tiny_ckpt, tmp_path / "tiny_start.pt")
-    monkeypatch.setenv(session.CHECKPOINT_ENV, str(path))
-    monkeypatch.setenv(session.CHECKPOINT_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(config.CHECKPOINT_ENV, str(path))
+    monkeypatch.setenv(config.CHECKPOINT_DIR_ENV, str(tmp_path))
     yield
     st.cache_data.clear()
     st.cache_resource.clear()
@@ -138,7 +138,7 @@ def test_a_run_cut_off_while_improving_is_continued_from_the_model_page(tiny_fil
                                                                             device="cpu"),
                 fractions=(0.6, 0.2, 0.2), name="short")
     assert short.train_config["still_improving"]
-    monkeypatch.setenv(session.CHECKPOINT_ENV, str(save_checkpoint(short, tmp_path / "short.pt")))
+    monkeypatch.setenv(config.CHECKPOINT_ENV, str(save_checkpoint(short, tmp_path / "short.pt")))
     at = start(tiny_files)
     at.switch_page("pages/model.py").run()
     clean(at)

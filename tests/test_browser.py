@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Expect, sync_playwright
 
 from ecgviz.checkpoint.store import SHIPPED_CHECKPOINT
-from ecgviz.dashboard import session
+from ecgviz.dashboard import config, session
 from ecgviz.evaluation import metrics
 from ecgviz.io.data import ECG5000_CLASS_NAMES
 from tests.browser_support import (
@@ -61,7 +61,7 @@ def reference() -> Future:
     def compute():
         model = session.model_from_path(SHIPPED_CHECKPOINT, source="shipped")
         data = session.builtin_data()
-        errors, _ = session.score(model, data)
+        errors = session.scores(model, data)
         idx, is_anomaly = model.ckpt.split.eval_indices()
         return errors, idx, is_anomaly, data.data.labels, model.ckpt
 
@@ -76,8 +76,8 @@ def server(chromium, reference, tmp_path_factory):
     It asks for `reference` only so that the reference scoring starts first and overlaps the app's own.
     """
     env = {
-        session.CHECKPOINT_ENV: None,  # the shipped model, whatever the caller's environment says
-        session.CHECKPOINT_DIR_ENV: str(tmp_path_factory.mktemp("checkpoints")),
+        config.CHECKPOINT_ENV: None,  # the shipped model, whatever the caller's environment says
+        config.CHECKPOINT_DIR_ENV: str(tmp_path_factory.mktemp("checkpoints")),
         "OMP_NUM_THREADS": "1",  # two cores shared with Chromium and the reference scoring
     }
     with StreamlitServer(ROOT / "app.py", env=env) as srv:
@@ -384,7 +384,7 @@ def test_every_page_url_runs_the_app_set_up_first(chromium, browser, tmp_path, p
     # a fresh server whose first visitor opens this page's URL: app.py must run first (sidebar, set-up) and list
     # only the pages st.navigation names, although they live in a folder called pages/ (pages/common/state.py
     # has the workaround this needs; without it the first visit to /data ran data.py alone and failed)
-    env = {session.CHECKPOINT_DIR_ENV: str(tmp_path), "OMP_NUM_THREADS": "1"}
+    env = {config.CHECKPOINT_DIR_ENV: str(tmp_path), "OMP_NUM_THREADS": "1"}
     with StreamlitServer(ROOT / "app.py", env=env) as srv:
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         context.set_default_timeout(TIMEOUT_MS)

@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import Expect, sync_playwright
 
 from ecgviz.checkpoint.store import save_checkpoint
-from ecgviz.dashboard import session
+from ecgviz.dashboard import config
 from ecgviz.detectors.config import ModelConfig, TrainConfig
 from ecgviz.io.recording import read_recording
 from ecgviz.pipeline.protocol import fit
@@ -27,8 +27,8 @@ def server(chromium, tmp_path_factory):  # noqa: F811
     beats = cut_beats(read_recording(MITDB / "100.hea"))
     ckpt = fit(beats.data, ["N"], ModelConfig(embedding_dim=16),
                TrainConfig(epochs=10, batch_size=32, patience=100, device="cpu"), name="mitdb-100-normals")
-    env = {session.CHECKPOINT_ENV: str(save_checkpoint(ckpt, folder / "mitdb100.pt")),
-           session.CHECKPOINT_DIR_ENV: str(folder), "OMP_NUM_THREADS": "1"}
+    env = {config.CHECKPOINT_ENV: str(save_checkpoint(ckpt, folder / "mitdb100.pt")),
+           config.CHECKPOINT_DIR_ENV: str(folder), "OMP_NUM_THREADS": "1"}
     with StreamlitServer(ROOT / "app.py", env=env) as srv:
         yield srv
 

@@ -24,7 +24,8 @@ def test_train_writes_checkpoint_with_progress(tiny_files, tmp_path, capsys):
     assert "epoch 2/2" in captured.err and "[" in captured.err
     assert "held-out: AUROC" in captured.out
     ckpt = load_checkpoint(out)
-    assert ckpt.model_config.embedding_dim == 3 and ckpt.model_config.chunk == 4 and len(ckpt.history) == 2
+    config = ckpt.detector.model_config
+    assert config.embedding_dim == 3 and config.chunk == 4 and len(ckpt.history) == 2
     assert ckpt.train_config["seed"] == 4 and ckpt.train_config["batch_size"] == 8 and ckpt.split.seed == 4
 
 

@@ -12,7 +12,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from ecgviz.checkpoint.store import save_checkpoint
-from ecgviz.dashboard import session
+from ecgviz.dashboard import config, session
 from ecgviz.io.data import load_files
 from tests.test_app import APP, TIMEOUT, assert_clean
 
@@ -28,8 +28,8 @@ def tiny(tmp_path_factory, tiny_files, tiny_ckpt):
 def fresh_caches(monkeypatch, tiny):
     st.cache_data.clear()
     st.cache_resource.clear()
-    monkeypatch.setenv(session.CHECKPOINT_ENV, str(tiny["ckpt_path"]))
-    monkeypatch.setenv(session.CHECKPOINT_DIR_ENV, str(tiny["dir"]))
+    monkeypatch.setenv(config.CHECKPOINT_ENV, str(tiny["ckpt_path"]))
+    monkeypatch.setenv(config.CHECKPOINT_DIR_ENV, str(tiny["dir"]))
     yield
     st.cache_data.clear()
     st.cache_resource.clear()

@@ -17,7 +17,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from ecgviz.checkpoint.store import save_checkpoint
-from ecgviz.dashboard import explore, livechart, session
+from ecgviz.dashboard import config, explore, livechart, session
 from ecgviz.dashboard.classes import MAX_OPTIONS, MAX_SHOWN, OTHER_COLOR, class_view
 from ecgviz.dashboard.figures import NORMAL_COLOR
 from ecgviz.evaluation import metrics
@@ -144,8 +144,8 @@ def tiny_env(monkeypatch, tmp_path, tiny_ckpt):
     """The tiny model as the app's start-up model, and clean caches."""
     st.cache_data.clear()
     st.cache_resource.clear()
-    monkeypatch.setenv(session.CHECKPOINT_ENV, str(save_checkpoint(tiny_ckpt, tmp_path / "tiny.pt")))
-    monkeypatch.setenv(session.CHECKPOINT_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(config.CHECKPOINT_ENV, str(save_checkpoint(tiny_ckpt, tmp_path / "tiny.pt")))
+    monkeypatch.setenv(config.CHECKPOINT_DIR_ENV, str(tmp_path))
     yield tiny_ckpt
     st.cache_data.clear()
     st.cache_resource.clear()
@@ -220,7 +220,7 @@ def test_the_threshold_chart_draws_2000_classes_in_a_browser(tmp_path):
         pytest.skip("Chromium not found; see tests/test_browser.py")
     data = many_classes(2_000, length=140)
     upload = write_arff(tmp_path / "many_classes.arff", data.X, data.labels)
-    env = {session.CHECKPOINT_ENV: None, session.CHECKPOINT_DIR_ENV: str(tmp_path / "ckpt"), "OMP_NUM_THREADS": "1"}
+    env = {config.CHECKPOINT_ENV: None, config.CHECKPOINT_DIR_ENV: str(tmp_path / "ckpt"), "OMP_NUM_THREADS": "1"}
     errors: list[str] = []
     with StreamlitServer(APP, env=env) as server, sync_playwright() as p:
         browser = launch_browser(p)

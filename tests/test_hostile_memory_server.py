@@ -19,7 +19,7 @@ from streamlit.runtime.session_manager import SessionInfo
 from streamlit.testing.v1 import AppTest
 
 from ecgviz.checkpoint.store import save_checkpoint
-from ecgviz.dashboard import session
+from ecgviz.dashboard import config, session
 from ecgviz.dashboard.text import plain
 from ecgviz.dashboard.workspace import DEFAULT_UNLOAD_S, WorkspaceStore
 from ecgviz.io.data import load_files
@@ -71,8 +71,8 @@ def test_replacing_a_sessions_data_frees_the_old_beats_and_asks_for_memory_back(
 
     st.cache_data.clear()
     st.cache_resource.clear()
-    monkeypatch.setenv(session.CHECKPOINT_ENV, str(save_checkpoint(tiny_ckpt, tmp_path / "tiny_start.pt")))
-    monkeypatch.setenv(session.CHECKPOINT_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(config.CHECKPOINT_ENV, str(save_checkpoint(tiny_ckpt, tmp_path / "tiny_start.pt")))
+    monkeypatch.setenv(config.CHECKPOINT_DIR_ENV, str(tmp_path))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state["active_data"] = session.make_data(load_files(tiny_files), "tiny")
     at.run()

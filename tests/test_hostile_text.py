@@ -13,7 +13,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from ecgviz.dashboard import figures, session
+from ecgviz.dashboard import config, figures
 from ecgviz.dashboard.text import WORD_JOINER, plain, plotly_text
 from tests.helpers import synthetic_beats
 
@@ -102,8 +102,8 @@ def assert_all_plain(values: list[str]) -> None:
 def test_hostile_labels_and_file_name_show_as_plain_text(monkeypatch, tmp_path):
     st.cache_data.clear()
     st.cache_resource.clear()
-    monkeypatch.delenv(session.CHECKPOINT_ENV, raising=False)  # the shipped model: beats of 140 samples
-    monkeypatch.setenv(session.CHECKPOINT_DIR_ENV, str(tmp_path))
+    monkeypatch.delenv(config.CHECKPOINT_ENV, raising=False)  # the shipped model: beats of 140 samples
+    monkeypatch.setenv(config.CHECKPOINT_DIR_ENV, str(tmp_path))
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     at.switch_page("pages/data.py").run()
@@ -170,7 +170,7 @@ def test_no_request_leaves_the_server_with_hostile_labels(browser, tmp_path):
 
     upload = tmp_path / FILE_NAME
     upload.write_bytes(hostile_csv())
-    env = {session.CHECKPOINT_ENV: None, session.CHECKPOINT_DIR_ENV: str(tmp_path / "ckpt"), "OMP_NUM_THREADS": "1"}
+    env = {config.CHECKPOINT_ENV: None, config.CHECKPOINT_DIR_ENV: str(tmp_path / "ckpt"), "OMP_NUM_THREADS": "1"}
     requests: list[tuple[str, str]] = []
     with StreamlitServer(APP, env=env) as server:
         context = browser.new_context(viewport={"width": 1400, "height": 1000})

@@ -12,6 +12,7 @@ import numpy as np
 from ecgviz.dashboard import figures
 from ecgviz.dashboard.classes import ClassView, class_view
 from ecgviz.evaluation import intervals, metrics
+from ecgviz.evaluation.split import evaluated_beats, own_split
 from ecgviz.io.codes import as_text, encode
 from ecgviz.io.data import label_key
 from ecgviz.pipeline import export
@@ -103,19 +104,16 @@ def evaluation_beats(n_beats: int, labels: np.ndarray | None, normal_labels: Seq
                      same_data: bool) -> tuple[np.ndarray, np.ndarray]:
     """(indices to evaluate, indices of reference normals) for a model on a data set.
 
-    When the model was trained on this very data its training and validation beats would flatter it,
-    so they are left out of evaluation; its training normals are the percentile reference, as for the
-    label-free threshold stored in a checkpoint.
+    The beats evaluated follow split.evaluated_beats. On the model's own data its training normals are the
+    percentile reference, as for the label-free threshold stored in a checkpoint; elsewhere the chosen normals.
     """
-    everything = np.arange(n_beats)
-    if same_data and split is not None and split.n_beats == n_beats:
-        # with the model's own normal labels exactly its held-out beats (the metrics stored with it), else every
-        # beat it never trained on
-        same = tuple(str(k) for k in normal_labels) == tuple(split.normal_labels)
-        return (split.held_out() if same else split.unseen()), np.asarray(split.train, dtype=np.int64)
+    own = own_split(split, n_beats, same_data)
+    idx = evaluated_beats(own, n_beats, normal_labels)
+    if own is not None:
+        return idx, np.asarray(own.train, dtype=np.int64)
     if labels is None:
-        return everything, everything
-    return everything, np.flatnonzero(np.isin(labels, list(normal_labels)))
+        return idx, idx
+    return idx, np.flatnonzero(np.isin(labels, list(normal_labels)))
 
 
 def evaluate(errors: np.ndarray, labels: np.ndarray | None, class_names: Mapping[str, str],
@@ -125,8 +123,9 @@ def evaluate(errors: np.ndarray, labels: np.ndarray | None, class_names: Mapping
     errors = np.asarray(errors, dtype=np.float64)
     idx, ref = evaluation_beats(len(errors), labels, normal_labels, split, same_data)
     e = errors[idx]
-    if same_data and split is not None and split.n_beats == len(errors):
-        roles = split.roles(idx)
+    own = own_split(split, len(errors), same_data)
+    if own is not None:
+        roles = own.roles(idx)
     else:
         roles = np.full(len(errors), "not used", dtype=object)
         roles[idx] = "held-out"

@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ecgviz import __version__
 from ecgviz.checkpoint.store import Checkpoint, CheckpointError
 from ecgviz.io.data import BeatData, DataError, load_uploads
+from ecgviz.pipeline import protocol
 from ecgviz.pipeline.export import _json_safe
-from ecgviz.pipeline.protocol import errors_for
 
 log = logging.getLogger("ecgviz.service.app")
 
@@ -226,11 +226,13 @@ def create_app(ckpt: Checkpoint, limits: Limits | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
+    config = ckpt.detector.get_params().get("model_config")  # the autoencoder's shape; the baselines have none
     info = _json_safe({
         "name": ckpt.name, "created": ckpt.created, "beat_length": ckpt.seq_len,
         "detector": ckpt.description, "kind": ckpt.kind,
-        "model_config": ckpt.model_config.to_dict() if ckpt.model_config is not None else None, "loss": ckpt.loss,
-        "normalisation": list(ckpt.normalisation), "threshold": ckpt.threshold, "threshold_rule": ckpt.threshold_rule,
+        "model_config": config.to_dict() if config is not None else None, "loss": ckpt.loss,
+        "normalisation": list(ckpt.detector.normalisation_), "threshold": ckpt.threshold,
+        "threshold_rule": ckpt.threshold_rule,
         "metrics": ckpt.metrics, "train_config": ckpt.train_config, "class_names": ckpt.class_names,
         "versions": {"trained_with": ckpt.versions, "serving": _service_versions()},
         "limits": {"max_beats": limits.max_beats, "max_body_bytes": limits.max_body_bytes},
@@ -257,7 +259,7 @@ def create_app(ckpt: Checkpoint, limits: Limits | None = None) -> FastAPI:
             raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
         X = beats_array(request.beats, ckpt.seq_len, limits)
         _threshold(ckpt, request.threshold)  # refuse a bad threshold before spending time on scoring
-        return _response(ckpt, errors_for(ckpt, X), request.threshold)
+        return _response(ckpt, protocol.score_beats(ckpt, X), request.threshold)
 
     @app.post("/score/file", response_model=ScoreResponse, response_model_exclude_none=True,
               dependencies=[Depends(_require_multipart)], summary="Score beats in uploaded ARFF/TSV/CSV files",
@@ -270,7 +272,7 @@ def create_app(ckpt: Checkpoint, limits: Limits | None = None) -> FastAPI:
             data = read_uploads([(f.filename or "upload", f.file.read()) for f in file])
             if data.n_beats > limits.max_beats:
                 raise HTTPException(413, f"file: {data.n_beats:,} beats in one request; at most {limits.max_beats:,}")
-            errors = errors_for(ckpt, data.X)
+            errors = protocol.score_beats(ckpt, data.X)
         except (DataError, CheckpointError) as exc:
             raise HTTPException(422, f"file: {exc}") from None
         return _response(ckpt, errors, threshold, data)

@@ -7,7 +7,7 @@ import hashlib
 
 import streamlit as st
 
-from ecgviz.dashboard import explore, session
+from ecgviz.dashboard import baseline_models, explore, session
 from ecgviz.errors import USER_ERRORS
 from pages.common.state import (
     BASELINES,
@@ -47,7 +47,7 @@ def area_intervals(ev: explore.Evaluation) -> dict:
 def _fit_baselines(data_fp: str, normals: tuple[str, ...], split_key: str, names: str, _data: session.ActiveData,
                    _split) -> list[session.ActiveModel]:
     # shared between sessions (the built-in data is the same for everyone); the models are read-only
-    return session.fit_baselines(_data, list(normals), _split)
+    return baseline_models.fit_baselines(_data, list(normals), _split)
 
 
 def baselines(fit: bool = False) -> list[session.ActiveModel]:
@@ -56,7 +56,7 @@ def baselines(fit: bool = False) -> list[session.ActiveModel]:
     normals = tuple(st.session_state.get(NORMALS) or ())
     primary = st.session_state.get(PRIMARY) or active_model()
     try:
-        split = session.baseline_split(data, normals, primary) if normals and data.data.has_labels else None
+        split = baseline_models.baseline_split(data, normals, primary) if normals and data.data.has_labels else None
     except USER_ERRORS:  # e.g. too few normal beats to split: no baselines, and the explorer says why elsewhere
         split = None
     if split is None:
