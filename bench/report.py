@@ -34,6 +34,14 @@ ROW_IDS = (
     "browser.cold_start_s.dashboard",
     "browser.cold_start_s.empty",
     "browser.cold_start_extra_s",
+    "analysis.100.balanced_accuracy",
+    "analysis.100.s_recall",
+    "analysis.208.wide_auroc",
+    "analysis.208.wide_flagged",
+    "analysis.208.narrow_passed",
+    "analysis.day.s",
+    "analysis.day.over_read",
+    "analysis.day.peak_rss_mib",
 )
 
 

@@ -324,7 +324,7 @@ def test_cli_train_never_overwrites_a_file_that_appeared_unless_forced(tiny_file
         (tmp_path / "m.pt").write_bytes(b"another writer")
         return tiny_ckpt
 
-    monkeypatch.setattr(protocol, "fit", fit_while_another_writes)  # what `train` imports when it runs
+    monkeypatch.setattr(protocol, "fit", fit_while_another_writes)  # the train command looks it up when it runs
     assert cli.main(cli_train(tiny_files, tmp_path / "m.pt", *(["--force"] if force else []))) == 0
     err = capsys.readouterr().err
     if force:  # asked for: the file is replaced, whole

@@ -1,4 +1,5 @@
-"""Command line: ``python -m ecgviz train | baseline | evaluate | score | pack | beats | serve``; one-line errors."""
+"""Command line: ``python -m ecgviz train | baseline | evaluate | score | pack | beats | analyze | serve``; one-line
+errors."""
 
 from __future__ import annotations
 
@@ -117,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True, metavar="ARFF")
     recording_options(b, length=True)
     b.set_defaults(func="convert:cmd_beats")
+
+    a = sub.add_parser("analyze", help="find a recording's abnormal beats without labels (shape and timing); write "
+                       "beats.csv, flagged.atr and summary.json")
+    a.add_argument("--record", required=True, metavar="PATH", help="a WFDB record (.hea or any file its header "
+                   "names, e.g. .dat, .mat, .xyz), .edf or .csv")
+    a.add_argument("--out-dir", required=True, metavar="DIR", help="folder to write; never replaced unless --force")
+    a.add_argument("--force", action="store_true", help="replace --out-dir if it exists")
+    recording_options(a, length=False)
+    a.set_defaults(func="analyze:cmd_analyze")
     return p
 
 

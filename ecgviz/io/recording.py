@@ -95,6 +95,13 @@ def _expected_bytes(header) -> dict[str, int]:
     return {k: int(v) for k, v in sizes.items()}
 
 
+def _to_lead_samples(samples: np.ndarray, ann_fs: float, fs: float) -> np.ndarray:
+    """Annotation sample numbers counted at the annotation file's own rate, as samples of the lead read at fs."""
+    if not ann_fs or float(ann_fs) == fs:
+        return samples
+    return np.rint(samples * (fs / float(ann_fs))).astype(np.int64)
+
+
 def _read_wfdb(path: Path, lead: str | None, annotator: str) -> Recording:
     import wfdb
 
@@ -120,13 +127,17 @@ def _read_wfdb(path: Path, lead: str | None, annotator: str) -> Recording:
         if have < size:
             raise DataError(f"{file_name}: the signal file is truncated ({have:,} of {size:,} bytes the header "
                             "implies)")
+    # a lead with several samples per frame is read at its own rate, not averaged down to the frame rate
+    spf = int((header.samps_per_frame or [1] * len(leads))[index] or 1)
+    fs = _check_fs(f"{name}.hea", fs * spf)
     try:
-        rec = wfdb.rdrecord(base, channels=[index], return_res=32)
+        rec = wfdb.rdrecord(base, channels=[index], return_res=32, smooth_frames=spf == 1)
     except Exception as exc:
         raise DataError(f"{name}: cannot read the signal ({type(exc).__name__}: {exc})") from None
-    signal = np.asarray(rec.p_signal[:, 0], dtype=np.float32)
-    if header.sig_len and len(signal) < header.sig_len:
-        raise DataError(f"{name}: the signal file is truncated ({len(signal):,} of {header.sig_len:,} samples)")
+    signal = np.asarray(rec.p_signal[:, 0] if spf == 1 else rec.e_p_signal[0], dtype=np.float32)
+    if header.sig_len and len(signal) < header.sig_len * spf:
+        raise DataError(f"{name}: the signal file is truncated ({len(signal):,} of {header.sig_len * spf:,} "
+                        "samples)")
     samples = symbols = None
     if Path(f"{base}.{annotator}").is_file():
         try:
@@ -134,7 +145,7 @@ def _read_wfdb(path: Path, lead: str | None, annotator: str) -> Recording:
         except Exception as exc:
             raise DataError(f"{name}.{annotator}: not a readable annotation file ({exc})") from None
         keep = [i for i, s in enumerate(ann.symbol) if s in _SYMBOL_CLASS]
-        samples = np.asarray(ann.sample, dtype=np.int64)[keep]
+        samples = _to_lead_samples(np.asarray(ann.sample, dtype=np.int64)[keep], ann.fs or header.fs, fs)
         symbols = tuple(ann.symbol[i] for i in keep)
     return Recording(signal, fs, name, leads[index], leads, (rec.units or [""])[0], samples, symbols)
 
@@ -159,12 +170,22 @@ def _read_edf(name: str, source: Path | bytes, lead: str | None) -> Recording:
     return Recording(data, fs, PurePath(name).stem, leads[index], leads, sig.physical_dimension)
 
 
+def _delimiter(raw: bytes) -> str:
+    """The column delimiter of a text table, among the usual ones; a single-column table has none (',')."""
+    import csv
+
+    try:  # unrestricted sniffing takes a letter of a lone column's name (MLII -> 'I') for the delimiter
+        return csv.Sniffer().sniff(raw[:65536].decode("utf-8", "replace"), delimiters=",;\t| ").delimiter
+    except csv.Error:
+        return ","
+
+
 def _read_text(name: str, raw: bytes, fs: float | None, column: str | None, time_column: str | None) -> Recording:
     import pandas as pd
 
-    sep = "\t" if name.lower().endswith(".tsv") else None
+    sep = "\t" if name.lower().endswith(".tsv") else _delimiter(raw)
     try:
-        frame = pd.read_csv(io.BytesIO(raw), sep=sep, engine="c" if sep else "python")
+        frame = pd.read_csv(io.BytesIO(raw), sep=sep, engine="c")
     except Exception as exc:
         raise DataError(f"{name}: not a readable CSV/TSV table ({exc})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -204,6 +225,9 @@ def read_recording(path: str | os.PathLike[str], *, lead: str | None = None, fs:
         except OSError as exc:
             raise DataError(f"{path.name}: cannot read the file ({exc.strerror or exc})") from None
         return _read_text(path.name, raw, fs, column or lead, time_column)
+    if suffix not in ("", *WFDB_SUFFIXES) and not Path(str(path) + ".hea").is_file() \
+            and path.with_suffix(".hea").is_file():
+        path, suffix = path.with_suffix(".hea"), ".hea"  # a signal file its header names: .mat, .xyz, ...
     if suffix in ("", *WFDB_SUFFIXES) or Path(str(path) + ".hea").is_file():
         wfdb_path = path if suffix in WFDB_SUFFIXES else Path(str(path) + ".hea")
         if fs is not None:
