@@ -25,20 +25,20 @@ from ecgviz.io.data import ECG5000_CLASS_NAMES
 
 @dataclass(frozen=True)
 class Scene:
-    """What the explorer page holds for one data set: errors, labels, beats and the Evaluation built from them."""
+    """What the explorer page holds for one data set: errors, labels, beats and the ExplorerView built from them."""
 
     errors: np.ndarray
     labels: np.ndarray
     beat: Callable[[int], tuple[np.ndarray, np.ndarray]]  # index -> (original, reconstruction)
-    ev: explore.Evaluation
+    ev: explore.ExplorerView
     chart_base: livechart.ChartBase
-    prepare_s: float  # explore.evaluate and livechart.chart_base: paid once per data set, not per step
+    prepare_s: float  # explore.explorer_view and livechart.chart_base: paid once per data set, not per step
 
 
 def make_scene(errors, labels, beat, class_names=ECG5000_CLASS_NAMES, normal_labels=("1",), split=None) -> Scene:
-    """Build the Evaluation the way the dashboard does (pages/common/state.py via session.evaluation)."""
+    """Build the ExplorerView the way the dashboard does (pages/common/state.py via session.explorer_view)."""
     started = time.perf_counter()
-    ev = explore.evaluate(errors, labels, class_names, normal_labels, split=split, same_data=split is not None,
+    ev = explore.explorer_view(errors, labels, class_names, normal_labels, split=split, same_data=split is not None,
                           percentile=95.0)
     base = livechart.chart_base(ev, explore.slider_range(ev.errors))
     return Scene(np.asarray(errors, np.float64), as_text(labels), beat, ev, base,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -10,18 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from playwright.sync_api import Expect, sync_playwright
+from playwright.sync_api import Expect
 
 from ecgviz.checkpoint.store import SHIPPED_CHECKPOINT
 from ecgviz.dashboard import config, session
 from ecgviz.evaluation import metrics
 from ecgviz.io.data import ECG5000_CLASS_NAMES
 from tests.browser_support import (
-    CHROMIUM_ENV,
-    DEFAULT_CHROMIUM,
     StreamlitServer,
-    find_chromium,
-    launch_browser,
     wait_idle,
 )
 from tests.helpers import synthetic_beats, write_arff
@@ -36,20 +31,6 @@ N_UPLOADED = 37
 # this module's own expect: assertions wait for server round trips on a busy machine, not Playwright's 5 s
 expect = Expect()
 expect.set_options(timeout=TIMEOUT_MS)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    """The Chromium executable; the module skips without one, except under CI where that is a failure."""
-    path = find_chromium()
-    if path is None:
-        where = os.environ.get(CHROMIUM_ENV)
-        looked = f"${CHROMIUM_ENV}={where} is not an executable" if where else f"no executable {DEFAULT_CHROMIUM}"
-        reason = f"Chromium not found ({looked}); install it with `apt-get install chromium` to run the browser tests"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -82,15 +63,6 @@ def server(chromium, reference, tmp_path_factory):
     }
     with StreamlitServer(ROOT / "app.py", env=env) as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    """One Chromium for the module; each test opens its own context, hence its own app session."""
-    with sync_playwright() as p:
-        b = launch_browser(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture

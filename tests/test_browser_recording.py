@@ -12,7 +12,7 @@ from ecgviz.io.recording import read_recording
 from ecgviz.pipeline.protocol import fit
 from ecgviz.signal.beats import cut_beats
 from tests.browser_support import StreamlitServer, launch_browser, wait_idle
-from tests.test_browser import ARTIFACTS, ROOT, chromium, goto, screenshot  # noqa: F401 (fixture)
+from tests.test_browser import ARTIFACTS, ROOT, goto, screenshot
 
 pytestmark = pytest.mark.browser
 MITDB = ROOT / "data" / "mitdb"
@@ -21,7 +21,7 @@ expect.set_options(timeout=60_000)
 
 
 @pytest.fixture(scope="module")
-def server(chromium, tmp_path_factory):  # noqa: F811
+def server(chromium, tmp_path_factory):
     """The app starting with a small model trained on record 100's normal beats."""
     folder = tmp_path_factory.mktemp("rec")
     beats = cut_beats(read_recording(MITDB / "100.hea"))

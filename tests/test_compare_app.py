@@ -8,43 +8,18 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from ecgviz.checkpoint.store import save_checkpoint
-from ecgviz.dashboard import config, session
-from ecgviz.io.data import load_files
-from tests.test_app import APP, TIMEOUT, assert_clean
+from ecgviz.dashboard import session
+from tests.app_support import APP, TIMEOUT, assert_clean, start
+
+# every test starts the app with the tiny model and clean caches
+pytestmark = pytest.mark.usefixtures("tiny_app")
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, tiny_files, tiny_ckpt):
-    d = tmp_path_factory.mktemp("compare")
-    path = save_checkpoint(tiny_ckpt, d / "tiny_start.pt")
-    return {"data": load_files(tiny_files), "ckpt_path": path, "dir": d, "ckpt": tiny_ckpt}
-
-
-@pytest.fixture(autouse=True)
-def fresh_caches(monkeypatch, tiny):
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    monkeypatch.setenv(config.CHECKPOINT_ENV, str(tiny["ckpt_path"]))
-    monkeypatch.setenv(config.CHECKPOINT_DIR_ENV, str(tiny["dir"]))
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def start(tiny) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.session_state["active_data"] = session.make_data(tiny["data"], "tiny")
-    at.run()
-    assert_clean(at)
-    return at
-
-
-def test_baselines_fit_with_a_click_and_the_explorer_switches_detector(tiny):
-    at = start(tiny)
+def test_baselines_fit_with_a_click_and_the_explorer_switches_detector(tiny_app):
+    at = start(tiny_app)
     at.button(key="fit_baselines").click().run()
     assert_clean(at)
     box = at.selectbox(key="detector_choice")
@@ -55,12 +30,12 @@ def test_baselines_fit_with_a_click_and_the_explorer_switches_detector(tiny):
     assert model.ckpt.kind == "knn" and at.session_state["threshold"] == model.ckpt.threshold
     # the beat viewer shows the nearest normals' mean beside the beat, and the beat's role
     at.selectbox(key="beat_mode").set_value("by row").run()
-    at.number_input(key="beat_row").set_value(int(tiny["ckpt"].split.train[0]) + 1).run()
+    at.number_input(key="beat_row").set_value(int(tiny_app["ckpt"].split.train[0]) + 1).run()
     assert any("a training beat" in c.value for c in at.caption)
 
 
-def test_compare_page_table_and_disagreements_into_the_viewer(tiny):
-    at = start(tiny)
+def test_compare_page_table_and_disagreements_into_the_viewer(tiny_app):
+    at = start(tiny_app)
     at.switch_page("pages/compare.py").run()
     at.button(key="compare_fit").click().run()
     assert_clean(at)
@@ -80,8 +55,8 @@ def test_compare_page_table_and_disagreements_into_the_viewer(tiny):
         assert any(c.value == f"1 of {a_only} disagreements" for c in at.caption)
 
 
-def test_false_alarms_browse_and_a_threshold_above_every_error(tiny):
-    at = start(tiny)
+def test_false_alarms_browse_and_a_threshold_above_every_error(tiny_app):
+    at = start(tiny_app)
     ev_t = at.session_state["threshold"]
     at.number_input(key="thr_number").set_value(float(np.nextafter(-1e9, 0))).run()  # flags everything
     at.selectbox(key="beat_mode").set_value("false alarms").run()
@@ -99,8 +74,8 @@ def test_false_alarms_browse_and_a_threshold_above_every_error(tiny):
     assert values["Precision"] == "undefined" and values["Anomalies caught"].startswith("0 / ")
 
 
-def test_class_names_reach_the_export_and_the_json_names_the_detector(tiny, downloads):
-    at = start(tiny)
+def test_class_names_reach_the_export_and_the_json_names_the_detector(tiny_app, downloads):
+    at = start(tiny_app)
     at.switch_page("pages/data.py").run()
     assert_clean(at)
     # what the Data page's name column does on an edit (AppTest cannot type into a data editor)
@@ -126,12 +101,12 @@ def test_class_names_reach_the_export_and_the_json_names_the_detector(tiny, down
     assert (held.outcome == "FP").sum() == payload["metrics"]["fp"]
 
 
-def test_model_page_lists_saved_models_of_any_kind(tiny):
+def test_model_page_lists_saved_models_of_any_kind(tiny_app):
     from ecgviz.detectors import baselines as detectors
     from ecgviz.pipeline.protocol import fit_detector
 
-    save_checkpoint(fit_detector(tiny["data"], detectors.KNNDistance(3), ["1"]), tiny["dir"] / "knn3.pt")
-    at = start(tiny)
+    save_checkpoint(fit_detector(tiny_app["data"], detectors.KNNDistance(3), ["1"]), tiny_app["dir"] / "knn3.pt")
+    at = start(tiny_app)
     at.switch_page("pages/model.py").run()
     assert_clean(at)
     listed = at.dataframe[0].value
@@ -139,8 +114,8 @@ def test_model_page_lists_saved_models_of_any_kind(tiny):
     assert listed["AUROC"].notna().all()
 
 
-def test_other_normal_labels_are_noticed_and_can_be_switched_back(tiny):
-    at = start(tiny)
+def test_other_normal_labels_are_noticed_and_can_be_switched_back(tiny_app):
+    at = start(tiny_app)
     at.session_state["normal_labels"] = ["1", "3"]
     at.run()
     assert any("trained with normal label(s) 1" in w.value for w in at.warning)
@@ -150,10 +125,10 @@ def test_other_normal_labels_are_noticed_and_can_be_switched_back(tiny):
     assert not any("trained with normal label" in w.value for w in at.warning)
 
 
-def test_copies_are_reported_on_the_data_page(tiny):
+def test_copies_are_reported_on_the_data_page(tiny_app):
     from ecgviz.io.data import BeatData
 
-    d = tiny["data"]
+    d = tiny_app["data"]
     X = np.vstack([d.X, d.X[:2]])
     copies = BeatData(X, np.r_[d.labels, d.labels[:2]], dict(d.class_names), np.r_[d.sources, ["again.arff"] * 2],
                       np.r_[d.rows, [1, 2]])

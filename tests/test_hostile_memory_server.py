@@ -195,16 +195,14 @@ def _uploaded_bytes(url: str) -> int:
 
 
 @pytest.mark.browser
-def test_a_closed_tabs_uploaded_file_is_freed_once_its_reconnect_time_is_over(tmp_path):
+def test_a_closed_tabs_uploaded_file_is_freed_once_its_reconnect_time_is_over(chromium, tmp_path):
     """On a real server: Streamlit alone would keep the closed tab's session, and its upload, for good."""
     import time
 
     from playwright.sync_api import sync_playwright
 
-    from tests.browser_support import StreamlitServer, find_chromium, launch_browser, wait_idle
+    from tests.browser_support import StreamlitServer, launch_browser, wait_idle
 
-    if find_chromium() is None:
-        pytest.skip("no Chromium")
     X, labels = synthetic_beats(n_normal=300, n_anomaly=60, length=140, seed=7)
     path = write_arff(tmp_path / "closed_tab.arff", X, labels)
     env = {"ECGVIZ_WORKSPACE_DIR": str(tmp_path / "ws"), "ECGVIZ_WORKSPACE_UNLOAD_S": "2", "OMP_NUM_THREADS": "1"}

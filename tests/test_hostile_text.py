@@ -141,20 +141,6 @@ def json_title(chart) -> str:
 PAGES = ["", "data", "model", "explorer", "compare", "export"]  # "" and "explorer" are both the default page
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    from tests.browser_support import find_chromium, launch_browser
-
-    if find_chromium() is None:
-        pytest.skip("Chromium not found; see tests/test_browser.py")
-    with sync_playwright() as p:
-        b = launch_browser(p)
-        yield b
-        b.close()
-
-
 def outside(requests: list[tuple[str, str]], port: int) -> list[tuple[str, str]]:
     """The requests (URL, what the page showed when it was made) that went anywhere but the app's own server."""
     own = {("127.0.0.1", port), ("localhost", port)}

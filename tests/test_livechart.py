@@ -15,7 +15,7 @@ def labelled():
     rng = np.random.default_rng(3)
     errors = np.r_[rng.gamma(2, 2, 300), rng.gamma(6, 3, 120), rng.gamma(9, 3, 40)]
     labels = np.array(["1"] * 300 + ["2"] * 120 + ["3"] * 40)
-    ev = explore.evaluate(errors, labels, {"1": "Normal", "2": "PVC"}, ["1"], n_bins=30)
+    ev = explore.explorer_view(errors, labels, {"1": "Normal", "2": "PVC"}, ["1"], n_bins=30)
     return ev, explore.slider_range(errors)
 
 
@@ -63,7 +63,7 @@ def test_payload_is_plain_json_with_curves_matching_groups(labelled):
 
 def test_unlabelled_data_has_one_group_and_no_curves():
     errors = np.linspace(0, 10, 50)
-    ev = explore.evaluate(errors, None, {}, [])
+    ev = explore.explorer_view(errors, None, {}, [])
     data = livechart.chart_data(livechart.chart_base(ev, explore.slider_range(errors)), 5.0, revision=0)
     assert data["curves"] is None
     assert [g["kind"] for g in data["groups"]] == ["all"]

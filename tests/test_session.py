@@ -76,7 +76,7 @@ def test_score_and_evaluation_leave_out_the_training_beats(data, ckpt_path):
     assert session.same_data(model, data)
     errors = session.scores(model, data)
     assert errors.shape == (50,) and session.reconstruction(model, data, 3).shape == (T,)
-    ev = session.evaluation(model, data, ["1"], errors)
+    ev = session.explorer_view(model, data, ["1"], errors)
     split = model.ckpt.split
     assert ev.n_excluded == len(split.train) + len(split.val)
     assert ev.metrics_at(model.ckpt.threshold).n_anomaly == 10

@@ -76,7 +76,7 @@ def test_explorer_counts_follow_from_the_csv(tiny_data, tiny_ckpt):
     from ecgviz.pipeline.protocol import score_beats
 
     errors = score_beats(tiny_ckpt, tiny_data.X)
-    ev = explore.evaluate(errors, tiny_data.labels, tiny_data.class_names, ["1"], split=tiny_ckpt.split,
+    ev = explore.explorer_view(errors, tiny_data.labels, tiny_data.class_names, ["1"], split=tiny_ckpt.split,
                           same_data=True)
     for t in (float(np.median(errors)), tiny_ckpt.threshold, float(errors.max()) + 1):
         m = ev.metrics_at(t)

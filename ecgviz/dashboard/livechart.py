@@ -15,14 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecgviz.dashboard import figures
-from ecgviz.dashboard.explore import ALL_BEATS, Evaluation, SliderRange
+from ecgviz.dashboard.explore import ALL_BEATS, ExplorerView, SliderRange
 from ecgviz.evaluation import metrics
 
 # Slider positions are capped: a range of 1,000 steps (explore.slider_range) gives ~1,000 grid values.
 MAX_GRID = 5_000
 
 
-def _groups(ev: Evaluation) -> list[tuple[str, str, str, np.ndarray]]:
+def _groups(ev: ExplorerView) -> list[tuple[str, str, str, np.ndarray]]:
     """(name, kind, colour, sorted errors) of every group the readout and recall curves show."""
     e = ev.errors[ev.eval_idx]
     if ev.eval_group is None or ev.view is None:
@@ -54,7 +54,7 @@ class ChartBase:
     sorted_groups: tuple[np.ndarray, ...]  # each group's sorted errors, for exact counts at off-grid thresholds
 
 
-def chart_base(ev: Evaluation, rng: SliderRange, *, title: str = "Reconstruction error per class") -> ChartBase:
+def chart_base(ev: ExplorerView, rng: SliderRange, *, title: str = "Reconstruction error per class") -> ChartBase:
     """Everything the browser-side chart needs except the threshold: computed once per evaluation and range."""
     groups = _groups(ev)
     g = grid(rng)

@@ -177,12 +177,12 @@ def reconstruction(model: ActiveModel, data: ActiveData, index: int) -> np.ndarr
     return reconstruct_beats(model.ckpt, data.data.X[index:index + 1])[0]
 
 
-def evaluation(model: ActiveModel, data: ActiveData, normal_labels: Sequence[str],
-               errors: np.ndarray) -> explore.Evaluation:
-    """The explorer's Evaluation of these errors, leaving out beats the model trained on."""
+def explorer_view(model: ActiveModel, data: ActiveData, normal_labels: Sequence[str],
+               errors: np.ndarray) -> explore.ExplorerView:
+    """The explorer view of these errors, leaving out beats the model trained on."""
     from ecgviz.detectors.config import DEFAULT_PERCENTILE
 
-    return explore.evaluate(errors, data.data.labels, data.class_names, normal_labels,
+    return explore.explorer_view(errors, data.data.labels, data.class_names, normal_labels,
                             split=model.ckpt.split, same_data=same_data(model, data), percentile=DEFAULT_PERCENTILE)
 
 

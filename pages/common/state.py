@@ -301,7 +301,7 @@ def show_notice() -> None:
         st.success(plain(message), icon=":material/check_circle:")
 
 
-# The errors, the Evaluation and the chart base are cache_resource, not cache_data: cache_data unpickles a fresh copy
+# The errors, the ExplorerView and the chart base are cache_resource, not cache_data: cache_data unpickles a fresh copy
 # on every call, which at a million beats costs more than a slider step may take. They are keyed by content ids, so
 # sessions that share them hold the same values, and nothing writes to them (the errors are made read-only).
 @st.cache_resource(max_entries=8, show_spinner="Scoring every beat…")
@@ -327,12 +327,12 @@ def reconstruction(index: int) -> np.ndarray:
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def _chart_base(model_id: str, data_fp: str, normals: tuple[str, ...], names: str, lo: float, hi: float,
-                step: float, _ev: explore.Evaluation) -> livechart.ChartBase:
+                step: float, _ev: explore.ExplorerView) -> livechart.ChartBase:
     # `names` (the class display names' id) is in the key: the chart shows them, and a rename must reach it
     return livechart.chart_base(_ev, explore.SliderRange(lo, hi, step))
 
 
-def chart_base(ev: explore.Evaluation, rng: explore.SliderRange) -> livechart.ChartBase:
+def chart_base(ev: explore.ExplorerView, rng: explore.SliderRange) -> livechart.ChartBase:
     """The live chart's data for the active model, data and normal labels, built once per slider range."""
     model, data = active_model(), active_data()
     normals = tuple(st.session_state.get(NORMALS) or ())
@@ -341,8 +341,8 @@ def chart_base(ev: explore.Evaluation, rng: explore.SliderRange) -> livechart.Ch
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def _evaluation(model_id: str, data_fp: str, normals: tuple[str, ...], names: str, _model: session.ActiveModel,
-                _data: session.ActiveData, _errors: np.ndarray) -> explore.Evaluation:
-    return session.evaluation(_model, _data, normals, _errors)
+                _data: session.ActiveData, _errors: np.ndarray) -> explore.ExplorerView:
+    return session.explorer_view(_model, _data, normals, _errors)
 
 
 def scores() -> np.ndarray:
@@ -351,7 +351,7 @@ def scores() -> np.ndarray:
     return _scores(model.id, data.fingerprint, model, data)
 
 
-def evaluation() -> explore.Evaluation:
+def evaluation() -> explore.ExplorerView:
     """The explorer's view of the active model on the active data with the chosen normal labels."""
     model, data = active_model(), active_data()
     errors = scores()
@@ -461,7 +461,7 @@ def checkpoint_choices() -> list[Path]:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _quality(model_id: str, data_fp: str, normals: tuple[str, ...], _model: session.ActiveModel,
-             _data: session.ActiveData, _ev: explore.Evaluation):
+             _data: session.ActiveData, _ev: explore.ExplorerView):
     from ecgviz.pipeline.protocol import assess
 
     idx = _ev.eval_idx if _ev.is_anomaly is None else _ev.eval_idx[~_ev.is_anomaly]
@@ -470,7 +470,7 @@ def _quality(model_id: str, data_fp: str, normals: tuple[str, ...], _model: sess
     return assess(_model.ckpt, _data.data.X[idx], auroc)
 
 
-def model_quality(model: session.ActiveModel, ev: explore.Evaluation | None = None):
+def model_quality(model: session.ActiveModel, ev: explore.ExplorerView | None = None):
     """The model's quality check: on the explorer's held-out normal beats when given, else as stored."""
     from ecgviz.evaluation import quality
 
