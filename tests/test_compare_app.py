@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from ecgviz.checkpoint.store import save_checkpoint
-from ecgviz.dashboard import session
+from ecgviz.dashboard import compare, session
 from tests.app_support import APP, TIMEOUT, assert_clean, start
 
 # every test starts the app with the tiny model and clean caches
@@ -35,24 +35,43 @@ def test_baselines_fit_with_a_click_and_the_explorer_switches_detector(tiny_app)
 
 
 def test_compare_page_table_and_disagreements_into_the_viewer(tiny_app):
+    # the tiny data separates cleanly: at their stored thresholds the detectors agree on every beat, but at a
+    # threshold passing only half the held-out normals each flags other normal beats
+    data = session.make_data(tiny_app["data"], "tiny")
+    primary = session.model_from_path(tiny_app["ckpt_path"])
+    ev = session.explorer_view(primary, data, ["1"], session.scores(primary, data))
+    threshold = float(np.median(ev.errors[ev.eval_idx][~ev.is_anomaly]))
     at = start(tiny_app)
+    at.number_input(key="thr_number").set_value(threshold).run()
     at.switch_page("pages/compare.py").run()
     at.button(key="compare_fit").click().run()
     assert_clean(at)
     table = at.dataframe[0].value
     assert len(table) == 4 and {"AUROC", "AUROC 95% CI", "balanced accuracy", "normal recall"} <= set(table.columns)
-    assert table["AUROC"].between(0, 1).all()
-    for rule in ("max_f1", "youden", "same_fpr"):
+    # each detector's row is what ecgviz computes for it on the same held-out beats
+    models = {m.id: m for m in [at.session_state["active_model"], *at.session_state["baselines"][1]]}
+    entries = {i: compare.Entry(m.name, session.explorer_view(m, data, ["1"], session.scores(m, data)),
+                                m.ckpt.threshold) for i, m in models.items()}
+    assert dict(zip(table["detector"], table["AUROC"], strict=True)) == pytest.approx(
+        {e.name: e.ev.roc_auc for e in entries.values()}, rel=1e-12)
+    assert dict(zip(table["detector"], table["AP"], strict=True)) == pytest.approx(
+        {e.name: e.ev.average_precision for e in entries.values()}, rel=1e-12)
+    for rule in ("label-free", "max_f1", "youden"):
         at.radio(key="compare_rule").set_value(rule).run()
         assert_clean(at)
-    at.radio(key="compare_rule").set_value("label-free").run()
-    a_only = int(at.metric[0].value.replace(",", ""))
-    if a_only:
-        at.button(key="view_a").click().run()
-        at.switch_page("pages/explorer.py").run()
-        assert_clean(at)
-        assert at.selectbox(key="beat_mode").value == "disagreements"
-        assert any(c.value == f"1 of {a_only} disagreements" for c in at.caption)
+    at.radio(key="compare_rule").set_value("same_fpr").run()
+    # detector A against B at the explorer threshold's false-alarm rate: the disagreements ecgviz counts
+    target = compare.fpr_at(ev, threshold)
+    a, b = entries[at.selectbox(key="compare_a").value], entries[at.selectbox(key="compare_b").value]
+    ta, tb = compare.threshold_for(a, "same_fpr", target), compare.threshold_for(b, "same_fpr", target)
+    expected = compare.disagreement_counts(a, ta, b, tb, data.data.labels, ["1"])
+    shown = [int(m.value.replace(",", "")) for m in at.metric[:2]]
+    assert shown == [expected["a_only"], expected["b_only"]] and expected["a_only"] > 0
+    at.button(key="view_a").click().run()
+    at.switch_page("pages/explorer.py").run()
+    assert_clean(at)
+    assert at.selectbox(key="beat_mode").value == "disagreements"
+    assert any(c.value == f"1 of {expected['a_only']} disagreements" for c in at.caption)
 
 
 def test_false_alarms_browse_and_a_threshold_above_every_error(tiny_app):

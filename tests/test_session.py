@@ -122,16 +122,6 @@ def test_start_training_refuses_bad_requests_before_starting(data, tmp_path):
         training.start_training(unlabelled, ["1"], "x", settings, directory=tmp_path)
 
 
-def test_train_settings_defaults_match_the_library():
-    from ecgviz.dashboard.training import TrainSettings
-    from ecgviz.detectors.config import ModelConfig, TrainConfig
-
-    s, t = TrainSettings(), TrainConfig()
-    assert (s.embedding_dim, s.chunk) == (ModelConfig().embedding_dim, ModelConfig().chunk)
-    assert (s.epochs, s.batch_size, s.lr, s.loss, s.seed, s.device, s.patience) == (
-        t.epochs, t.batch_size, t.lr, t.loss, t.seed, t.device, t.patience)
-
-
 def test_torch_threads_follow_the_environment(monkeypatch):
     import torch
 

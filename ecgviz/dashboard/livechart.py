@@ -85,9 +85,3 @@ def chart_data(base: ChartBase, threshold: float, *, revision: int, log_y: bool 
     return {**base.payload, "threshold": float(threshold), "revision": int(revision), "log_y": bool(log_y),
             "at": [int(metrics.n_above(s, threshold)) for s in base.sorted_groups]}
 
-
-def counts_at(data: Mapping, value: float) -> dict[str, int]:
-    """What the browser shows for a slider value: each group's count above the nearest grid value."""
-    r = data["range"]
-    i = min(max(round((value - r["lo"]) / r["step"]), 0), r["n"] - 1)
-    return {grp["name"]: grp["above"][i] for grp in data["groups"]}
