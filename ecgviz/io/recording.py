@@ -18,6 +18,7 @@ from pathlib import Path, PurePath
 
 import numpy as np
 
+from ecgviz.io import recording_limits as limits
 from ecgviz.io.parse import DataError
 
 __all__ = ["AAMI_CLASSES", "RECORDING_SUFFIXES", "Recording", "aami_class", "read_recording", "read_uploads"]
@@ -53,6 +54,7 @@ class Recording:
     units: str = ""
     ann_samples: np.ndarray | None = None  # (k,) int64 sample of each beat annotation
     ann_symbols: tuple[str, ...] | None = None  # (k,) its original symbol
+    notes: tuple[str, ...] = ()  # what reading changed (annotations merged or ignored), one line each
 
     @property
     def duration_s(self) -> float:
@@ -108,6 +110,7 @@ def _read_wfdb(path: Path, lead: str | None, annotator: str) -> Recording:
     base, name = str(path.with_suffix("")), path.stem
     if not Path(base + ".hea").is_file():
         raise DataError(f"{name}: no header file {name}.hea (a WFDB record needs its .hea with the .dat)")
+    limits.check_header_file(Path(base + ".hea"))
     try:
         header = wfdb.rdheader(base)
     except Exception as exc:  # wfdb raises bare ValueError/IndexError on a broken header
@@ -127,6 +130,7 @@ def _read_wfdb(path: Path, lead: str | None, annotator: str) -> Recording:
         if have < size:
             raise DataError(f"{file_name}: the signal file is truncated ({have:,} of {size:,} bytes the header "
                             "implies)")
+    limits.check_signal_layout(f"{name}.hea", header, path.parent)
     # a lead with several samples per frame is read at its own rate, not averaged down to the frame rate
     spf = int((header.samps_per_frame or [1] * len(leads))[index] or 1)
     fs = _check_fs(f"{name}.hea", fs * spf)
@@ -139,7 +143,9 @@ def _read_wfdb(path: Path, lead: str | None, annotator: str) -> Recording:
         raise DataError(f"{name}: the signal file is truncated ({len(signal):,} of {header.sig_len * spf:,} "
                         "samples)")
     samples = symbols = None
+    notes: tuple[str, ...] = ()
     if Path(f"{base}.{annotator}").is_file():
+        limits.check_annotation_file(Path(f"{base}.{annotator}"), len(signal), fs)
         try:
             ann = wfdb.rdann(base, annotator)
         except Exception as exc:
@@ -147,7 +153,9 @@ def _read_wfdb(path: Path, lead: str | None, annotator: str) -> Recording:
         keep = [i for i, s in enumerate(ann.symbol) if s in _SYMBOL_CLASS]
         samples = _to_lead_samples(np.asarray(ann.sample, dtype=np.int64)[keep], ann.fs or header.fs, fs)
         symbols = tuple(ann.symbol[i] for i in keep)
-    return Recording(signal, fs, name, leads[index], leads, (rec.units or [""])[0], samples, symbols)
+        samples, symbols, notes = limits.tidy_beat_annotations(f"{name}.{annotator}", samples, symbols,
+                                                               len(signal), fs)
+    return Recording(signal, fs, name, leads[index], leads, (rec.units or [""])[0], samples, symbols, notes)
 
 
 def _read_edf(name: str, source: Path | bytes, lead: str | None) -> Recording:
@@ -170,24 +178,15 @@ def _read_edf(name: str, source: Path | bytes, lead: str | None) -> Recording:
     return Recording(data, fs, PurePath(name).stem, leads[index], leads, sig.physical_dimension)
 
 
-def _delimiter(raw: bytes) -> str:
-    """The column delimiter of a text table, among the usual ones; a single-column table has none (',')."""
-    import csv
-
-    try:  # unrestricted sniffing takes a letter of a lone column's name (MLII -> 'I') for the delimiter
-        return csv.Sniffer().sniff(raw[:65536].decode("utf-8", "replace"), delimiters=",;\t| ").delimiter
-    except csv.Error:
-        return ","
-
-
 def _read_text(name: str, raw: bytes, fs: float | None, column: str | None, time_column: str | None) -> Recording:
     import pandas as pd
 
-    sep = "\t" if name.lower().endswith(".tsv") else _delimiter(raw)
+    sep = limits.text_separator(name, raw)
+    limits.check_text_columns(name, raw, sep)
     try:
         frame = pd.read_csv(io.BytesIO(raw), sep=sep, engine="c")
     except Exception as exc:
-        raise DataError(f"{name}: not a readable CSV/TSV table ({exc})") from None
+        raise DataError(f"{name}: not a readable CSV/TSV table ({' '.join(str(exc).split())})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
     tcol = time_column if time_column is not None else next((c for c in numeric if _TIME_COLUMN.match(c)), None)
@@ -242,6 +241,7 @@ def read_uploads(files: Sequence[tuple[str, bytes]], *, lead: str | None = None,
     names = [PurePath(str(n).replace("\\", "/")).name for n, _ in files]
     if not names:
         raise DataError("no files given")
+    limits.check_upload_size(names, [len(raw) for _, raw in files])
     suffixes = {PurePath(n).suffix.lower() for n in names}
     if suffixes & set(WFDB_SUFFIXES):
         stems = {PurePath(n).stem for n in names}

@@ -204,7 +204,7 @@ def cut_beats(rec: Recording, length: int = DEFAULT_LENGTH, *, use_annotations: 
         lead_codes=np.zeros(n, dtype=np.int32), lead_names=(rec.lead,),
         samples=peaks[kept], fs=(rec.fs,), symbol_codes=symbol_codes, symbol_names=symbol_names,
     )
-    notes = [f"{rec.record}: {len(v):,} beat(s) not cut: {DROP_REASONS[k]}" for k, v in dropped.items()]
+    notes = [*rec.notes, *(f"{rec.record}: {len(v):,} beat(s) not cut: {DROP_REASONS[k]}" for k, v in dropped.items())]
     data = BeatData.from_codes(X=X, label_codes=label_codes, label_names=label_names, class_names=class_names,
                                source_codes=np.zeros(n, dtype=np.int32), source_names=(rec.record,),
                                rows=kept + 1, warnings=tuple(notes), origin=origin)
