@@ -27,7 +27,9 @@ from ecgviz.evaluation import duplicates, intervals, metrics, quality
 from ecgviz.evaluation.split import DEFAULT_FRACTIONS, Split, evaluated_beats, make_file_split, make_split, own_split
 from ecgviz.io.data import BeatData, fingerprint
 
-__all__ = ["Evaluation", "TrainingCancelled", "evaluate", "fit", "fit_detector", "resume_fit", "score_beats"]
+# TrainingCancelled is the autoencoder's; it is named here too because callers of fit() catch it
+__all__ = ["Evaluation", "TrainingCancelled", "assess", "evaluate", "evaluation_indices", "fit", "fit_detector",
+           "protocol_split", "reconstruct_beats", "resume_fit", "resume_plan", "score_beats"]
 
 
 @dataclass(frozen=True)
