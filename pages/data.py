@@ -85,6 +85,7 @@ cols = st.columns(3)
 cols[0].metric("Beats", f"{data.n_beats:,}", border=True)
 cols[1].metric("Samples per beat", f"{data.length:,}", border=True)
 cols[2].metric("Classes", f"{len(active.labels)}" if data.has_labels else "unlabelled", border=True)
+recording_panel.recording_actions(active)  # a recording: its lead, "Analyze this recording" and the analysis
 
 copies = duplicates.find(data.X)
 if copies.n_extra:

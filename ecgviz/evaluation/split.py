@@ -56,6 +56,8 @@ class Split:
 
     def describe(self) -> str:
         """One line on how the beats were divided."""
+        if not self.n_beats:  # a detector fitted without labels (a recording's analysis): no beat was held out
+            return "none: fitted to every beat without their labels"
         if self.mode == "files":
             return f"normals of {self.files[0]} for training, {self.files[1]} for evaluation"
         return "seeded {:.0%} / {:.1%} / {:.1%} split of the normals (seed {})".format(*self.fractions, self.seed)

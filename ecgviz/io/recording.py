@@ -245,8 +245,10 @@ def read_uploads(files: Sequence[tuple[str, bytes]], *, lead: str | None = None,
     suffixes = {PurePath(n).suffix.lower() for n in names}
     if suffixes & set(WFDB_SUFFIXES):
         stems = {PurePath(n).stem for n in names}
-        if len(stems) > 1 or suffixes - set(WFDB_SUFFIXES) - {".hea"}:
-            raise DataError(f"{' + '.join(names)}: upload one record's files together (.hea + .dat [+ .atr])")
+        # the header names the signal files, whatever their extension: .dat, .mat (PhysioNet challenges), .xyz (PTB)
+        if len(stems) > 1 or suffixes & set(EDF_SUFFIXES + TEXT_SUFFIXES):
+            raise DataError(f"{' + '.join(names)}: upload one record's files together (.hea + the signal files "
+                            "it names [+ .atr])")
         if ".hea" not in suffixes:
             raise DataError(f"{names[0]}: a WFDB record needs its header; add {PurePath(names[0]).stem}.hea")
         # wfdb reads records from a folder: the files live there only while they are read
@@ -261,4 +263,5 @@ def read_uploads(files: Sequence[tuple[str, bytes]], *, lead: str | None = None,
         return _read_edf(name, raw, lead or column)
     if PurePath(name).suffix.lower() in TEXT_SUFFIXES:
         return _read_text(name, raw, fs, column or lead, None)
-    raise DataError(f"{name}: not a recording (expected .hea/.dat/.atr, .edf/.bdf, or .csv/.tsv)")
+    raise DataError(f"{name}: not a recording (expected a .hea with the signal files it names, .edf/.bdf, or "
+                    ".csv/.tsv)")
