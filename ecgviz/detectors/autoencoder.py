@@ -27,6 +27,7 @@ class LSTMAutoencoder(Detector):
 
     kind = "lstm_ae"
     learned_reconstruction = True
+    slow_to_score = True
 
     def __init__(self, model_config: ModelConfig | None = None, train_config: TrainConfig | None = None,
                  error: str | None = None, val_fraction: float = 0.08):

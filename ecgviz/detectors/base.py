@@ -33,6 +33,8 @@ class Detector(BaseEstimator):
     learned_reconstruction = False
     # how `decision_scores_` were made, said beside the percentile threshold taken from them
     scores_note = ""
+    # True when scoring runs a network over every beat: seconds for a long recording, where the others take a moment
+    slow_to_score = False
     # (mean, std) applied to beats before scoring; the baselines score beats as they are
     normalisation_: tuple[float, float] = (0.0, 1.0)
 
