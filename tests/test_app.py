@@ -257,7 +257,9 @@ def test_training_runs_in_the_background_and_activates_the_result(tiny_app):
     assert_clean(at)
     model = at.session_state["active_model"]
     assert model.name == "trained_here" and model.source == "trained"
-    assert (tiny_app["dir"] / "trained_here.pt").is_file()
+    # saved in the workspace's own model area: not among the shared checkpoints until shared
+    assert (at.session_state["workspace"].model_dir() / "trained_here.pt").is_file()
+    assert not (tiny_app["dir"] / "trained_here.pt").exists()
     assert any("trained_here" in s.value for s in at.success)
 
 

@@ -121,9 +121,9 @@ BAD_JSON = [
     ({"beats": [beat(139)]}, 422, "beats[0]: has 139 samples, but the model was trained on beats of 140 samples"),
     ({"beats": [beat(), beat(141)]}, 422, "beats[1]: has 141 samples"),
     ({"beats": []}, 422, "beats: no beats given"),
-    ({"beats": [beat()] * (MAX_BEATS + 1)}, 413, f"beats: {MAX_BEATS + 1:,} beats in one request; at most 600"),
+    ({"beats": [beat()] * (MAX_BEATS + 1)}, 413, "beats: more than 600 beats in one request; at most 600"),
     ({"beats": [[*beat()[:5], "x", *beat()[6:]]]}, 422, "beats[0][5]: Input should be a valid number"),
-    ({"beats": [beat()], "extra": 1}, 422, "extra: Extra inputs are not permitted"),
+    ({"beats": [beat()], "extra": 1}, 422, "body: Extra inputs are not permitted"),
     ({"threshold": 3}, 422, "beats: Field required"),
     ({"beats": [beat()] * 2 + [[1e39] * 140]}, 422, "beats[2][0]: sample is infinite or too large for float32"),
 ]
@@ -139,9 +139,11 @@ def test_nan_and_threshold_and_syntax(http):
     nan_body = json.dumps({"beats": [beat(), beat()]}).replace("0.0,", "NaN,", 1)
     r = http.post("/score", content=nan_body, headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["detail"].startswith("beats[0][0]: sample is NaN"), r.text
-    r = http.post("/score", content='{"beats": [[1.0], "threshold": Infinity}',
+    r = http.post("/score", content='{"beats": [' + json.dumps(beat()) + '] "threshold": 1}',
                   headers={"content-type": "application/json"})
-    assert r.status_code == 400 and r.json()["detail"].startswith("body is not valid JSON"), r.text
+    column = len(json.dumps(beat())) + 14
+    assert r.status_code == 400, r.text
+    assert r.json()["detail"] == f"body is not valid JSON: expected ',' or '}}' at line 1 column {column}"
     r = http.post("/score", content=json.dumps({"beats": [beat()]})[:-5], headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["detail"].startswith("body is not valid JSON: EOF while parsing")
     assert "at line 1 column" in r.json()["detail"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from ecgviz.checkpoint.files import MAX_SUFFIX, NameInUse, Reservation, reserve
 from ecgviz.checkpoint.store import SHIPPED_CHECKPOINT, Checkpoint, load_checkpoint, to_bytes
 from ecgviz.dashboard import config
-from ecgviz.dashboard.jobs import TrainingJob
+from ecgviz.dashboard.jobs import TrainingJob, time_budget_s
 from ecgviz.dashboard.session import ActiveData, ActiveModel, safe_name, same_data, saved_model
 from ecgviz.detectors.config import DEFAULT_PERCENTILE, ModelConfig, TrainConfig
 from ecgviz.errors import UserError
@@ -46,7 +46,7 @@ class TrainSettings:
     seed: int = _TRAIN.seed
     device: str = _TRAIN.device
     patience: int | None = _TRAIN.patience  # None: a tenth of the cap, at least 10
-    max_minutes: float | None = None  # time budget
+    max_minutes: float | None = None  # time budget; None (or more than the server allows): the server's
     percentile: float = DEFAULT_PERCENTILE  # stored threshold: this percentile of the training normals' errors
     split_mode: str = "seed"  # or "files": train on train_file's normals, evaluate on test_file
     train_file: str = ""
@@ -74,7 +74,7 @@ def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, se
     train_config = TrainConfig(epochs=_opt_int(settings.epochs), batch_size=int(settings.batch_size),
                                lr=float(settings.lr), loss=settings.loss, seed=int(settings.seed),
                                device=settings.device, patience=_opt_int(settings.patience),
-                               max_seconds=None if not settings.max_minutes else float(settings.max_minutes) * 60)
+                               max_seconds=time_budget_s(settings.max_minutes))
     percentile = float(settings.percentile)
     if not 0 < percentile <= 100:
         raise UserError("the threshold percentile must be above 0 and at most 100")
@@ -121,7 +121,8 @@ def start_resume(model: ActiveModel, data: ActiveData, epochs: int | None = None
     resume_fn = resume_fn or resume_fit
 
     def run(on_epoch, stop) -> Checkpoint:
-        return resume_fn(ckpt, data.data, epochs, name=path.stem, on_epoch=on_epoch, stop=stop)
+        return resume_fn(ckpt, data.data, epochs, name=path.stem, on_epoch=on_epoch, stop=stop,
+                         max_seconds=time_budget_s())
 
     label = f"{path.stem}: {model.name} continued for up to {extra} more epochs (from epoch {done})"
     return _NamedJob(run, epochs=done + extra, finish=_save_under(reservation), label=label,

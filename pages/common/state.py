@@ -261,7 +261,8 @@ def start_job(job) -> None:
     """
     ws = st.session_state.get(WORKSPACE)
     owner = ws.id if ws is not None else f"session:{memory.session_id()}"
-    st.session_state[JOB] = jobs.slots().start(owner, job)
+    # the client (its address; None on localhost) caps the jobs of one visitor's many tabs
+    st.session_state[JOB] = jobs.slots().start(owner, job, client=st.context.ip_address)
     st.session_state["job_adopted"] = False
     _push(job=job, job_adopted=False)
 
