@@ -60,7 +60,7 @@ def _before(rec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     beats = cut_beats(rec, use_annotations=False)
     knn = KNNDistance().fit(beats.data.X)
-    score = knn.train_scores_
+    score = knn.decision_scores_
     return beats.peaks[beats.kept], score, score > np.percentile(score, DEFAULT_PERCENTILE)
 
 

@@ -73,7 +73,7 @@ def _num(x: float | None, unit: str) -> str:
 
 
 def markdown(rows: list[Row]) -> str:
-    """The table the README shows: measured value (p50 / p95 where there are many), unit, target, note."""
+    """The table docs/benchmarks.md shows: measured value (p50 / p95 where there are many), unit, target, note."""
     lines = ["| row | measured | unit | CPU-time basis | target | met | note |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         value = _num(r.value, r.unit) + ("" if r.p95 is None else f" / {_num(r.p95, r.unit)}")

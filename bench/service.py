@@ -170,7 +170,7 @@ def _ms(x: float | None) -> str:
 
 
 def markdown(s: dict, threads: int) -> str:
-    """The README's row."""
+    """The row docs/service.md shows."""
     return "\n".join([
         "| clients x requests x beats | requests/s | beats/s | latency p50 / p95 / max | server CPU per request "
         "| failed |",

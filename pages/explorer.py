@@ -194,7 +194,7 @@ def beat_viewer(t: float) -> None:
     st.subheader("One beat, original and reconstructed")
     if model.ckpt.kind == "knn":
         st.caption(f"For {plain(model.ckpt.description)} the second line is the mean of the beat's "
-                   f"{model.ckpt.model.k} nearest training normals, the normal shape its distance is measured to.")
+                   f"{model.ckpt.detector.k} nearest training normals, the normal shape its distance is measured to.")
     elif model.ckpt.kind == "pca":
         st.caption("For PCA the second line is the beat projected onto the normals' principal components.")
     controls, chart = st.columns([1, 3])

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from ecgviz.checkpoint.store import CheckpointError, save_checkpoint
-from ecgviz.dashboard import explore, figures, session
+from ecgviz.dashboard import config, explore, figures, session, training
 from ecgviz.dashboard.jobs import CANCELLED, DONE, ERROR, format_seconds
 from ecgviz.dashboard.text import plain
 from ecgviz.detectors.config import DEFAULT_PERCENTILE, ERROR_NAMES
@@ -19,7 +19,7 @@ LOAD_TAB, TRAIN_TAB = ":material/folder_open: Load a checkpoint", ":material/mod
 def _model_dir():
     """This workspace's model area: models are trained and saved there, seen by no other visitor until shared."""
     ws = st.session_state.get(state.WORKSPACE)
-    return ws.model_dir() if ws is not None else session.checkpoint_dir()
+    return ws.model_dir() if ws is not None else config.checkpoint_dir()
 
 
 def _choices() -> list:
@@ -86,7 +86,7 @@ with st.container(border=True):
         ckpt = model.ckpt
         st.markdown(f"**Active model: {plain(model.name)}** ({model.source})")
         cols = st.columns(4)
-        cols[0].metric("Detector", "LSTM AE" if ckpt.kind == "lstm_ae" else ckpt.description,
+        cols[0].metric("Detector", ckpt.detector.short_name,
                        help=plain(ckpt.description), border=True)
         cols[1].metric("Beat length", ckpt.seq_len, border=True)
         cols[2].metric("Split", ckpt.split.mode, help=plain(ckpt.split.describe()), border=True)
@@ -119,7 +119,7 @@ with st.container(border=True):
                                                     "split; the rest of its schedule if it was cut short, "
                                                     "else a new cycle as long as the last"):
                 try:
-                    state.start_job(session.start_resume(model, state.active_data(),
+                    state.start_job(training.start_resume(model, state.active_data(),
                                                          directory=_model_dir()))
                 except ValueError as exc:
                     st.error(plain(exc), icon=":material/error:")
@@ -149,7 +149,7 @@ with load_tab:
         chosen = left.selectbox("Saved checkpoints", [str(p) for p in choices],
                                 format_func=lambda p: p.rsplit("/", 1)[-1], key="ckpt_choice")
         if right.button("Load", icon=":material/upload_file:", key="ckpt_load"):
-            source = "shipped" if chosen == str(session.default_checkpoint_path()) else "saved"
+            source = "shipped" if chosen == str(config.default_checkpoint_path()) else "saved"
             activate(lambda: session.model_from_path(chosen, source=source))
     else:
         st.caption("No checkpoint files found.")
@@ -162,7 +162,7 @@ with load_tab:
                                 help="copies it to checkpoints/, where every visitor of this server can load it")
         if right.button("Share", icon=":material/share:", key="share_model"):
             try:
-                target = st.session_state[state.WORKSPACE].share(shared, session.checkpoint_dir())
+                target = st.session_state[state.WORKSPACE].share(shared, config.checkpoint_dir())
             except (ValueError, OSError) as exc:
                 st.error(plain(exc), icon=":material/error:")
             else:
@@ -178,7 +178,7 @@ data = state.active_data()
 with train_tab:
     st.caption(f"Trains on the normal beats of **{plain(data.name)}** (normal: {plain(state.normal_names(data))}); "
                "15% of them are held back for early stopping and for honest metrics.")
-    d = session.TrainSettings()
+    d = training.TrainSettings()
     kept = state.form_value
     with st.form("train_form", border=False):
         name = st.text_input("Save as", value=kept("name", "my_model"),
@@ -212,7 +212,7 @@ with train_tab:
         loss = c1.selectbox("Loss", losses, index=losses.index(kept("loss", d.loss)) if kept("loss", d.loss) in losses
                             else 0, help="l1: absolute error summed over the beat; mse: mean squared")
         seed = c2.number_input("Seed", 0, 2**31 - 1, kept("seed", d.seed))
-        devices = session.available_devices()
+        devices = config.available_devices()
         device = c3.selectbox("Device", devices, index=devices.index(kept("device", d.device))
                               if kept("device", d.device) in devices else 0)
         patience = c4.number_input("Patience (epochs)", 1, 1000, kept("patience", d.patience), placeholder="auto",
@@ -225,14 +225,14 @@ with train_tab:
         submitted = st.form_submit_button("Start training", icon=":material/play_arrow:", disabled=running,
                                           type="primary")
     if submitted:
-        settings = session.TrainSettings(embedding_dim=embedding, chunk=chunk, epochs=epochs, batch_size=batch, lr=lr,
+        settings = training.TrainSettings(embedding_dim=embedding, chunk=chunk, epochs=epochs, batch_size=batch, lr=lr,
                                          loss=loss, seed=seed, device=device, patience=patience, max_minutes=minutes,
                                          percentile=percentile, split_mode=split_mode if len(sources) >= 2 else "seed",
                                          train_file=train_file or "", test_file=test_file or "")
-        state.remember_form(name=name, **{k: getattr(settings, k) for k in session.TrainSettings.__dataclass_fields__
+        state.remember_form(name=name, **{k: getattr(settings, k) for k in training.TrainSettings.__dataclass_fields__
                                           if k not in ("train_file", "test_file", "split_mode")})
         try:
-            new_job = session.start_training(data, st.session_state.get(state.NORMALS) or [], name.strip(),
+            new_job = training.start_training(data, st.session_state.get(state.NORMALS) or [], name.strip(),
                                              settings, directory=_model_dir())
         except ValueError as exc:
             st.error(plain(exc), icon=":material/error:")

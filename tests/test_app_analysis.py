@@ -16,8 +16,8 @@ from ecgviz.analysis.analyze import analyze
 from ecgviz.dashboard import model_guard, recording_view, session
 from ecgviz.io.recording import read_recording, read_uploads
 from ecgviz.signal.beats import cut_beats
+from tests.app_support import assert_clean, metric_values, start
 from tests.record_files import MITDB, write_mat_record, write_xyz_record
-from tests.test_app import assert_clean, fresh_caches, metric_values, start, tiny  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +36,8 @@ def _flag_table(at) -> pd.DataFrame:
     return next(d.value for d in at.dataframe if list(d.value.columns) == list(recording_view.FLAGGED_COLUMNS))
 
 
-def test_analyze_this_recording_shows_the_summary_and_makes_it_active(tiny, expected, downloads):  # noqa: F811
-    at = start(tiny, "pages/data.py")
+def test_analyze_this_recording_shows_the_summary_and_makes_it_active(tiny_app, expected, downloads):
+    at = start(tiny_app, "pages/data.py")
     _cut_100(at)
     assert metric_values(at)["Samples per beat"] == "24"  # cut for the active model
     at.button(key="rec_analyze").click().run()
@@ -87,9 +87,9 @@ def test_analyze_this_recording_shows_the_summary_and_makes_it_active(tiny, expe
     assert any("not a checkpoint" in c.value for c in at.caption)
 
 
-def test_a_mat_record_uploads_and_another_lead_is_cut_without_a_new_upload(tiny, tmp_path):  # noqa: F811
+def test_a_mat_record_uploads_and_another_lead_is_cut_without_a_new_upload(tiny_app, tmp_path):
     files = write_mat_record(tmp_path)
-    at = start(tiny, "pages/data.py")
+    at = start(tiny_app, "pages/data.py")
     at.file_uploader(key="rec_upload").set_value([(k, v, "application/octet-stream") for k, v in files.items()])
     at.run()
     at.button(key="rec_upload_go").click().run()
@@ -107,9 +107,9 @@ def test_a_mat_record_uploads_and_another_lead_is_cut_without_a_new_upload(tiny,
     assert any("lead V5" in c.value for c in at.caption)
 
 
-def test_a_ptb_record_with_a_xyz_file_uploads_and_is_analysed(tiny, tmp_path):  # noqa: F811
+def test_a_ptb_record_with_a_xyz_file_uploads_and_is_analysed(tiny_app, tmp_path):
     files = write_xyz_record(tmp_path)
-    at = start(tiny, "pages/data.py")
+    at = start(tiny_app, "pages/data.py")
     at.file_uploader(key="rec_upload").set_value([(k, v, "application/octet-stream") for k, v in files.items()])
     at.run()
     at.button(key="rec_upload_go").click().run()
@@ -126,11 +126,11 @@ def test_a_ptb_record_with_a_xyz_file_uploads_and_is_analysed(tiny, tmp_path):  
     assert at.button(key="rec_analyze").label == "Analyze this recording"
 
 
-def test_the_explorer_cautions_about_a_model_from_elsewhere_and_offers_both_ways_out(tiny):  # noqa: F811
-    at = start(tiny, "pages/data.py")
+def test_the_explorer_cautions_about_a_model_from_elsewhere_and_offers_both_ways_out(tiny_app):
+    at = start(tiny_app, "pages/data.py")
     _cut_100(at)
     data, model = at.session_state["active_data"], at.session_state["active_model"]
-    errors = session.score(model, data, reconstructions=False)[0]
+    errors = session.scores(model, data)
     caution = model_guard.caution_for(model, data, errors, model.ckpt.threshold, ["N"])
     assert caution is not None  # the tiny synthetic model does not carry over to record 100
     at.switch_page("pages/explorer.py").run()

@@ -8,9 +8,9 @@ import re
 import pytest
 from playwright.sync_api import Expect, sync_playwright
 
-from ecgviz.dashboard import session
+from ecgviz.dashboard import config
 from tests.browser_support import StreamlitServer, launch_browser, wait_idle
-from tests.test_browser import ARTIFACTS, ROOT, chromium, goto, metric, screenshot  # noqa: F401 (fixture)
+from tests.test_browser import ARTIFACTS, ROOT, goto, metric, screenshot
 
 pytestmark = pytest.mark.browser
 expect = Expect()
@@ -18,9 +18,9 @@ expect.set_options(timeout=120_000)  # the shipped model scores record 100 on a 
 
 
 @pytest.fixture(scope="module")
-def server(chromium, tmp_path_factory):  # noqa: F811
+def server(chromium, tmp_path_factory):
     """The app as shipped: the ECG5000 model, the bundled data folder with record 100."""
-    env = {session.CHECKPOINT_ENV: None, session.CHECKPOINT_DIR_ENV: str(tmp_path_factory.mktemp("models")),
+    env = {config.CHECKPOINT_ENV: None, config.CHECKPOINT_DIR_ENV: str(tmp_path_factory.mktemp("models")),
            "OMP_NUM_THREADS": "1"}
     with StreamlitServer(ROOT / "app.py", env=env) as srv:
         yield srv

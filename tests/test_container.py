@@ -9,7 +9,6 @@ image's default command (the dashboard), the service and the command line are st
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import re
@@ -62,20 +61,10 @@ def stages(text: str) -> list[list[tuple[str, str]]]:
 
 
 def ignored(rel: str, patterns: list[str]) -> bool:
-    """Docker's .dockerignore rule: a pattern matches a path or one of its parents, the last match wins, `!`
-    re-includes, and `**/x` matches x at any depth."""
-    parts = rel.split("/")
-    verdict = False
-    for pattern in patterns:
-        negate = pattern.startswith("!")
-        pat = pattern.removeprefix("!")
-        if pat.startswith("**/"):
-            hit = any(fnmatch.fnmatchcase(part, pat[3:]) for part in parts)
-        else:
-            hit = any(fnmatch.fnmatchcase("/".join(parts[: i + 1]), pat) for i in range(len(parts)))
-        if hit:
-            verdict = not negate
-    return verdict
+    """Whether Docker leaves `rel` out of the build context: the Docker SDK's .dockerignore matcher decides."""
+    from docker.utils.build import PatternMatcher
+
+    return PatternMatcher(patterns).matches(rel)
 
 
 def dockerignore() -> list[str]:
@@ -304,7 +293,8 @@ def test_image_builds_and_runs_in_a_fresh_environment(tmp_path):
     try:
         assert wait_for(f"http://127.0.0.1:{port}/_stcore/health", proc, log).text == "ok"
         assert "<title>Streamlit</title>" in httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text
-        if find_chromium():  # and the explorer draws, with the model and data inside the image
+        # and the explorer draws, with the model and data inside the image (under CI, Chromium must be there)
+        if find_chromium() is not None or os.environ.get("CI", "").lower() == "true":
             drawn_in_browser(f"http://127.0.0.1:{port}/")
     finally:
         proc.terminate()

@@ -9,15 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ecgviz.checkpoint.store import save_checkpoint
 from ecgviz.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def saved(tiny_ckpt, tmp_path_factory):
-    return save_checkpoint(tiny_ckpt, tmp_path_factory.mktemp("hcli") / "tiny.pt")
 
 
 def _train(tiny_files, out, *extra):
@@ -48,8 +42,8 @@ def test_bad_training_arguments(flag, value, message, tiny_files, tmp_path, caps
 
 @pytest.mark.parametrize("command", ["score", "evaluate"])
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "x"])
-def test_a_threshold_must_be_a_finite_number(command, value, saved, tiny_files, tmp_path, capsys):
-    args = [command, "--checkpoint", str(saved), "--data", *map(str, tiny_files), f"--threshold={value}"]
+def test_a_threshold_must_be_a_finite_number(command, value, tiny_ckpt_path, tiny_files, tmp_path, capsys):
+    args = [command, "--checkpoint", str(tiny_ckpt_path), "--data", *map(str, tiny_files), f"--threshold={value}"]
     args += ["--out", str(tmp_path / "o.csv")] if command == "score" else []
     assert main(args) == 2
     why = "'x' is not a number" if value == "x" else f"{value} must be a finite number"
@@ -57,18 +51,18 @@ def test_a_threshold_must_be_a_finite_number(command, value, saved, tiny_files, 
     assert list(tmp_path.iterdir()) == []
 
 
-def test_evaluate_refuses_a_normal_label_the_data_lacks(saved, tiny_files, capsys):
-    args = ["evaluate", "--checkpoint", str(saved), "--data", *map(str, tiny_files), "--normal-label", "9"]
+def test_evaluate_refuses_a_normal_label_the_data_lacks(tiny_ckpt_path, tiny_files, capsys):
+    args = ["evaluate", "--checkpoint", str(tiny_ckpt_path), "--data", *map(str, tiny_files), "--normal-label", "9"]
     assert main(args) == 2
     assert capsys.readouterr().err == "ecgviz: error: --normal-label 9 is not a label of the data (labels: 1, 2, 3)\n"
 
 
 @pytest.mark.parametrize("command", ["train", "score"])
-def test_out_naming_a_directory_is_refused_before_any_work(command, saved, tiny_files, tmp_path, capsys):
+def test_out_naming_a_directory_is_refused_before_any_work(command, tiny_ckpt_path, tiny_files, tmp_path, capsys):
     target = tmp_path / "dir.pt"
     target.mkdir()
     args = (_train(tiny_files, target, "--epochs", "1") if command == "train" else
-            ["score", "--checkpoint", str(saved), "--data", *map(str, tiny_files), "--out", str(target)])
+            ["score", "--checkpoint", str(tiny_ckpt_path), "--data", *map(str, tiny_files), "--out", str(target)])
     assert main(args) == 2
     assert capsys.readouterr().err == f"ecgviz: error: --out {target} is a directory; give a file name\n"
     assert [p.name for p in tmp_path.iterdir()] == ["dir.pt"] and list(target.iterdir()) == []

@@ -113,9 +113,9 @@ def test_ten_thousand_beats_are_scored_while_health_answers(service):
     with Watch(service) as watch, httpx.Client(base_url=service.url, timeout=120) as http:
         r = http.post("/score", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 200 and r.json()["n_beats"] == 10_000
-    from ecgviz.pipeline.protocol import errors_for
+    from ecgviz.pipeline.protocol import score_beats
 
-    assert [b["error"] for b in r.json()["beats"][:50]] == errors_for(SHIPPED, X[:50]).tolist()
+    assert [b["error"] for b in r.json()["beats"][:50]] == score_beats(SHIPPED, X[:50]).tolist()
     assert max(watch.health) < 1.0, watch.health
     assert watch.peak < 900, watch.peak
 

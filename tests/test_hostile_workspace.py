@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ecgviz.checkpoint.store import save_checkpoint
-from ecgviz.dashboard import jobs, session, workspace_files
+from ecgviz.dashboard import jobs, session, training, workspace_files
 from ecgviz.dashboard.jobs import JobRefused, JobSlots, TrainingJob
 from ecgviz.dashboard.workspace import WorkspaceStore
 from ecgviz.errors import NameInUse, UserError
@@ -211,7 +211,7 @@ def test_dashboard_training_gets_a_time_budget_by_default(monkeypatch, tmp_path,
         raise RuntimeError("enough")
 
     data = session.make_data(tiny_data, "tiny")
-    job = session.start_training(data, ["1"], "budgeted", session.TrainSettings(device="cpu"), directory=tmp_path,
+    job = training.start_training(data, ["1"], "budgeted", training.TrainSettings(device="cpu"), directory=tmp_path,
                                  fit_fn=fit_fn).start()
     assert job.join(30)
     assert seen["max_seconds"] == 60 * 60  # none asked for: the server's (there was none: up to 2,000 epochs)

@@ -19,7 +19,7 @@ from tests.record_files import MITDB
 def shipped_on_100():
     data = session.data_from_recording(cut_beats(read_recording(MITDB / "100.hea")), "100")
     model = session.model_from_path(SHIPPED_CHECKPOINT, source="shipped")
-    return model, data, session.score(model, data, reconstructions=False)[0]
+    return model, data, session.scores(model, data)
 
 
 def test_the_shipped_model_on_record_100_is_called_out_with_its_numbers(shipped_on_100):

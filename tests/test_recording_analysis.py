@@ -40,9 +40,9 @@ def test_the_model_scores_its_own_beats_as_the_analysis_did(excerpt_208):
     result, data, model = excerpt_208
     assert model.ckpt.kind == "analysis" and model.ckpt.threshold == 1.0
     assert model.ckpt.data_fingerprint == data.fingerprint and not data.data.has_labels
-    errors = session.score(model, data, reconstructions=False)[0]
+    errors = session.scores(model, data)
     np.testing.assert_array_equal(errors, result.score)
-    detector = model.ckpt.model
+    detector = model.ckpt.detector
     np.testing.assert_array_equal(detector.reasons(data.data.X, 1.0), result.reason)
     assert (detector.reasons(data.data.X, 1.0) != "").sum() == result.summary["flagged"] == 101
     # a higher threshold keeps fewer reasons, each still the part that passes it
@@ -50,7 +50,7 @@ def test_the_model_scores_its_own_beats_as_the_analysis_did(excerpt_208):
     assert set(np.flatnonzero(high != "")) <= set(np.flatnonzero(result.reason != ""))
     assert ((high == "timing") <= (result.rhythm_score / 0.15 > 2.0)).all()
     # the explorer and the export count what the analysis flagged
-    ev = session.evaluation(model, data, [], errors)
+    ev = session.explorer_view(model, data, [], errors)
     assert ev.n_flagged(1.0) == 101 and len(ev.errors) == 505
     assert len(ev.beat_table(data.data, 1.0, flagged_only=True)) == 101
 
@@ -59,11 +59,11 @@ def test_other_beats_get_the_shape_part_against_this_recordings_median_beat(exce
     _, data, model = excerpt_208
     other = cut_beats(read_recording(MITDB / "100.hea"), data.data.length).data.X[:50]
     want = TemplateDistance().fit(data.data.X).decision_function(other) / SHAPE_LIMIT
-    np.testing.assert_allclose(model.ckpt.model.score(other), want)
-    recon = model.ckpt.model.reconstruct(other[:3])
+    np.testing.assert_allclose(model.ckpt.detector.decision_function(other), want)
+    recon = model.ckpt.detector.reconstruct(other[:3])
     assert recon.shape == (3, data.data.length)
     np.testing.assert_allclose(recon[0], np.nanmedian(data.data.X, axis=0), atol=1e-6)
-    assert set(model.ckpt.model.reasons(other, 0.0)) <= {"shape", ""}
+    assert set(model.ckpt.detector.reasons(other, 0.0)) <= {"shape", ""}
 
 
 def test_the_summary_as_the_data_page_shows_it(excerpt_208):
@@ -81,7 +81,7 @@ def test_the_report_download_holds_the_command_lines_files(excerpt_208, tmp_path
     import wfdb
 
     _, _, model = excerpt_208
-    report = zipfile.ZipFile(io.BytesIO(model.ckpt.model.report))
+    report = zipfile.ZipFile(io.BytesIO(model.ckpt.detector.report))
     assert sorted(report.namelist()) == ["beats.csv", "flagged.atr", "summary.json"]
     beats = pd.read_csv(io.BytesIO(report.read("beats.csv")))
     assert len(beats) == 505 and beats["flagged"].sum() == 101
@@ -97,8 +97,8 @@ def test_reference_annotations_label_the_beats_for_evaluation_only(record_100):
     np.testing.assert_array_equal(data.data.origin.symbols(), result.symbols)
     assert data.recording.source.path == MITDB / "100.hea"
     assert model.ckpt.split.describe() == "none: fitted to every beat without their labels"
-    errors = session.score(model, data, reconstructions=False)[0]
-    m = session.evaluation(model, data, ["N"], errors).metrics_at(1.0)
+    errors = session.scores(model, data)
+    m = session.explorer_view(model, data, ["N"], errors).metrics_at(1.0)
     per_class = result.summary["evaluation"]["class_recall"]
     assert m.tn / m.n_normal == pytest.approx(per_class["N"]["recall"], abs=1e-4)
     assert (m.tp, m.n_anomaly) == (34, 34)

@@ -87,13 +87,13 @@ def test_json_beats_score_equal_the_cli(http, tmp_path):
 
 
 def test_a_beat_scores_the_same_in_any_batch(http):
-    from ecgviz.pipeline.protocol import errors_for
+    from ecgviz.pipeline.protocol import score_beats
 
     X = load_ecg5000().X[:1100]
-    whole = errors_for(SHIPPED, X)
+    whole = score_beats(SHIPPED, X)
     for size in (1, 2, 7, 32, 1024):  # a batch of one used to round differently
         stop = 64 if size < 32 else len(X)
-        parts = np.concatenate([errors_for(SHIPPED, X[i : i + size]) for i in range(0, stop, size)])
+        parts = np.concatenate([score_beats(SHIPPED, X[i : i + size]) for i in range(0, stop, size)])
         assert (parts == whole[: len(parts)]).all(), size
     one = http.post("/score", json={"beats": X[3:4].astype(float).tolist()}).json()
     assert one["beats"][0]["error"] == whole[3]
@@ -198,10 +198,10 @@ def test_concurrent_load_has_no_error(url):
     work = payloads(clients=8, beats=32, seed=3)
     res = load(url, work, requests=50)
     assert res.failures == [] and len(res.latencies_s) == 400
-    from ecgviz.pipeline.protocol import errors_for
+    from ecgviz.pipeline.protocol import score_beats
 
     for i, answers in res.errors.items():  # every answer equals scoring that request's beats directly
-        expected = errors_for(SHIPPED, np.asarray(work[i], dtype=np.float32)).tolist()
+        expected = score_beats(SHIPPED, np.asarray(work[i], dtype=np.float32)).tolist()
         assert len(answers) == 50 and all(a == expected for a in answers)
 
 
@@ -214,7 +214,7 @@ def test_internal_error_is_json_without_traceback(monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(service, "errors_for", boom)
+    monkeypatch.setattr(service.protocol, "score_beats", boom)
     client = TestClient(service.create_app(SHIPPED), raise_server_exceptions=False)
     r = client.post("/score", json={"beats": [beat()]})
     assert r.status_code == 500 and r.json() == {"detail": "internal error; the server log has the details"}
@@ -257,7 +257,7 @@ def test_model_info_survives_odd_checkpoint_values():
 def test_a_baseline_detector_is_served_too(tiny_files, tiny_data, tmp_path):
     from fastapi.testclient import TestClient
 
-    from ecgviz.pipeline.protocol import errors_for
+    from ecgviz.pipeline.protocol import score_beats
     from ecgviz.service import app as service
 
     out = tmp_path / "knn.pt"
@@ -267,4 +267,4 @@ def test_a_baseline_detector_is_served_too(tiny_files, tiny_data, tmp_path):
     info = client.get("/model").json()
     assert info["kind"] == "knn" and info["model_config"] is None and info["detector"] == knn.description
     r = client.post("/score", json={"beats": tiny_data.X[:5].astype(float).tolist()})
-    assert [b["error"] for b in r.json()["beats"]] == errors_for(knn, tiny_data.X[:5]).tolist()
+    assert [b["error"] for b in r.json()["beats"]] == score_beats(knn, tiny_data.X[:5]).tolist()

@@ -21,12 +21,12 @@ def _score_recording(args: argparse.Namespace) -> int:
     """One recording cut into beats of the checkpoint's length, scored in this process."""
     from ecgviz.checkpoint.store import load_checkpoint
     from ecgviz.pipeline import export
-    from ecgviz.pipeline.protocol import errors_for
+    from ecgviz.pipeline.protocol import score_beats
 
     ckpt = load_checkpoint(args.checkpoint)
     data = load_data(args.data, args, ckpt.seq_len)
     t0 = time.perf_counter()
-    errors = errors_for(ckpt, data.X)
+    errors = score_beats(ckpt, data.X)
     threshold = ckpt.threshold if args.threshold is None else args.threshold
     table = export.beat_table(data, errors, threshold, flagged_only=args.flagged_only,
                               include_samples=args.include_samples)

@@ -20,6 +20,7 @@ from ecgviz.analysis.shape import SHAPE_LIMIT, TemplateDistance
 from ecgviz.checkpoint.store import Checkpoint
 from ecgviz.dashboard import session
 from ecgviz.dashboard.recordings import from_beats
+from ecgviz.detectors.base import Detector
 from ecgviz.evaluation.intervals import fmt_interval
 from ecgviz.evaluation.split import Split
 from ecgviz.io.codes import encode, tidy
@@ -34,7 +35,7 @@ UNMATCHED = "unmatched"  # the label of a detected beat with no reference beat w
 SCORE_NAME = "shape and timing against this recording (no labels used)"
 
 
-class RecordingScores:
+class RecordingScores(Detector):
     """The analysis as a detector: its own beats get its scores and reasons, other beats the shape part alone."""
 
     kind = KIND
@@ -54,10 +55,19 @@ class RecordingScores:
         """In a few words."""
         return f"Analysis of {self.record} (lead {self.lead}): shape and timing, no labels"
 
+    @property
+    def measure(self) -> str:
+        """What the scores are."""
+        return SCORE_NAME
+
+    def get_params(self, deep: bool = True) -> dict:
+        """None: it is made from an analysis, not fitted from parameters."""
+        return {}
+
     def _own(self, X: np.ndarray) -> bool:
         return X is self.X_ or (np.shape(X) == self.X_.shape and np.array_equal(X, self.X_))
 
-    def score(self, X: np.ndarray) -> np.ndarray:
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
         """The analysis' scores for its own beats; for other beats, the shape part on the same scale."""
         if self._own(X):
             return self.scores_.copy()
@@ -71,7 +81,7 @@ class RecordingScores:
         """Why each beat scores above `threshold`: 'shape', 'timing' or 'both' ('' below it)."""
         if not self._own(X):
             out = np.full(len(X), "", dtype=object)
-            out[self.score(X) > threshold] = "shape"
+            out[self.decision_function(X) > threshold] = "shape"
             return out
         shape, timing = self.by_shape_ > threshold, self.by_timing_ > threshold
         out = np.full(len(self.scores_), "", dtype=object)
@@ -104,8 +114,8 @@ def adopt(analysis: Analysis, source: RecordingSource | None, name: str) -> tupl
     # no split: nothing was fitted on labels, so every beat is evaluated (n_beats 0 marks "no split")
     split = Split(normal_labels=(), train=empty, val=empty, test=empty, anomalies=empty, n_beats=0, mode="none")
     rec = analysis.recording
-    ckpt = Checkpoint(model=detector, model_config=None, split=split, data_fingerprint=data.fingerprint,
-                      seq_len=data.data.length, normalisation=(0.0, 1.0), loss=SCORE_NAME, threshold=THRESHOLD,
+    ckpt = Checkpoint(detector=detector, split=split, data_fingerprint=data.fingerprint,
+                      seq_len=data.data.length, threshold=THRESHOLD,
                       threshold_rule=RULE, class_names=dict(data.class_names),
                       name=f"Analysis of {rec.record}, lead {rec.lead}", data_sources=(name,))
     detector.report = report_zip(analysis)

@@ -12,11 +12,12 @@ import plotly.graph_objects as go
 from ecgviz.dashboard.text import plotly_text
 from ecgviz.io.codes import as_text
 from ecgviz.io.recording import EDF_SUFFIXES
+from ecgviz.io.shipped import shipped_folder
 from ecgviz.signal.beats import DROP_REASONS, POST_S, PRE_S, Beats
 from ecgviz.signal.recording_files import RecordingSource
 
 RECORDINGS_DIR_ENV = "ECGVIZ_RECORDINGS_DIR"
-_DEFAULT_DIR = Path(__file__).resolve().parents[2] / "data"
+_DEFAULT_DIR = shipped_folder("data")
 MAX_STRIP_POINTS = 200_000  # a strip longer than this is thinned by min/max pairs so the browser stays light
 DROPPED_COLOR, FLAG_COLOR, PEAK_COLOR = "#7f7f7f", "#d62728", "#1f77b4"
 CLASS_COLORS = {"N": "#1f77b4", "S": "#ff7f0e", "V": "#d62728", "F": "#9467bd", "Q": "#8c564b", "": "#1f77b4"}

@@ -118,11 +118,11 @@ def score_data(ckpt: Checkpoint, data: BeatData, options: ScoreOptions):
     never trained on are evaluated (with their roles); on other labelled data every beat is.
     """
     from ecgviz.pipeline.protocol import (  # deferred: a worker imports torch only to score
-        errors_for,
         evaluation_indices,
+        score_beats,
     )
 
-    errors = errors_for(ckpt, data.X)
+    errors = score_beats(ckpt, data.X)
     threshold = ckpt.threshold if options.threshold is None else float(options.threshold)
     roles, outcome = None, None
     if data.has_labels:

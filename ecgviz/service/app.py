@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ecgviz import __version__
 from ecgviz.checkpoint.store import Checkpoint, CheckpointError
 from ecgviz.io.data import BeatData, DataError, load_uploads
+from ecgviz.pipeline import protocol
 from ecgviz.pipeline.export import _json_safe
-from ecgviz.pipeline.protocol import errors_for
 from ecgviz.service import transport
 from ecgviz.service.beats_json import FIELDS, BeatsReader, Refused
 from ecgviz.service.transport import BodyLimit, Limits
@@ -166,7 +166,7 @@ def _response(ckpt: Checkpoint, errors: np.ndarray, requested: float | None, dat
 
 def _answer(ckpt: Checkpoint, X: np.ndarray, requested: float | None, data: BeatData | None = None) -> Response:
     """Score and serialise (in a worker thread: this is the request's heavy part)."""
-    body = _response(ckpt, errors_for(ckpt, X), requested, data).model_dump_json(exclude_none=True)
+    body = _response(ckpt, protocol.score_beats(ckpt, X), requested, data).model_dump_json(exclude_none=True)
     return Response(body, media_type="application/json")
 
 
@@ -195,11 +195,13 @@ def create_app(ckpt: Checkpoint, limits: Limits | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, idle_s=limits.body_idle_s)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
+    config = ckpt.detector.get_params().get("model_config")  # the autoencoder's shape; the baselines have none
     info = _json_safe({
         "name": ckpt.name, "created": ckpt.created, "beat_length": ckpt.seq_len,
         "detector": ckpt.description, "kind": ckpt.kind,
-        "model_config": ckpt.model_config.to_dict() if ckpt.model_config is not None else None, "loss": ckpt.loss,
-        "normalisation": list(ckpt.normalisation), "threshold": ckpt.threshold, "threshold_rule": ckpt.threshold_rule,
+        "model_config": config.to_dict() if config is not None else None, "loss": ckpt.loss,
+        "normalisation": list(ckpt.detector.normalisation_), "threshold": ckpt.threshold,
+        "threshold_rule": ckpt.threshold_rule,
         "metrics": ckpt.metrics, "train_config": ckpt.train_config, "class_names": ckpt.class_names,
         "versions": {"trained_with": ckpt.versions, "serving": _service_versions()},
         "limits": {"max_beats": limits.max_beats, "max_body_bytes": limits.max_body_bytes},

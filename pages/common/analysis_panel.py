@@ -67,7 +67,7 @@ def summary(active: session.ActiveData) -> None:
 
 def show_summary(model: session.ActiveModel) -> None:
     """Counts by reason, irregular stretches, possible missed beats and (with reference annotations) the evaluation."""
-    detector = model.ckpt.model
+    detector = model.ckpt.detector
     view = recording_analysis.summary_view(detector.summary)
     with st.container(border=True, key="analysis_summary"):
         st.markdown(f"**{plain(model.name)}** (no labels used)")

@@ -108,7 +108,7 @@ def _flags(active: session.ActiveData):
     model, t = state.active_model(), state.threshold()
     if model is None or t is None or model.ckpt.seq_len != active.data.length:
         return None
-    reasons = getattr(model.ckpt.model, "reasons", None)
+    reasons = getattr(model.ckpt.detector, "reasons", None)
     symbols = active.data.origin.symbols() if active.data.origin is not None else None
     scores = state.scores()
     return scores, float(t), (reasons(active.data.X, t) if reasons else None), symbols
@@ -151,7 +151,7 @@ def _show(active: session.ActiveData) -> None:
                "Band-passed 0.5-40 Hz (zero phase), baseline removed.")
     model = state.active_model()
     # an autoencoder scores a long recording for a while; the other detectors (and an analysis) take a moment
-    cheap = model is not None and model.ckpt.kind != "lstm_ae"
+    cheap = model is not None and not model.ckpt.detector.slow_to_score
     flags = _flags(active) if st.toggle("Mark the active model's flagged beats", value=cheap,
                                         key=f"rec_show_flags_{model.id if model else ''}",
                                         help="scores every beat with the active model, at the current "
