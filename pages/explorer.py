@@ -7,7 +7,7 @@ import streamlit as st
 from ecgviz.dashboard import beat_picker, explore, figures, livechart, recording_view
 from ecgviz.dashboard.text import plain
 from ecgviz.evaluation import intervals
-from pages.common import detectors, state
+from pages.common import analysis_panel, detectors, state
 from pages.common.threshold_chart import slider_value, threshold_chart
 
 state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
@@ -69,6 +69,7 @@ ev = state.evaluation()
 if state.threshold() is None:
     state.set_threshold(model.ckpt.threshold)
 rng = explore.slider_range(ev.errors, [model.ckpt.threshold, state.threshold()])
+analysis_panel.caution(errors)  # a model fitted on other data: its numbers, and a fit or threshold on this data
 
 if ev.n_excluded:
     st.caption(f"Metrics use the {len(ev.eval_idx):,} beats the model never trained on; "
@@ -193,7 +194,7 @@ def beat_viewer(t: float) -> None:
     st.subheader("One beat, original and reconstructed")
     if model.ckpt.kind == "knn":
         st.caption(f"For {plain(model.ckpt.description)} the second line is the mean of the beat's "
-                   f"{model.ckpt.model.k} nearest training normals, the normal shape its distance is measured to.")
+                   f"{model.ckpt.detector.k} nearest training normals, the normal shape its distance is measured to.")
     elif model.ckpt.kind == "pca":
         st.caption("For PCA the second line is the beat projected onto the normals' principal components.")
     controls, chart = st.columns([1, 3])

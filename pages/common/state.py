@@ -13,7 +13,7 @@ import numpy as np
 import streamlit as st
 
 from ecgviz.checkpoint.store import CheckpointError
-from ecgviz.dashboard import explore, jobs, livechart, session, workspace
+from ecgviz.dashboard import config, explore, jobs, livechart, session, workspace
 from ecgviz.dashboard.jobs import format_seconds
 from ecgviz.dashboard.text import plain
 from ecgviz.errors import USER_ERRORS
@@ -35,7 +35,7 @@ WS_PARAM = "ws"  # the URL query parameter that names the workspace
 
 _APP = Path(__file__).resolve().parents[2] / "app.py"
 
-session.limit_torch_threads()  # once per server process: this module is imported once
+config.limit_torch_threads()  # once per server process: this module is imported once
 
 
 def run_through_app() -> None:
@@ -85,7 +85,7 @@ def _load_file_model(path: str, mtime_ns: int) -> session.ActiveModel:
 
 def default_model() -> session.ActiveModel | None:
     """The start-up checkpoint (shipped unless overridden), or None with a warning when it is missing."""
-    path = session.default_checkpoint_path()
+    path = config.default_checkpoint_path()
     if not path.is_file():
         return None
     return _load_file_model(str(path.resolve()), path.stat().st_mtime_ns)
@@ -261,7 +261,8 @@ def start_job(job) -> None:
     """
     ws = st.session_state.get(WORKSPACE)
     owner = ws.id if ws is not None else f"session:{memory.session_id()}"
-    st.session_state[JOB] = jobs.slots().start(owner, job)
+    # the client (its address; None on localhost) caps the jobs of one visitor's many tabs
+    st.session_state[JOB] = jobs.slots().start(owner, job, client=st.context.ip_address)
     st.session_state["job_adopted"] = False
     _push(job=job, job_adopted=False)
 
@@ -301,14 +302,14 @@ def show_notice() -> None:
         st.success(plain(message), icon=":material/check_circle:")
 
 
-# The errors, the Evaluation and the chart base are cache_resource, not cache_data: cache_data unpickles a fresh copy
+# The errors, the ExplorerView and the chart base are cache_resource, not cache_data: cache_data unpickles a fresh copy
 # on every call, which at a million beats costs more than a slider step may take. They are keyed by content ids, so
 # sessions that share them hold the same values, and nothing writes to them (the errors are made read-only).
 @st.cache_resource(max_entries=8, show_spinner="Scoring every beat…")
 def _scores(model_id: str, data_fp: str, _model: session.ActiveModel, _data: session.ActiveData) -> np.ndarray:
     # keyed by content ids only: the model and data objects themselves are not hashed. Errors only: a million
     # beats' reconstructions would be 560 MB; the beat viewer asks for the one it shows (reconstruction()).
-    errors = session.score(_model, _data, reconstructions=False)[0]
+    errors = session.scores(_model, _data)
     errors.flags.writeable = False
     return errors
 
@@ -327,12 +328,12 @@ def reconstruction(index: int) -> np.ndarray:
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def _chart_base(model_id: str, data_fp: str, normals: tuple[str, ...], names: str, lo: float, hi: float,
-                step: float, _ev: explore.Evaluation) -> livechart.ChartBase:
+                step: float, _ev: explore.ExplorerView) -> livechart.ChartBase:
     # `names` (the class display names' id) is in the key: the chart shows them, and a rename must reach it
     return livechart.chart_base(_ev, explore.SliderRange(lo, hi, step))
 
 
-def chart_base(ev: explore.Evaluation, rng: explore.SliderRange) -> livechart.ChartBase:
+def chart_base(ev: explore.ExplorerView, rng: explore.SliderRange) -> livechart.ChartBase:
     """The live chart's data for the active model, data and normal labels, built once per slider range."""
     model, data = active_model(), active_data()
     normals = tuple(st.session_state.get(NORMALS) or ())
@@ -341,8 +342,8 @@ def chart_base(ev: explore.Evaluation, rng: explore.SliderRange) -> livechart.Ch
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def _evaluation(model_id: str, data_fp: str, normals: tuple[str, ...], names: str, _model: session.ActiveModel,
-                _data: session.ActiveData, _errors: np.ndarray) -> explore.Evaluation:
-    return session.evaluation(_model, _data, normals, _errors)
+                _data: session.ActiveData, _errors: np.ndarray) -> explore.ExplorerView:
+    return session.explorer_view(_model, _data, normals, _errors)
 
 
 def scores() -> np.ndarray:
@@ -351,7 +352,7 @@ def scores() -> np.ndarray:
     return _scores(model.id, data.fingerprint, model, data)
 
 
-def evaluation() -> explore.Evaluation:
+def evaluation() -> explore.ExplorerView:
     """The explorer's view of the active model on the active data with the chosen normal labels."""
     model, data = active_model(), active_data()
     errors = scores()
@@ -451,8 +452,8 @@ def checkpoint_choices() -> list[Path]:
     from ecgviz.checkpoint.store import list_checkpoints
 
     seen, out = set(), []
-    default = session.default_checkpoint_path()
-    for path in ([default] if default.is_file() else []) + list_checkpoints(session.checkpoint_dir()):
+    default = config.default_checkpoint_path()
+    for path in ([default] if default.is_file() else []) + list_checkpoints(config.checkpoint_dir()):
         if path.resolve() not in seen:
             seen.add(path.resolve())
             out.append(path)
@@ -461,20 +462,16 @@ def checkpoint_choices() -> list[Path]:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _quality(model_id: str, data_fp: str, normals: tuple[str, ...], _model: session.ActiveModel,
-             _data: session.ActiveData, _ev: explore.Evaluation):
-    from ecgviz.evaluation import quality
-    from ecgviz.pipeline.protocol import scores_for
+             _data: session.ActiveData, _ev: explore.ExplorerView):
+    from ecgviz.pipeline.protocol import assess
 
     idx = _ev.eval_idx if _ev.is_anomaly is None else _ev.eval_idx[~_ev.is_anomaly]
     auroc = _ev.roc_auc if _ev.labelled else None
-    if not len(idx) or _model.ckpt.kind != "lstm_ae":  # the variance check is about autoencoders
-        return quality.assess(_data.data.X[idx], None, auroc)
     idx = idx[np.linspace(0, len(idx) - 1, min(len(idx), 2000)).astype(int)]  # a sample is enough for variances
-    X = _data.data.X[idx]
-    return quality.assess(X, scores_for(_model.ckpt, X)[1], auroc)
+    return assess(_model.ckpt, _data.data.X[idx], auroc)
 
 
-def model_quality(model: session.ActiveModel, ev: explore.Evaluation | None = None):
+def model_quality(model: session.ActiveModel, ev: explore.ExplorerView | None = None):
     """The model's quality check: on the explorer's held-out normal beats when given, else as stored."""
     from ecgviz.evaluation import quality
 
