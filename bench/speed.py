@@ -122,21 +122,38 @@ def eval_json(text: str) -> dict:
     return json.loads(text.strip().splitlines()[-1])
 
 
-def training(tree: Path, epochs: int, repeats: int, env: dict) -> dict:
-    """Median training seconds (the run's own clock) alone and beside one busy loop, measured in turns."""
+THREAD_SETTINGS = {"train": {}, **{f"train_{n}": {"ECGVIZ_TORCH_THREADS": str(n), "OMP_NUM_THREADS": str(n)}
+                                    for n in (1, 2)}}  # as each tree chooses, then 1 and 2 threads forced
+
+
+def training(trees: dict[str, Path], epochs: int, repeats: int, log=print) -> dict[str, dict]:
+    """Per tree and thread setting: median training seconds (the run's own clock) alone and beside one busy loop.
+
+    Every repeat runs every tree, setting and load once, in turns, so a change in the machine's other load
+    falls on all of them alike.
+    """
     args = ["-m", "ecgviz", "train", "--epochs", str(epochs), "--quiet", "--force"]
-    times: dict[int, list[float]] = {0: [], 1: []}
-    used = set()
+    times = {(k, s, load): [] for k in trees for s in THREAD_SETTINGS for load in (0, 1)}
+    used: dict[str, set] = {k: set() for k in trees}
     with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(repeats):
-            for load in (0, 1):
-                with busy_loops(load):
-                    out = _run(tree, [*args, "--out", str(Path(tmp) / "m.pt")], env=env)[1]
-                m = re.search(r"([\d.]+)s on (\w+), (\d+) torch thread", out)
-                times[load].append(float(m.group(1)))
-                used.add(int(m.group(3)))
-    quiet, busy = statistics.median(times[0]), statistics.median(times[1])
-    return {"quiet_s": quiet, "busy_s": busy, "busy_over_quiet": busy / quiet, "threads": sorted(used)}
+        for r in range(repeats):
+            log(f"training: repeat {r + 1} of {repeats}")
+            for key, tree in trees.items():
+                for setting, env in THREAD_SETTINGS.items():
+                    for load in (0, 1):
+                        with busy_loops(load):
+                            out = _run(tree, [*args, "--out", str(Path(tmp) / "m.pt")], env=env)[1]
+                        m = re.search(r"([\d.]+)s on (\w+), (\d+) torch thread", out)
+                        times[key, setting, load].append(float(m.group(1)))
+                        if setting == "train":
+                            used[key].add(int(m.group(3)))
+    out: dict[str, dict] = {k: {} for k in trees}
+    for key in trees:
+        for setting in THREAD_SETTINGS:
+            quiet, busy = (statistics.median(times[key, setting, load]) for load in (0, 1))
+            out[key][setting] = {"quiet_s": quiet, "busy_s": busy, "busy_over_quiet": busy / quiet}
+        out[key]["train"]["threads"] = sorted(used[key])
+    return out
 
 
 # (id, label, numerator, denominator or None, target): each a ratio within one tree's measurements
@@ -181,31 +198,52 @@ def ratios(m: dict) -> dict[str, float | None]:
     return out
 
 
-def measure(tree: Path, files: dict, repeats: int, epochs: int, log=print) -> dict:
-    """Start-up, parsing and training threads of one tree."""
+def measure(tree: Path, files: dict, repeats: int, log=print) -> dict:
+    """Start-up and parsing of one tree."""
     log(f"[{tree}] start-up and parsing")
-    m = {"startup": startup(tree, repeats), "parsing": parsing(tree, files, repeats),
-         "refused": eval_json(_run(tree, ["-c", _REFUSED])[1])}
-    log(f"[{tree}] default training alone and beside a busy loop: threads as chosen, then 1 and 2")
-    m["train"] = training(tree, epochs, repeats, {})
-    for n in (1, 2):
-        m[f"train_{n}"] = training(tree, epochs, repeats, {"ECGVIZ_TORCH_THREADS": str(n), "OMP_NUM_THREADS": str(n)})
-    return m
+    return {"startup": startup(tree, repeats), "parsing": parsing(tree, files, repeats),
+            "refused": eval_json(_run(tree, ["-c", _REFUSED])[1])}
+
+
+def bench_rows(quick: bool, log) -> tuple[list, dict]:
+    """This tree's ratios as rows of `python -m bench` (its section "speed"), and the measurements."""
+    from bench.report import Row
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = ecg_rows(Path(tmp), copies=1 if quick else 9)
+        got = measure(ROOT, files, repeats=1 if quick else 3, log=log)
+    got.update(training({"after": ROOT}, epochs=1 if quick else 5, repeats=1 if quick else 3, log=log)["after"])
+    values, rows = ratios(got), []
+    for key, label, num, _, target in RATIOS:
+        value = values[key]
+        met = None if quick or target is None or value is None else value <= target
+        note = (f"{got['parsing']['csv.rows']:,} ECG5000 rows" if key.startswith("parsing") else
+                f"threads used: {got['train']['threads']}" if num.startswith("train/") else "")
+        rows.append(Row(key, label, value, "MiB" if key.endswith("_mib") else "x",
+                        target="" if target is None else f"<= {target:g}x", met=met, note=note))
+    return rows, got
 
 
 def table(got: dict[str, dict], epochs: int) -> str:
-    """Markdown: each ratio before -> after, with its target."""
+    """Markdown: each ratio before -> after, with its target; then the trees' training times against each other."""
     values = {k: ratios(m) for k, m in got.items()}
-    threads = ", ".join(f"{k} {got[k]['train']['threads']}" for k in got)
     lines = ["| measure | before | after | target |", "|---|---|---|---|"]
     for key, label, _, _, target in RATIOS:
         b, a = (values.get(k, {}).get(key) for k in ("before", "after"))
         unit = "" if key.endswith("_mib") else "x"
         cells = ["—" if v is None else f"{v:.2f}{unit}" for v in (b, a)]
         lines.append(f"| {label} | {cells[0]} | {cells[1]} | {'' if target is None else f'<= {target:g}x'} |")
-    rows = got["after"]["parsing"].get("csv.rows")
-    return "\n".join(lines) + (f"\n\nParsing: {rows:,} ECG5000 rows; training: {epochs} epochs of the default "
-                               f"model on ECG5000; threads chosen for default training: {threads}.")
+    notes = []
+    if rows := _get(got["after"], "parsing/csv.rows"):
+        notes.append(f"Parsing: {rows:,} ECG5000 rows.")
+    if "train" in got["after"]:
+        threads = ", ".join(f"{k} {got[k]['train']['threads']}" for k in got)
+        notes.append(f"Training: {epochs} epochs of the default model on ECG5000; threads chosen: {threads}.")
+        if "before" in got:
+            b, a = got["before"]["train"], got["after"]["train"]
+            notes.append(f"Default training, after / before (same run, threads as chosen): alone "
+                         f"{a['quiet_s'] / b['quiet_s']:.2f}x, beside one busy loop {a['busy_s'] / b['busy_s']:.2f}x.")
+    return "\n".join(lines) + "\n\n" + " ".join(notes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=5, help="training epochs per run (default 5)")
     ap.add_argument("--quick", action="store_true", help="one repeat, one epoch, 5,000 rows: proves the harness")
+    ap.add_argument("--parts", default="parsing,training",
+                    help="parsing (start-up and parsing), training, or both (default)")
     args = ap.parse_args(argv)
     repeats, epochs = (1, 1) if args.quick else (args.repeats, args.epochs)
     trees = {**({"before": args.before.resolve()} if args.before else {}), "after": ROOT}
@@ -223,8 +263,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{repeats} repeat(s), medians, each tree measured in its own processes\n")
     with tempfile.TemporaryDirectory() as tmp:
         files = ecg_rows(Path(tmp), copies=1 if args.quick else 9)
-        got = {k: measure(t, files, repeats, epochs, log=lambda s: print(s, file=sys.stderr, flush=True))
-               for k, t in trees.items()}
+        log = (lambda s: print(s, file=sys.stderr, flush=True))  # noqa: E731
+        got = {k: measure(t, files, repeats, log) if "parsing" in args.parts else {} for k, t in trees.items()}
+    if "training" in args.parts:
+        for key, m in training(trees, epochs, repeats, log).items():
+            got[key].update(m)
     print(table(got, epochs))
     print(f"\nload average at end {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 0
