@@ -24,10 +24,10 @@ import threading
 from collections.abc import Iterator
 
 THREADS_ENV = "ECGVIZ_TORCH_THREADS"
-# Multiply-adds per LSTM step of one batch that keep one more thread busy. On a quiet 2-core machine (load 0.7,
-# python -m bench) two threads tied with one for default training (2 M: 0.33 s/epoch each, twice the CPU time)
-# and scored 1.34x the beats per second of one in batches of 1,024 (65 M); a job gets its second thread from
-# 2 x this (32 M) on. Beside other work two threads lost everywhere (bench.threads: 1.2x to 47x slower).
+# Multiply-adds per LSTM step of one batch that keep one more thread busy; a job gets its second thread from twice
+# this (32 M) on. On a quiet 2-core machine whole default training (2 M) was 1.19-1.27x slower on two threads than
+# on one (bench.speed), and jobs of 32-250 M took 0.59-0.73x the time on two (bench.threads); beside one busy loop
+# two threads lost in every case, 1.3-2.8x (docs/benchmarks.md).
 WORK_PER_THREAD = 16_000_000
 
 _forced: int | None = None
