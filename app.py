@@ -8,8 +8,6 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.common import state
-
 # a file, not a ":material/...:" icon: Streamlit fetches those favicons from an outside font host, and the
 # dashboard must make no request beyond its own server (tests/test_hostile_text.py)
 FAVICON = Path(__file__).resolve().parent / "pages" / "common" / "favicon.svg"
@@ -17,9 +15,7 @@ st.set_page_config(page_title="ecgviz: abnormal heartbeats", page_icon=str(FAVIC
 # metric cards hold counts like "2,039 / 2,081": their numbers shrink with the window instead of being cut off
 st.html("<style>[data-testid=stMetricValue] { font-size: clamp(1.25rem, 2vw, 2.25rem); }</style>")
 
-state.init()
-state.adopt_finished_training()
-
+# the menu is drawn first, before anything heavy is imported or loaded, so a first visit never shows another one
 page = st.navigation(
     [
         st.Page("pages/data.py", title="Data", icon=":material/dataset:"),
@@ -29,7 +25,6 @@ page = st.navigation(
         st.Page("pages/export.py", title="Export", icon=":material/download:"),
     ]
 )
-# pages rerun the app whenever they change the data or model, so a summary drawn first is never stale
-state.sidebar()
-with state.errors_shown():
-    page.run()
+from pages.common import frame  # noqa: E402 (after the menu: this import brings in torch and the rest)
+
+frame.run(page)

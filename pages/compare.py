@@ -2,26 +2,20 @@
 
 import streamlit as st
 
-from ecgviz.dashboard import compare
+from ecgviz.dashboard import compare, session
 from ecgviz.dashboard.text import plain
-from pages.common import detectors, state
-
-state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
+from pages.common import caches, detectors, page, state
 
 PLOT_CONFIG = {"displaylogo": False}
 
-st.title("Compare detectors")
-state.show_notice()
-model = state.require_model()
-if model is None:
-    st.stop()
+model = page.start("Compare detectors", needs_model=True)
 data = state.active_data()
 if not data.data.has_labels or not st.session_state.get(state.NORMALS):
     st.info("Comparing detectors needs labelled beats and at least one normal label (see the **Data** page).",
             icon=":material/info:")
     st.stop()
 
-auto = data.name == state.session.BUILTIN_NAME
+auto = data.name == session.BUILTIN_NAME
 if not detectors.baselines(fit=auto):
     st.caption("kNN distance (k = 5, L1 and L2) and PCA reconstruction fit on the same training normals as the "
                "active model, in seconds.")
@@ -31,7 +25,7 @@ if not detectors.baselines(fit=auto):
     st.stop()
 
 models = detectors.detector_choices()
-entries = [compare.Entry(m.name, detectors.evaluation_of(m), m.ckpt.threshold) for m in models]
+entries = [compare.Entry(m.name, caches.evaluation(m), m.ckpt.threshold) for m in models]
 if not compare.same_beats(entries):
     st.warning("These detectors are not judged on the same beats (the active model was trained on other data or "
                "another split); compare them with care.", icon=":material/warning:")

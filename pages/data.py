@@ -8,9 +8,7 @@ from ecgviz.dashboard import figures, session
 from ecgviz.dashboard.text import plain
 from ecgviz.evaluation import duplicates
 from ecgviz.io.data import DataError
-from pages.common import recording_panel, state
-
-state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
+from pages.common import page, recording_panel, state
 
 PLOT_CONFIG = {"displaylogo": False}
 MAX_PREVIEWS = 12  # more classes than this is unusual; previews beyond it would only slow the page
@@ -27,8 +25,7 @@ def check_total_size(files) -> None:
                         "score larger data with `python -m ecgviz score`, which has no limit")
 
 
-st.title("Data")
-state.show_notice()
+page.start("Data")
 
 with st.container(border=True):
     st.markdown("**Load beats**")

@@ -4,13 +4,12 @@ import time
 
 import streamlit as st
 
-from ecgviz.dashboard import beat_picker, explore, figures, livechart, recording_view
+from ecgviz.dashboard import beat_picker, explore, figures, livechart, recording_view, session
 from ecgviz.dashboard.text import plain
 from ecgviz.evaluation import intervals
-from pages.common import detectors, state
+from pages.common import caches, detectors, page, sidebar, state
+from pages.common.guard import shows_errors
 from pages.common.threshold_chart import slider_value, threshold_chart
-
-state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
 
 PLOT_CONFIG = {"displaylogo": False}
 # button text and what it means: (short label, tooltip)
@@ -18,12 +17,7 @@ SUGGESTIONS = {"max_f1": ("Max F1", "the threshold with the highest F1 on these 
                "youden": ("Youden", "the threshold maximising Youden's J = normal recall + anomaly recall - 1"),
                "percentile": ("p{p:g}", "the {p:g}th percentile of the normal beats' errors (needs no labels)")}
 
-st.title("Threshold explorer")
-state.show_notice()
-model = state.require_model()
-if model is None:
-    st.stop()
-
+model = page.start("Threshold explorer", needs_model=True)
 data = state.active_data()
 
 
@@ -64,8 +58,8 @@ if (data.data.has_labels and trained_normals and current_normals != trained_norm
         st.session_state.pop("normals_widget", None)
         st.rerun()
 
-errors = state.scores()
-ev = state.evaluation()
+errors = caches.scores()
+ev = caches.evaluation()
 if state.threshold() is None:
     state.set_threshold(model.ckpt.threshold)
 rng = explore.slider_range(ev.errors, [model.ckpt.threshold, state.threshold()])
@@ -80,7 +74,7 @@ if not data.data.has_labels:
 elif not ev.labelled:
     st.info("Every label is marked normal (or no normal label is chosen), so there is nothing to catch. "
             "Choose the normal labels on the **Data** page.", icon=":material/info:")
-state.warn_if_degenerate(state.model_quality(model, ev))
+page.warn_if_degenerate(caches.model_quality(model, ev))
 
 
 def _from_chart() -> None:
@@ -108,7 +102,7 @@ def _metric(column, label: str, flagged: int, total: int, share: float | None, h
 
 
 @st.fragment
-@state.shows_errors
+@shows_errors
 def explorer() -> None:
     """Everything the threshold drives; a slider step reruns only this."""
     global rng
@@ -139,7 +133,7 @@ def explorer() -> None:
     log_y = log.toggle("Log", key="hist_log", help="logarithmic count axis for the histogram")
 
     # the slider and its figure update in the browser at once; the value reaches this fragment when it rests
-    threshold_chart(livechart.chart_data(state.chart_base(ev, rng), t, revision=state.threshold_revision(),
+    threshold_chart(livechart.chart_data(caches.chart_base(ev, rng), t, revision=state.threshold_revision(),
                                          log_y=log_y), key="thr_chart", on_change=_from_chart)
 
     m = ev.metrics_at(t)
@@ -184,7 +178,7 @@ def explorer() -> None:
         cm_col.plotly_chart(figures.confusion_figure(m.confusion), config=PLOT_CONFIG)
 
     beat_viewer(t)
-    state.show_threshold()
+    sidebar.show_threshold()
     st.session_state["explorer_step_ms"] = (time.perf_counter() - started) * 1000
 
 
@@ -247,8 +241,8 @@ def beat_viewer(t: float) -> None:
         st.caption(plain(origin))
         st.caption(f"This is {beat_picker.role_text(str(ev.roles[i]))}.")
     color = ev.colors.get(beat_label, figures.NORMAL_COLOR) if beat_label is not None else figures.NORMAL_COLOR
-    chart.plotly_chart(figures.beat_figure(data.data.X[i], state.reconstruction(i), title=f"Beat {i + 1:,} ({verdict})",
-                                           color=color), config=PLOT_CONFIG)
+    chart.plotly_chart(figures.beat_figure(data.data.X[i], caches.reconstruction(i),
+                                           title=f"Beat {i + 1:,} ({verdict})", color=color), config=PLOT_CONFIG)
     if data.recording is not None:  # a beat cut from a recording: show where it sits, flagged neighbours marked
         st.plotly_chart(recording_view.context_figure(data.recording, i, errors > t, labels=data.data.labels,
                                                       colors=ev.colors), config=PLOT_CONFIG)
@@ -277,7 +271,7 @@ def _browse(mode: str, t: float, disagree: dict | None) -> int | None:
 
 
 explorer()
-if data.name == state.session.BUILTIN_NAME and data.data.has_labels and st.session_state.get(state.NORMALS):
+if data.name == session.BUILTIN_NAME and data.data.has_labels and st.session_state.get(state.NORMALS):
     # the built-in data gets its baselines without a click, once the page is drawn (shared by every session)
     if not detectors.baselines():
         detectors.baselines(fit=True)

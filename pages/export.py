@@ -8,20 +8,14 @@ from ecgviz.checkpoint.store import to_bytes
 from ecgviz.dashboard import explore
 from ecgviz.dashboard.text import plain
 from ecgviz.pipeline import export
-from pages.common import detectors, state
-
-state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
+from pages.common import caches, detectors, page, state
 
 PREVIEW_ROWS = 200
 
-st.title("Export")
-state.show_notice()
-model = state.require_model()
-if model is None:
-    st.stop()
+model = page.start("Export", needs_model=True)
 
 active = state.active_data()
-ev = state.evaluation()
+ev = caches.evaluation()
 t = state.threshold()
 n_flagged = ev.n_flagged(t)
 st.markdown(f"**{n_flagged:,}** of {len(ev.errors):,} beats are flagged as abnormal at threshold **{t:.4g}**.")

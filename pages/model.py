@@ -8,9 +8,8 @@ from ecgviz.dashboard import explore, figures, session
 from ecgviz.dashboard.jobs import CANCELLED, DONE, ERROR, format_seconds
 from ecgviz.dashboard.text import plain
 from ecgviz.detectors.config import DEFAULT_PERCENTILE, ERROR_NAMES
-from pages.common import detectors, state
-
-state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
+from pages.common import caches, checkpoints, detectors, page, state, sync, training
+from pages.common.guard import shows_errors
 
 PLOT_CONFIG = {"displaylogo": False}
 LOAD_TAB, TRAIN_TAB = ":material/folder_open: Load a checkpoint", ":material/model_training: Train a model"
@@ -24,10 +23,10 @@ def _summary(path: str, mtime_ns: int) -> dict | None:
         return None
 
 
-@state.shows_errors
+@shows_errors
 def models_table() -> None:
     """Every saved model (any detector) and the baselines of this session, with their held-out metrics."""
-    rows = [_summary(str(p), p.stat().st_mtime_ns) for p in state.checkpoint_choices() if p.is_file()]
+    rows = [_summary(str(p), p.stat().st_mtime_ns) for p in checkpoints.checkpoint_choices() if p.is_file()]
     rows = [r for r in rows if r is not None]
     fitted = detectors.baselines()
     rows += [{**session.model_summary(b), "file": "(this session, not saved)"} for b in fitted]
@@ -49,9 +48,6 @@ def models_table() -> None:
         state.notify(f"Saved {', '.join(saved)}.")
         st.rerun()
 
-st.title("Model")
-state.show_notice()
-
 
 def activate(load) -> None:
     """Load a model with `load()` and make it active, or say why not; the previous model stays otherwise."""
@@ -65,7 +61,7 @@ def activate(load) -> None:
     st.rerun()
 
 
-model = state.active_model()
+model = page.start("Model")
 with st.container(border=True):
     if model is None:
         st.info("No model is loaded yet.", icon=":material/info:")
@@ -86,8 +82,8 @@ with st.container(border=True):
                 f"{explore.percent(held_out.get('normal_recall'))}, anomalies caught "
                 f"{explore.percent(held_out.get('anomaly_recall'))} at the stored threshold."
             )
-        quality = state.model_quality(model)
-        state.warn_if_degenerate(quality)
+        quality = caches.model_quality(model)
+        page.warn_if_degenerate(quality)
         tc = ckpt.train_config
         if tc.get("ended_by") == "user":
             st.caption(f"Stopped early by the user at epoch {len(ckpt.history)}; this is the best model up to then "
@@ -106,15 +102,15 @@ with st.container(border=True):
                                                     "split; the rest of its schedule if it was cut short, "
                                                     "else a new cycle as long as the last"):
                 try:
-                    state.start_job(session.start_resume(model, state.active_data(),
+                    sync.start_job(session.start_resume(model, state.active_data(),
                                                          directory=session.checkpoint_dir()))
                 except ValueError as exc:
                     st.error(plain(exc), icon=":material/error:")
                 else:
-                    state.remember_form(tab=TRAIN_TAB)
+                    sync.remember_form(tab=TRAIN_TAB)
                     st.session_state["model_tab"] = TRAIN_TAB
                     st.rerun()
-        state.data_provenance(model)
+        checkpoints.data_provenance(model)
         if ckpt.history:
             with st.expander("Training history"):
                 best = ckpt.train_config.get("best_epoch")
@@ -125,12 +121,12 @@ with st.container(border=True):
 job = st.session_state.get(state.JOB)
 running = job is not None and not job.state().finished
 if "model_tab" not in st.session_state:
-    st.session_state["model_tab"] = TRAIN_TAB if running else state.form_value("tab", LOAD_TAB)
+    st.session_state["model_tab"] = TRAIN_TAB if running else sync.form_value("tab", LOAD_TAB)
 load_tab, train_tab = st.tabs([LOAD_TAB, TRAIN_TAB], key="model_tab",
-                              on_change=lambda: state.remember_form(tab=st.session_state["model_tab"]))
+                              on_change=lambda: sync.remember_form(tab=st.session_state["model_tab"]))
 
 with load_tab:
-    choices = state.checkpoint_choices()
+    choices = checkpoints.checkpoint_choices()
     if choices:
         left, right = st.columns([3, 1], vertical_alignment="bottom")
         chosen = left.selectbox("Saved checkpoints", [str(p) for p in choices],
@@ -152,7 +148,7 @@ with train_tab:
     st.caption(f"Trains on the normal beats of **{plain(data.name)}** (normal: {plain(state.normal_names(data))}); "
                "15% of them are held back for early stopping and for honest metrics.")
     d = session.TrainSettings()
-    kept = state.form_value
+    kept = sync.form_value
     with st.form("train_form", border=False):
         name = st.text_input("Save as", value=kept("name", "my_model"),
                              help="file name in checkpoints/, letters/digits/_/-; an existing name, or one another "
@@ -202,7 +198,7 @@ with train_tab:
                                          loss=loss, seed=seed, device=device, patience=patience, max_minutes=minutes,
                                          percentile=percentile, split_mode=split_mode if len(sources) >= 2 else "seed",
                                          train_file=train_file or "", test_file=test_file or "")
-        state.remember_form(name=name, **{k: getattr(settings, k) for k in session.TrainSettings.__dataclass_fields__
+        sync.remember_form(name=name, **{k: getattr(settings, k) for k in session.TrainSettings.__dataclass_fields__
                                           if k not in ("train_file", "test_file", "split_mode")})
         try:
             new_job = session.start_training(data, st.session_state.get(state.NORMALS) or [], name.strip(),
@@ -210,12 +206,12 @@ with train_tab:
         except ValueError as exc:
             st.error(plain(exc), icon=":material/error:")
         else:
-            state.start_job(new_job)
+            sync.start_job(new_job)
             st.rerun()
 
 
 @st.fragment(run_every=1.0)
-@state.shows_errors
+@shows_errors
 def progress() -> None:
     """Live view of the background job; polls its state every second while it runs."""
     job = st.session_state.get(state.JOB)
@@ -223,8 +219,8 @@ def progress() -> None:
     if s.finished:
         # hand over to a full run, which adopts the model and shows the outcome
         st.rerun(scope="app")
-    text = (f"Epoch {s.epoch} (at most {s.epochs}) · {format_seconds(s.elapsed_s)} elapsed · at most about "
-            f"{format_seconds(s.eta_s)} left; early stopping usually ends it sooner")
+    est, shown = training.estimate(job, s)
+    text = f"{est.text()} · {format_seconds(s.elapsed_s)} elapsed"
     if job.keep_requested:
         text = "Stopping; scoring and saving the best model so far…"
     elif job.cancel_requested:
@@ -232,13 +228,13 @@ def progress() -> None:
     elif s.status == "finishing" or s.epoch >= s.epochs:
         text = "Scoring held-out beats and saving the checkpoint…"
     st.markdown(f"**Training {plain(job.label)}**")
-    st.progress(s.progress, text=text)
-    left, right, _ = st.columns([1, 1, 3])
-    left.button("Stop and keep the best", on_click=job.stop_and_keep, disabled=job.cancel_requested,
-                icon=":material/save:", key="train_keep",
-                help="stop now; the best model so far is saved, activated and marked as stopped early by you")
-    right.button("Cancel and discard", on_click=job.cancel, disabled=job.cancel_requested, icon=":material/stop:",
-                 key="train_cancel", help="stop now and save nothing")
+    st.progress(shown, text=text)
+    with st.container(horizontal=True):
+        st.button("Stop and keep the best", on_click=job.stop_and_keep, disabled=job.cancel_requested,
+                  icon=":material/save:", key="train_keep",
+                  help="stop now; the best model so far is saved, activated and marked as stopped early by you")
+        st.button("Cancel and discard", on_click=job.cancel, disabled=job.cancel_requested, icon=":material/stop:",
+                  key="train_cancel", help="stop now and save nothing")
     if s.history:
         st.plotly_chart(figures.loss_curves(list(s.history), s.best_epoch), config=PLOT_CONFIG, key="live_history")
 

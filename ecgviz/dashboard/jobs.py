@@ -57,8 +57,10 @@ class TrainingJob(Generic[T]):
     """
 
     def __init__(self, run: RunFn, epochs: int, *, finish: Callable[[Any], T] | None = None,
-                 clock: Callable[[], float] = time.monotonic, label: str = "", history: tuple[dict, ...] = ()):
+                 clock: Callable[[], float] = time.monotonic, label: str = "", history: tuple[dict, ...] = (),
+                 stopping: Any = None):
         self.label = label  # what is being trained, for display
+        self.stopping = stopping  # the rules that end the run (progress.Stopping), for the progress estimate
         self._run = run
         self._finish = finish
         self._clock = clock

@@ -15,6 +15,7 @@ from ecgviz.checkpoint.files import MAX_SUFFIX, NameInUse, Reservation, reserve
 from ecgviz.checkpoint.store import CHECKPOINT_DIR, SHIPPED_CHECKPOINT, Checkpoint, load_checkpoint, to_bytes
 from ecgviz.dashboard import classes, explore
 from ecgviz.dashboard.jobs import TrainingJob
+from ecgviz.dashboard.progress import Stopping
 from ecgviz.dashboard.recording_view import RecordingView
 from ecgviz.errors import UserError
 from ecgviz.io.data import BeatData, DataError, fingerprint, load_ecg5000, load_files, load_uploads
@@ -385,12 +386,14 @@ def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, se
              f"batch {train_config.batch_size}, learning rate {train_config.lr:g}, {train_config.loss.upper()} loss, "
              f"seed {train_config.seed}, device {train_config.device}")
     reservation = reserve(path)  # last: a request refused above holds nothing
-    return _NamedJob(run, epochs=cap, finish=_save_under(reservation), label=label, reservation=reservation)
+    return _NamedJob(run, epochs=cap, finish=_save_under(reservation), label=label, reservation=reservation,
+                     stopping=Stopping.of(train_config, len(split.train)))
 
 
 def start_resume(model: ActiveModel, data: ActiveData, epochs: int | None = None, *,
                  directory: Path | None = None, resume_fn: Callable | None = None) -> TrainingJob[ActiveModel]:
     """Continue a model's training on its own data in the background; saved under a new name, then loaded."""
+    from ecgviz.detectors.config import TrainConfig
     from ecgviz.pipeline.protocol import resume_fit, resume_plan
 
     ckpt = model.ckpt
@@ -398,7 +401,8 @@ def start_resume(model: ActiveModel, data: ActiveData, epochs: int | None = None
         raise UserError(f"model '{model.name}' has no stored optimizer state, so it cannot be continued")
     if not same_data(model, data):
         raise UserError(f"model '{model.name}' can only be continued on the data it was trained on")
-    extra = resume_plan(ckpt, epochs)["epochs"]
+    plan = resume_plan(ckpt, epochs)
+    extra = plan["epochs"]
     done = len(ckpt.history)
     base = re.sub(r"_\d+ep$", "", safe_name(model.name) or "model")
     directory = directory or checkpoint_dir()
@@ -410,8 +414,9 @@ def start_resume(model: ActiveModel, data: ActiveData, epochs: int | None = None
         return resume_fn(ckpt, data.data, epochs, name=path.stem, on_epoch=on_epoch, stop=stop)
 
     label = f"{path.stem}: {model.name} continued for up to {extra} more epochs (from epoch {done})"
+    stopping = Stopping.of(TrainConfig(epochs=extra, patience=plan.get("patience")), 1, first=done)
     return _NamedJob(run, epochs=done + extra, finish=_save_under(reservation), label=label,
-                     history=tuple(ckpt.history), reservation=reservation)
+                     history=tuple(ckpt.history), reservation=reservation, stopping=stopping)
 
 
 def _reserve_free(directory: Path, stem: str) -> Reservation:
