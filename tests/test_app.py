@@ -250,9 +250,14 @@ def test_data_of_another_length_is_refused_by_the_model(tiny, tmp_path):
 def test_export_downloads_match_the_data(tiny, downloads):
     at = start(tiny, "pages/export.py")
     t = at.session_state["threshold"]
-    _, errors = expected_metrics(tiny, t)
-    flagged = next(v for k, v in downloads.items() if k.startswith("ecgviz_flagged"))
-    assert len(pd.read_csv(io.BytesIO(flagged))) == int((errors > t).sum())
+    m, errors = expected_metrics(tiny, t)
+    # the default rows are the explorer's count: the flagged held-out beats, and the page says so first
+    held = pd.read_csv(io.BytesIO(next(v for k, v in downloads.items() if k.startswith("ecgviz_flagged_heldout"))))
+    assert len(held) == m.tp + m.fp and set(held["split_role"]) <= {"held-out"}
+    assert at.markdown[0].value.startswith(f"**{m.tp + m.fp:,} of {m.n_normal + m.n_anomaly:,} held-out beats")
+    at.radio(key="export_rows").set_value("Every flagged beat (training and validation beats too)").run()
+    every = next(v for k, v in downloads.items() if k.startswith("ecgviz_flagged_t"))
+    assert len(pd.read_csv(io.BytesIO(every))) == int((errors > t).sum())
     at.radio(key="export_rows").set_value("All beats").run()
     assert_clean(at)
     table = pd.read_csv(io.BytesIO(next(v for k, v in downloads.items() if k.startswith("ecgviz_all"))))

@@ -64,9 +64,18 @@ def test_compare_page_table_and_disagreements_into_the_viewer(tiny):
     at.switch_page("pages/compare.py").run()
     at.button(key="compare_fit").click().run()
     assert_clean(at)
-    table = at.dataframe[0].value
-    assert len(table) == 4 and {"AUROC", "AUROC 95% CI", "balanced accuracy", "normal recall"} <= set(table.columns)
-    assert table["AUROC"].between(0, 1).all()
+    areas, at_threshold = at.dataframe[0].value, at.dataframe[1].value
+    assert len(areas) == len(at_threshold) == 4
+    assert list(areas.columns) == ["detector", "AUROC", "AP"]
+    assert {"threshold", "balanced accuracy", "normal recall"} <= set(at_threshold.columns)
+    # each area with its interval in one cell, so the table fits the page
+    active = session.evaluation(at.session_state["active_model"], at.session_state["active_data"], ["1"],
+                                session.score(at.session_state["active_model"], at.session_state["active_data"])[0])
+    assert areas["AUROC"][0].startswith(f"{active.roc_auc:.4f} [")
+    # the paired-bootstrap verdict in words
+    assert any(m.value.startswith(("**No clear winner", "**")) and "AUROC" in m.value for m in at.markdown)
+    assert any((" vs " in c.value and "no significant difference" in c.value) or " better than " in c.value
+               for c in at.caption)
     for rule in ("max_f1", "youden", "same_fpr"):
         at.radio(key="compare_rule").set_value(rule).run()
         assert_clean(at)

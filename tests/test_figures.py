@@ -82,7 +82,8 @@ def test_loss_curves_plot_both_losses_and_tolerate_a_missing_validation_loss():
     fig = figures.loss_curves(history, best_epoch=1)
     assert list(fig.data[0].y) == [2.0, 1.0]
     assert fig.data[1].y[0] == 2.5 and np.isnan(fig.data[1].y[1])
-    assert fig.layout.shapes[0].x0 == 1
+    best = fig.data[2]  # a trace, so the legend names it
+    assert best.name == "best epoch (1)" and list(best.x) == [1, 1] and list(best.y) == [1.0, 2.5]
 
 
 def test_every_figure_is_valid_plotly():

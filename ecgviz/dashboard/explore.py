@@ -252,10 +252,14 @@ def metrics_payload(ev: Evaluation, threshold: float, extra: Mapping | None = No
                  **intervals.rate_intervals(m),
                  "method": f"Wilson score for rates; stratified percentile bootstrap ({intervals.N_BOOT} resamples, "
                            "seed 0) for AUROC and AP"}
+    held = ev.errors[ev.eval_idx] > threshold
     info = {
         "threshold": float(threshold),
+        # the held-out count first: the explorer's; the count over every beat says that it includes training beats
+        "n_flagged_held_out": int(np.count_nonzero(held)),
+        "n_held_out": len(ev.eval_idx),
         "n_beats": len(ev.errors),
-        "n_flagged": ev.n_flagged(threshold),
+        "n_flagged_all_beats": ev.n_flagged(threshold),
         "n_evaluated": len(ev.eval_idx),
         "n_left_out_as_training_beats": int(ev.n_excluded),
         "normal_labels": list(ev.normal_labels),
