@@ -49,27 +49,24 @@ def _areas(ids: tuple[str, ...], data_fp: str, normals: tuple[str, ...], _entrie
 key = (tuple(m.id for m in models), data.fingerprint, state.normal_labels())
 found = _verdicts(*key, entries)
 if compare.summary(found):
-    st.markdown(f"**{plain(compare.summary(found))}**")
-    for verdict in found:
-        st.caption(plain(verdict.text()))
-areas, at_threshold = st.columns([2, 5])
-with areas:
-    st.markdown("**Over every threshold**")
-    st.dataframe(_areas(*key, entries), hide_index=True, width="stretch",
-                 column_config={"detector": st.column_config.TextColumn(width="medium"),
-                                "AUROC": st.column_config.TextColumn(help="area under the ROC curve, 95% CI"),
-                                "AP": st.column_config.TextColumn(help="average precision, 95% CI")})
-with at_threshold:
-    rule = st.radio("**At each detector's threshold**", list(compare.RULES), format_func=lambda r: compare.RULES[r],
-                    key="compare_rule", horizontal=True,
-                    help="the label-free rule is the one you can use on new, unlabelled recordings")
-    target = compare.fpr_at(active_ev, state.threshold()) if rule == "same_fpr" else None
-    if rule == "same_fpr":
-        st.caption(f"The explorer's threshold {state.threshold():.4g} flags "
-                   f"{'—' if target is None else f'{100 * target:.1f}%'} of the held-out normals of "
-                   f"{plain(model.name)}.")
-    st.dataframe(compare.threshold_table(entries, rule, target), hide_index=True, width="stretch",
-                 column_config={"threshold": st.column_config.NumberColumn(format="%.4g")})
+    with st.container(border=True):
+        st.markdown(f"**{plain(compare.summary(found))}**")
+        st.markdown("\n".join(f"- {plain(v.a)} vs **{plain(v.b)}**: {plain(v.detail())}" for v in found))
+        st.caption("Paired bootstrap: the same resampled beats score both detectors, 1,000 times; a difference whose "
+                   "95% interval holds 0 is one these beats cannot confirm.")
+# st.table wraps long names and fits the page; its few rows need no scrolling
+st.markdown("**Over every threshold** (AUROC and average precision, each with its 95% interval)")
+st.table(_areas(*key, entries).set_index("detector"))
+rule = st.radio("**At each detector's threshold**", list(compare.RULES), format_func=lambda r: compare.RULES[r],
+                key="compare_rule", horizontal=True,
+                help="the label-free rule is the one you can use on new, unlabelled recordings")
+target = compare.fpr_at(active_ev, state.threshold()) if rule == "same_fpr" else None
+if rule == "same_fpr":
+    st.caption(f"The explorer's threshold {state.threshold():.4g} flags "
+               f"{'—' if target is None else f'{100 * target:.1f}%'} of the held-out normals of {plain(model.name)}.")
+at_threshold = compare.threshold_table(entries, rule, target)
+at_threshold["threshold"] = [("—" if t is None or t != t else f"{t:.4g}") for t in at_threshold["threshold"]]
+st.table(at_threshold.set_index("detector"))
 for note in active_ev.caveats():
     st.caption(plain(note))
 

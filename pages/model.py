@@ -4,10 +4,10 @@ import pandas as pd
 import streamlit as st
 
 from ecgviz.checkpoint.store import CheckpointError, save_checkpoint
-from ecgviz.dashboard import explore, figures, session
+from ecgviz.dashboard import explore, figures, flagged, glossary, session
 from ecgviz.dashboard.jobs import CANCELLED, DONE, ERROR, format_seconds
 from ecgviz.dashboard.text import plain
-from ecgviz.detectors.config import DEFAULT_PERCENTILE, ERROR_NAMES
+from ecgviz.detectors.config import DEFAULT_PERCENTILE
 from pages.common import caches, checkpoints, detectors, page, state, sync, training
 from pages.common.guard import shows_errors
 
@@ -32,9 +32,13 @@ def models_table() -> None:
     rows += [{**session.model_summary(b), "file": "(this session, not saved)"} for b in fitted]
     if rows:
         st.markdown("**Models and their held-out metrics** (at each model's own stored threshold)")
-        st.dataframe(pd.DataFrame(rows), hide_index=True,
-                     column_config={k: st.column_config.NumberColumn(format="%.4f")
-                                    for k in ("AUROC", "AP", "balanced accuracy")})
+        table = pd.DataFrame(rows)
+        # the interval beside its value, and numbers as text: a static table wraps long names and fits the page
+        table["AUROC"] = [("—" if a is None or a != a else f"{a:.4f} {ci}") for a, ci in
+                          zip(table["AUROC"], table.pop("AUROC 95% CI"), strict=True)]
+        for key, fmt in (("AP", "{:.4f}"), ("balanced accuracy", "{:.4f}"), ("threshold", "{:.4g}")):
+            table[key] = ["—" if v is None or v != v else fmt.format(v) for v in table[key]]
+        st.table(table.set_index("name"))
     if fitted and st.button("Save the baselines to checkpoints/", key="save_baselines", icon=":material/save:"):
         saved = []
         for b in fitted:
@@ -75,7 +79,11 @@ with st.container(border=True):
         cols[2].metric("Split", ckpt.split.mode, help=plain(ckpt.split.describe()), border=True)
         cols[3].metric("Stored threshold", f"{ckpt.threshold:.4g}", help=plain(ckpt.threshold_rule), border=True)
         held_out = ckpt.metrics or {}
-        st.caption(f"Scores: {plain(ERROR_NAMES.get(ckpt.loss, ckpt.loss))}; split: {plain(ckpt.split.describe())}.")
+        stored = flagged.stored_counts(held_out)
+        if stored is not None:
+            # the explorer's count at the stored threshold, on the data the model was trained on
+            st.markdown(f"**At its stored threshold it flags {stored[0]:,} of its {stored[1]:,} held-out beats.**")
+        st.caption(f"{plain(glossary.score_definition(ckpt))} Split: {plain(ckpt.split.describe())}.")
         if held_out.get("auroc") is not None:
             st.caption(
                 f"On its held-out beats: ROC AUC {held_out['auroc']:.4f}, normal beats passed "

@@ -24,7 +24,8 @@ def test_a_clearly_better_detector_is_named_with_its_margin_and_interval():
     assert len(found) == 1 and found[0].a == "good" and found[0].significant
     diff, ci = intervals.paired_auroc_difference(good, weak, labels != "1", n_boot=300)
     assert (found[0].difference, found[0].interval) == (diff, ci)
-    assert found[0].text() == f"good better than weak by {diff:+.4f} AUROC (95% CI [{ci[0]:+.4f}, {ci[1]:+.4f}])"
+    assert found[0].text() == (f"good vs weak: AUROC higher by {diff:.4f} (95% CI of the difference "
+                               f"[{ci[0]:+.4f}, {ci[1]:+.4f}])")
     assert compare.summary(found) == "good is the best detector here: its AUROC is significantly higher than every " \
                                      "other's."
 

@@ -40,7 +40,8 @@ def test_the_held_out_count_is_the_explorers_and_the_rest_is_labelled_by_role(sh
     assert c.by_role["train"] == int((errors[train] > t).sum()) and c.by_role["validation"] == int(
         (errors[val] > t).sum())
     assert c.headline().startswith("2,059 of 2,300 held-out beats are flagged")
-    assert "2,122 of 5,000" in c.others() and f"{c.by_role['train']:,} train" in c.others()
+    assert "2,122 of 5,000" in c.others() and f"{c.by_role['train']:,} training" in c.others()
+    assert flagged.stored_counts(model.ckpt.metrics) == (2059, 2300)  # what the Model page states
 
 
 def test_beats_the_model_never_trained_on_are_all_held_out():

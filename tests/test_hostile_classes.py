@@ -270,7 +270,7 @@ def test_the_compare_table_has_a_column_per_drawn_group_not_per_label(tiny_env):
     at.switch_page("pages/compare.py").run()
     at.button(key="compare_fit").click().run()
     assert not at.exception and not at.error, [e.value for e in at.exception or at.error]
-    table = at.dataframe[1].value  # the second table: figures at each detector's threshold
+    table = at.table[1].value  # the second table: figures at each detector's threshold
     recall = [c for c in table.columns if c.endswith(" recall") and c != "normal recall"]
     assert recall == ["Class 2 recall", "Class 3 recall"] + [f"Class c{i:05d} recall" for i in range(MAX_SHOWN - 2)] \
         + ["Other (1,995 classes) recall"], list(table.columns)

@@ -107,15 +107,17 @@ class Verdict:
         """True when the 95 % interval of the difference leaves out 0."""
         return self.interval[0] > 0 or self.interval[1] < 0
 
-    def text(self) -> str:
-        """'kNN-5 (L1) better than PCA by +0.0200 AUROC [0.0100, 0.0300]' or 'no significant difference ...'."""
+    def detail(self) -> str:
+        """The verdict without the names: 'better by +0.0200 AUROC (95% CI ...)' or 'no significant difference ...'."""
         ci = f"[{self.interval[0]:+.4f}, {self.interval[1]:+.4f}]"
         if not self.significant:
-            return (f"{self.a} vs {self.b}: no significant difference (AUROC difference {self.difference:+.4f}, "
-                    f"95% CI {ci} holds 0)")
-        better, worse, sign = (self.a, self.b, 1) if self.difference > 0 else (self.b, self.a, -1)
-        lo, hi = sorted((sign * self.interval[0], sign * self.interval[1]))
-        return f"{better} better than {worse} by {sign * self.difference:+.4f} AUROC (95% CI [{lo:+.4f}, {hi:+.4f}])"
+            return f"no significant difference (AUROC difference {self.difference:+.4f}, 95% CI {ci} holds 0)"
+        word = "higher" if self.difference > 0 else "lower"
+        return f"AUROC {word} by {abs(self.difference):.4f} (95% CI of the difference {ci})"
+
+    def text(self) -> str:
+        """The verdict with both names, e.g. 'kNN-5 (L1) vs PCA-8: AUROC higher by 0.0200 (95% CI ...)'."""
+        return f"{self.a} vs {self.b}: {self.detail()}"
 
 
 def verdicts(entries: Sequence[Entry], n_boot: int = intervals.N_BOOT) -> list[Verdict]:

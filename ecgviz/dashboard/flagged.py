@@ -23,6 +23,7 @@ MAX_ROWS = 1_000
 # outcome codes of evaluated beats, as the table words them (a flagged beat is caught or a false alarm)
 OUTCOME_WORDS = {"TP": "caught", "FP": "false alarm", "TN": "passed", "FN": "missed"}
 NOT_IN_METRICS = "not in the metrics"
+ROLE_WORDS = {"train": "training", "validation": "validation", "not used": "unused"}  # "... plus 50 training beats"
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class FlagCounts:
         """The count over every beat, with what it adds to the held-out one; None when they are the same."""
         if self.all_total == self.held_out_total:
             return None
-        extra = [f"{n:,} {role}" for role, n in self.by_role.items() if role != HELD_OUT and n]
+        extra = [f"{n:,} {ROLE_WORDS.get(role, role)}" for role, n in self.by_role.items() if role != HELD_OUT and n]
         added = f": the held-out {self.held_out:,} plus {_join(extra)} beats" if extra else ""
         return (f"Counting every beat of the data, training and validation beats included: {self.all:,} of "
                 f"{self.all_total:,} are flagged{added}, which the metrics leave out.")
@@ -65,6 +66,19 @@ def counts(ev: Evaluation, threshold: float) -> FlagCounts:
     return FlagCounts(threshold=float(threshold), held_out=int(np.count_nonzero(above & held)),
                       held_out_total=int(np.count_nonzero(held)), all=int(np.count_nonzero(above)),
                       all_total=len(ev.errors), by_role=by_role)
+
+
+def stored_counts(stored: dict) -> tuple[int, int] | None:
+    """(flagged, held-out beats) at a checkpoint's own threshold, from the metrics stored with it; None without them.
+    Its rates are counts over counts, so the counts come back exactly."""
+    try:
+        n_normal, n_anomaly = int(stored["n_normal"]), int(stored["n_anomaly"])
+        if "n_flagged" in stored:
+            return int(stored["n_flagged"]), n_normal + n_anomaly
+        fp = n_normal - round(float(stored["normal_recall"]) * n_normal)
+        return round(float(stored["anomaly_recall"]) * n_anomaly) + fp, n_normal + n_anomaly
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def held_out_mask(ev: Evaluation) -> np.ndarray:
