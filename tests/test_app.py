@@ -316,7 +316,8 @@ def test_real_start_with_ecg5000_and_the_shipped_checkpoint(monkeypatch):
     data = at.session_state["active_data"]
     assert data.name == session.BUILTIN_NAME and data.data.n_beats == 5000
     assert at.session_state["active_model"].source == "shipped"
-    assert len(at.get("plotly_chart")) == 4 and len(at.get("bidi_component")) == 1
+    # the threshold chart in the page, the tab watcher in the sidebar
+    assert len(at.get("plotly_chart")) == 4 and [c.key for c in at.get("bidi_component")] == ["thr_chart", "tab_watch"]
     ev = session.evaluation(at.session_state["active_model"], data, ["1"], session.score(
         at.session_state["active_model"], data)[0])
     m = ev.metrics_at(at.session_state["threshold"])

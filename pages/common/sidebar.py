@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ecgviz.dashboard.text import plain
-from pages.common import keys, state, training
+from pages.common import keys, state, tab_watch, training
 
 
 def sidebar() -> None:
@@ -31,7 +31,9 @@ def sidebar() -> None:
         if job is not None:
             training.training_status(job)
         st.caption("Your work is kept under this page's address: a reload, or the link in another tab, finds it.",
-                   help="The `ws` value in the address names your workspace; anyone with the link sees it.")
+                   help="The `ws` value in the address names your workspace; anyone with the link sees it. A tab "
+                        "you come back to catches up with what another tab changed.")
+        tab_watch.watch()
 
 
 def show_threshold() -> None:

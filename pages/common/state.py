@@ -127,7 +127,8 @@ def adopt_finished_training() -> None:
     st.session_state[keys.JOB_ADOPTED] = True
     ws = sync.workspace_of_session()
     if ws is not None and not ws.adopt_job():
-        return  # another tab of this workspace adopted it first; the next run rereads the workspace
+        sync.pull(ws)  # another tab of this workspace adopted it first: take its model as it left it
+        return
     sync.seen(ws)
     model = job.result
     if model is None:
