@@ -74,7 +74,7 @@ def expected_metrics(tiny, threshold: float):
 
 def chart(at: AppTest) -> dict:
     """The data the explorer sends to its browser-side threshold chart."""
-    return json.loads(at.get("bidi_component")[0].proto.json)
+    return json.loads(at.get("bidi_component")[0].proto.json)[0]  # the payload is sent inside a list
 
 
 def arff_bytes(tmp_path: Path, name: str, X: np.ndarray, labels=None) -> bytes:

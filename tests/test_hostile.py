@@ -291,7 +291,7 @@ def assert_nothing_is_nan(at: AppTest) -> None:
         for shape in spec["layout"].get("shapes", []):
             assert all(np.isfinite(float(shape[k])) for k in ("x0", "x1") if isinstance(shape.get(k), int | float))
     for chart in [c for c in at.get("bidi_component") if c.key == "thr_chart"]:  # every number it draws is finite
-        data = json.loads(chart.proto.json, parse_constant=lambda c: pytest.fail(f"{c} in the threshold chart"))
+        data = json.loads(chart.proto.json, parse_constant=lambda c: pytest.fail(f"{c} in the threshold chart"))[0]
         numbers = [data["threshold"], *data["range"].values(), *data["hist"]["edges"], *data["at"]]
         numbers += [c for series in data["hist"]["series"] for c in series["counts"]]
         numbers += [v for g in data["groups"] for v in g["above"]]

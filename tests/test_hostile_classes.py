@@ -157,7 +157,7 @@ def test_the_explorer_draws_a_few_cards_and_sends_little_for_thousands_of_classe
     at.session_state["active_data"] = session.make_data(many_classes(n_classes, length=tiny_env.seq_len), "many")
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.exception or at.error]
-    chart = json.loads(at.get("bidi_component")[0].proto.json)
+    chart = json.loads(at.get("bidi_component")[0].proto.json)[0]
     assert len(chart["groups"]) == MAX_GROUPS
     cards = [m.label for m in at.metric]
     per_class = cards[4:-1]  # after the four summary cards, before the beat viewer's error
@@ -196,7 +196,7 @@ def test_class_2_as_normal_renames_and_recolours_class_1_on_ecg5000():
 
     at.switch_page("pages/explorer.py").run()
     assert not at.exception
-    chart = json.loads(at.get("bidi_component")[0].proto.json)
+    chart = json.loads(at.get("bidi_component")[0].proto.json)[0]
     assert [(g["name"], g["kind"]) for g in chart["groups"]] == [
         ("Normal (R-on-T PVC)", "normal"), ("Class 1", "anomaly"), ("PVC", "anomaly"),
         ("Supraventricular ectopic", "anomaly"), ("Unclassified", "anomaly")]
@@ -252,12 +252,12 @@ def test_a_class_renamed_on_the_data_page_is_renamed_in_the_chart(tiny_env, tiny
     data = session.make_data(tiny_data, "tiny")
     at.session_state["active_data"] = data
     at.run()
-    names = [g["name"] for g in json.loads(at.get("bidi_component")[0].proto.json)["groups"]]
+    names = [g["name"] for g in json.loads(at.get("bidi_component")[0].proto.json)[0]["groups"]]
     assert names == ["Normal", "Class 2", "Class 3"]
     at.session_state["active_data"] = data.with_names({"2": "Spiky"})
     at.run()
     assert not at.exception
-    chart = json.loads(at.get("bidi_component")[0].proto.json)
+    chart = json.loads(at.get("bidi_component")[0].proto.json)[0]
     assert [g["name"] for g in chart["groups"]] == [s["name"] for s in chart["curves"]["series"]] == \
         ["Normal", "Spiky", "Class 3"]
     assert "Spiky" in [m.label for m in at.metric]

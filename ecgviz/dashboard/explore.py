@@ -14,7 +14,6 @@ from ecgviz.dashboard.classes import ClassView, class_view
 from ecgviz.evaluation import intervals, metrics
 from ecgviz.io.codes import as_text, encode
 from ecgviz.io.data import label_key
-from ecgviz.pipeline import export
 
 ALL_BEATS = "All beats"
 
@@ -71,10 +70,14 @@ class Evaluation:
 
     def outcomes(self, threshold: float) -> np.ndarray:
         """TP/FP/TN/FN (n,) of the evaluated beats at `threshold`, '' elsewhere (all '' without labels)."""
+        from ecgviz.pipeline import export  # pandas: imported once a table is asked for, not for the first chart
+
         return export.outcomes(len(self.errors), threshold, self.errors, self.eval_idx, self.is_anomaly)
 
     def beat_table(self, data, threshold: float, **kwargs):
         """The export's per-beat table, with split roles and outcomes: the explorer's counts follow from it."""
+        from ecgviz.pipeline import export
+
         return export.beat_table(data, self.errors, threshold, roles=self.roles, outcome=self.outcomes(threshold),
                                  class_names=dict(self.class_names), **kwargs)
 
@@ -273,5 +276,7 @@ def metrics_payload(ev: Evaluation, threshold: float, extra: Mapping | None = No
         **dict(extra or {}),
     }
     if m is not None:
+        from ecgviz.pipeline import export
+
         return export.metrics_json(m, info)
     return json.dumps({"metrics": None, **info}, indent=2, allow_nan=False).encode("utf-8")

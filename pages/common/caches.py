@@ -14,6 +14,8 @@ import streamlit as st
 from ecgviz.dashboard import explore, session
 from pages.common.state import active_data, active_model, normal_labels
 
+session.limit_torch_threads()  # once per server process (a module is imported once): sessions share the cores
+
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def _load_file_model(path: str, mtime_ns: int) -> session.ActiveModel:

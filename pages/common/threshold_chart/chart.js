@@ -185,7 +185,8 @@ function draw(root, state) {
   placeThreshold(root, state);
 }
 
-export default function ({ data, parentElement, setStateValue }) {
+export default function ({ data: sent, parentElement, setStateValue }) {
+  const data = sent[0]; // the payload comes inside a list (see __init__.py)
   const root = parentElement.querySelector(".ecgviz-tc");
   const state = root.__ecgviz || (root.__ecgviz = { revision: null, rangeKey: null, timer: null, observer: null, moves: 0 });
   state.data = data;
