@@ -82,7 +82,8 @@ with st.container(border=True):
         stored = flagged.stored_counts(held_out)
         if stored is not None:
             # the explorer's count at the stored threshold, on the data the model was trained on
-            st.markdown(f"**At its stored threshold it flags {stored[0]:,} of its {stored[1]:,} held-out beats.**")
+            st.markdown(f"**At its stored threshold, {stored[0]:,} of its {stored[1]:,} held-out beats are flagged as "
+                        "abnormal.**")
         st.caption(f"{plain(glossary.score_definition(ckpt))} Split: {plain(ckpt.split.describe())}.")
         if held_out.get("auroc") is not None:
             st.caption(

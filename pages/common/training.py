@@ -14,12 +14,7 @@ _SHOWN = "_progress_shown"  # (job id, the largest fraction shown): a bar that n
 def estimate(job, s: jobs.JobState) -> tuple[progress.Estimate, float]:
     """(the estimate, the fraction to draw) for a job's state; the fraction never falls while the job runs."""
     stopping = job.stopping or progress.Stopping(cap=s.epochs, patience=max(s.epochs, 1))
-    history = list(s.history)
-    # the training loop's clock starts after its set-up; the time since its last epoch is the rest of the job's
-    run_clock = float(history[-1].get("elapsed_s") or 0.0) if len(history) > stopping.first else 0.0
-    before = float(history[stopping.first - 1].get("elapsed_s") or 0.0) if stopping.first else 0.0
-    est = progress.estimate(history, stopping, finished=s.finished,
-                            since_last_s=max(s.elapsed_s - (run_clock - before), 0.0))
+    est = progress.estimate(list(s.history), stopping, finished=s.finished, since_last_s=s.since_epoch_s)
     held = st.session_state.get(_SHOWN)
     shown = progress.forward_only(held[1] if held and held[0] == id(job) else None, est)
     st.session_state[_SHOWN] = (id(job), shown)
