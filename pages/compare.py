@@ -56,7 +56,7 @@ if compare.summary(found):
                    "95% interval holds 0 is one these beats cannot confirm.")
 # st.table wraps long names and fits the page; its few rows need no scrolling
 st.markdown("**Over every threshold** (AUROC and average precision, each with its 95% interval)")
-st.table(_areas(*key, entries).set_index("detector"))
+page.table(_areas(*key, entries).set_index("detector"))
 rule = st.radio("**At each detector's threshold**", list(compare.RULES), format_func=lambda r: compare.RULES[r],
                 key="compare_rule", horizontal=True,
                 help="the label-free rule is the one you can use on new, unlabelled recordings")
@@ -66,7 +66,7 @@ if rule == "same_fpr":
                f"{'—' if target is None else f'{100 * target:.1f}%'} of the held-out normals of {plain(model.name)}.")
 at_threshold = compare.threshold_table(entries, rule, target)
 at_threshold["threshold"] = [("—" if t is None or t != t else f"{t:.4g}") for t in at_threshold["threshold"]]
-st.table(at_threshold.set_index("detector"))
+page.table(at_threshold.set_index("detector"))
 for note in active_ev.caveats():
     st.caption(plain(note))
 

@@ -38,7 +38,7 @@ def models_table() -> None:
                           zip(table["AUROC"], table.pop("AUROC 95% CI"), strict=True)]
         for key, fmt in (("AP", "{:.4f}"), ("balanced accuracy", "{:.4f}"), ("threshold", "{:.4g}")):
             table[key] = ["—" if v is None or v != v else fmt.format(v) for v in table[key]]
-        st.table(table.set_index("name"))
+        page.table(table.set_index("name"), text_columns=("detector", "threshold rule", "split", "file"))
     if fitted and st.button("Save the baselines to checkpoints/", key="save_baselines", icon=":material/save:"):
         saved = []
         for b in fitted:

@@ -38,7 +38,7 @@ def show(ev: explore.Evaluation, model: session.ActiveModel, data: session.Activ
         error = float(errors[i])
         verdict = beat_picker.verdict(error, t)
         st.metric(glossary.score_name(model.ckpt.kind).capitalize(), f"{error:.3f}", f"{error - t:+.3f} vs threshold",
-                  delta_color="inverse", help=glossary.score_definition(model.ckpt))
+                  delta_color="inverse", help=plain(glossary.score_definition(model.ckpt)))
         if verdict == "flagged":
             st.markdown(":red[**Flagged as abnormal**]")
         else:

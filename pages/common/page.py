@@ -41,6 +41,18 @@ def usable_model() -> session.ActiveModel | None:
     return model
 
 
+def table(frame, text_columns: tuple[str, ...] = ()) -> None:
+    """A small static table (it wraps long names and fits the page) whose names show as typed: st.table reads
+    Markdown in its headers and cells, so the row names, the headers and the `text_columns` are escaped (the
+    other cells are the page's own numbers)."""
+    shown = frame.copy()
+    for column in text_columns:
+        shown[column] = [plain(v) if isinstance(v, str) else v for v in shown[column]]
+    shown.index = [plain(v) for v in shown.index]
+    shown.columns = [plain(c) for c in shown.columns]
+    st.table(shown)
+
+
 def warn_if_degenerate(q) -> None:
     """A visible warning, with what to try, when a model looks collapsed or at chance level."""
     if q is not None and q.degenerate:
