@@ -18,27 +18,27 @@ import numpy as np
 import plotly.io
 import plotly.tools
 
-from ecgviz.dashboard import beat_picker, explore, figures, livechart
+from ecgviz.dashboard import beat_picker, config, explore, figures, livechart
 from ecgviz.io.codes import as_text
 from ecgviz.io.data import ECG5000_CLASS_NAMES
 
 
 @dataclass(frozen=True)
 class Scene:
-    """What the explorer page holds for one data set: errors, labels, beats and the Evaluation built from them."""
+    """What the explorer page holds for one data set: errors, labels, beats and the ExplorerView built from them."""
 
     errors: np.ndarray
     labels: np.ndarray
     beat: Callable[[int], tuple[np.ndarray, np.ndarray]]  # index -> (original, reconstruction)
-    ev: explore.Evaluation
+    ev: explore.ExplorerView
     chart_base: livechart.ChartBase
-    prepare_s: float  # explore.evaluate and livechart.chart_base: paid once per data set, not per step
+    prepare_s: float  # explore.explorer_view and livechart.chart_base: paid once per data set, not per step
 
 
 def make_scene(errors, labels, beat, class_names=ECG5000_CLASS_NAMES, normal_labels=("1",), split=None) -> Scene:
-    """Build the Evaluation the way the dashboard does (pages/common/caches.py via session.evaluation)."""
+    """Build the ExplorerView the way the dashboard does (pages/common/caches.py via session.explorer_view)."""
     started = time.perf_counter()
-    ev = explore.evaluate(errors, labels, class_names, normal_labels, split=split, same_data=split is not None,
+    ev = explore.explorer_view(errors, labels, class_names, normal_labels, split=split, same_data=split is not None,
                           percentile=95.0)
     base = livechart.chart_base(ev, explore.slider_range(ev.errors))
     return Scene(np.asarray(errors, np.float64), as_text(labels), beat, ev, base,
@@ -49,8 +49,8 @@ def ecg5000_scene() -> Scene:
     """The dashboard's start: the shipped model's errors on the bundled ECG5000 beats, its split left out."""
     from ecgviz.dashboard import session
 
-    model, data = session.model_from_path(session.default_checkpoint_path(), source="shipped"), session.builtin_data()
-    errors, recon = session.score(model, data)
+    model, data = session.model_from_path(config.default_checkpoint_path(), source="shipped"), session.builtin_data()
+    errors, recon = session.scores(model, data), model.ckpt.detector.reconstruct(data.data.X)
     X = data.data.X
     return make_scene(errors, data.data.labels, lambda i: (X[i], recon[i]), data.data.class_names,
                       split=model.ckpt.split)

@@ -5,7 +5,7 @@
 A beat pack of `--beats` ECG5000 beats (resampled, with a little noise, as `python -m ecgviz pack` writes it) is
 put in a server data folder. A fresh process then does what a dashboard session does with it, through the same
 functions: load it from the folder (ecgviz.dashboard.session.data_from_folder), score every beat with the shipped
-model (errors only: the beat viewer reconstructs the beat it shows), build the explorer's Evaluation and the live
+model (errors only: the beat viewer reconstructs the beat it shows), build the ExplorerView and the live
 chart's data, and take slider steps (bench.explorer_step.step: metrics, chart data, figures, the shown beat's
 reconstruction, their JSON). It reports resident memory after each stage and the process's peak, and the step's
 server time. The process includes Python, torch, plotly and pandas, as a dashboard server does.
@@ -53,18 +53,18 @@ def make_pack(path: Path, n: int, seed: int = 0) -> None:
 def session_run(folder: str, name: str, steps: int) -> dict:
     """In this (fresh) process: what a session holds and does, with memory after each stage."""
     from bench.explorer_step import make_scene, time_steps
-    from ecgviz.dashboard import session
+    from ecgviz.dashboard import config, session
 
-    session.limit_torch_threads()
-    os.environ[session.DATA_DIR_ENV] = folder
+    config.limit_torch_threads()
+    os.environ[config.DATA_DIR_ENV] = folder
     out = {"start_mb": _rss_mb()}
-    model = session.model_from_path(session.default_checkpoint_path(), source="shipped")
+    model = session.model_from_path(config.default_checkpoint_path(), source="shipped")
     out["model_mb"] = _rss_mb()
     started = time.perf_counter()
     data = session.data_from_folder(name)
     out["load_s"], out["loaded_mb"] = time.perf_counter() - started, _rss_mb()
     started = time.perf_counter()
-    errors, _ = session.score(model, data, reconstructions=False)
+    errors = session.scores(model, data)
     out["score_s"], out["scored_mb"] = time.perf_counter() - started, _rss_mb()
     scene = make_scene(errors, data.data.labels, lambda i: (data.data.X[i], session.reconstruction(model, data, i)),
                        data.data.class_names)
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| beat pack loaded from the data folder ({r['beats_mb']:,.0f} MiB of float32) | {r['load_s']:.1f} s | "
           f"{r['loaded_mb']:,.0f} |")
     print(f"| every beat scored (errors only) | {r['score_s']:.1f} s | {r['scored_mb']:,.0f} |")
-    print(f"| explorer Evaluation + live chart counts | {r['evaluation_s']:.1f} s | {r['evaluated_mb']:,.0f} |")
+    print(f"| ExplorerView + live chart counts | {r['evaluation_s']:.1f} s | {r['evaluated_mb']:,.0f} |")
     print(f"| {s['steps']} slider steps (p50 / p95 server time; CPU p50 {s['cpu_p50_ms']:.1f} ms) | "
           f"{s['p50_ms']:.1f} / {s['p95_ms']:.1f} ms | "
           f"{r['after_steps_mb']:,.0f} |")

@@ -12,6 +12,7 @@ seeds, per-seed values in brackets) and writes the raw numbers to bench/results/
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -25,7 +26,7 @@ from ecgviz.detectors import baselines as detectors
 from ecgviz.detectors.config import DEFAULT_PERCENTILE, TrainConfig
 from ecgviz.evaluation import intervals
 from ecgviz.io.data import load_ecg5000
-from ecgviz.pipeline.protocol import errors_for, evaluate, fit, fit_detector, protocol_split
+from ecgviz.pipeline.protocol import evaluate, fit, fit_detector, protocol_split, score_beats
 
 BASELINES = {"kNN-5 (L2)": lambda: detectors.KNNDistance(5, "l2"), "kNN-5 (L1)": lambda: detectors.KNNDistance(5, "l1"),
              "PCA-8": lambda: detectors.PCAReconstruction(8)}
@@ -52,8 +53,8 @@ def run(seeds, epochs: int, log=sys.stderr) -> dict[str, list[dict]]:
         assert np.array_equal(ckpt.split.test, split.test)
         out.setdefault("LSTM autoencoder (default)", []).append(_row(evaluate(ckpt, data), lstm_s))
         # the same weights judged by the plain L1 error and its own p98 threshold: what the error measure changes
-        plain = replace(ckpt, loss="l1")
-        t_plain = float(np.percentile(errors_for(plain, data.X[split.train]), DEFAULT_PERCENTILE))
+        plain = replace(ckpt, detector=copy.copy(ckpt.detector).set_params(error="l1"))
+        t_plain = float(np.percentile(score_beats(plain, data.X[split.train]), DEFAULT_PERCENTILE))
         out.setdefault("LSTM autoencoder, plain L1 error", []).append(
             _row(evaluate(plain.with_threshold(t_plain), data), lstm_s))
         for name, make in BASELINES.items():

@@ -49,7 +49,7 @@ def case_day(folder: str, hours: float) -> dict:
     import torch
 
     from ecgviz.checkpoint.store import SHIPPED_CHECKPOINT, load_checkpoint
-    from ecgviz.pipeline.protocol import errors_for
+    from ecgviz.pipeline.protocol import score_beats
     from ecgviz.signal.recording_files import load_recording
 
     torch.set_num_threads(int(os.environ.get("ECGVIZ_TORCH_THREADS", "1")))
@@ -57,7 +57,7 @@ def case_day(folder: str, hours: float) -> dict:
     t0 = time.perf_counter()
     beats = load_recording([Path(folder) / "day.hea"], length=ckpt.seq_len)
     t_cut = time.perf_counter() - t0
-    errors = errors_for(ckpt, beats.data.X)
+    errors = score_beats(ckpt, beats.data.X)
     total = time.perf_counter() - t0
     return {"case": f"{hours:g}-hour single-lead 360 Hz -> scored beats", "samples": len(beats.filtered),
             "beats": beats.data.n_beats, "dropped": sum(beats.dropped_counts().values()), "s_to_beats": t_cut,

@@ -1,4 +1,4 @@
-"""ecgviz against the classic per-beat loop, in one run: training, scoring, the slider, start-up.
+"""ecgviz against the classic per-beat loop, in one run: training, scoring, the slider, start-up, recording analysis.
 
     .venv/bin/python -m bench [--quick] [--device cpu|cuda] [--out PATH] [--no-browser]
 
@@ -32,12 +32,13 @@ class Plan:
     moves: int = 30
     cold_starts: int = 3
     warmup_moves: int = 2
+    day_hours: float = 24.0  # the recording analysed from file to flags
     quick: bool = False
 
 
-SECTIONS = ("training", "scoring", "explorer", "browser")
+SECTIONS = ("training", "scoring", "explorer", "browser", "analysis")
 QUICK = Plan(classic_beats=3, classic_warmup=1, train_limit=64, epochs=2, scoring_beats=256, scoring_repeats=1,
-             steps=4, moves=3, cold_starts=1, warmup_moves=1, quick=True)
+             steps=4, moves=3, cold_starts=1, warmup_moves=1, day_hours=0.05, quick=True)
 
 
 def _log(message: str) -> None:
@@ -234,6 +235,42 @@ def run_browser(plan: Plan, rows: list, details: dict, skip_reason: str | None, 
                     note=skip_reason or ""))
 
 
+def run_analysis(plan: Plan, rows: list, details: dict) -> None:
+    """`analyze` on record 100 (.atr hidden) and the 208 excerpt against the issue's targets; a day from file."""
+    from bench.analyze import measure
+    from bench.report import Row
+
+    _log(f"analysis: records 100 and 208, then {plan.day_hours:g} hours from file")
+    m = measure(plan.day_hours, choices=False)
+    details["analysis"] = m
+    e100, e208, day = m["100"]["after"], m["208"]["after"], m["day"]
+
+    def row(id_, label, value, unit, target, ok, note=""):
+        rows.append(Row(id_, label, value, unit, target=target, met=_met(plan.quick, ok), note=note))
+
+    ba = e100["balanced_accuracy"]
+    row("analysis.100.balanced_accuracy", "analyze, record 100 (.atr hidden): balanced accuracy", ba, "",
+        ">= 0.95", ba >= 0.95, f"before (sleepecg + kNN on all beats): {m['100']['before']['balanced_accuracy']:.3f}")
+    s = e100["class_recall"]["S"]["recall"]
+    row("analysis.100.s_recall", "analyze, record 100: S beats flagged", s, "", ">= 0.85", s >= 0.85,
+        f"N passed {e100['class_recall']['N']['recall']:.4f}")
+    auroc = e208["auroc"]
+    row("analysis.208.wide_auroc", "analyze, 208 excerpt (CSV): AUROC wide vs narrow QRS", auroc, "", ">= 0.90",
+        auroc >= 0.90, f"wide beats cut {e208['wide_cut']['value']:.3f}")
+    wide = e208["abnormal_flagged"]["value"]
+    row("analysis.208.wide_flagged", "analyze, 208 excerpt: wide-QRS beats flagged", wide, "", ">= 0.70",
+        wide >= 0.70)
+    narrow = e208["normal_passed"]["value"]
+    row("analysis.208.narrow_passed", "analyze, 208 excerpt: narrow-QRS beats passed", narrow, "", ">= 0.90",
+        narrow >= 0.90)
+    row("analysis.day.s", f"analyze, {plan.day_hours:g}-hour 360 Hz lead from file", day["seconds"], "s",
+        "<= 60 s", day["seconds"] <= 60, f"{day['beats']:,} beats")
+    row("analysis.day.over_read", "analyze of that lead / reading its file with wfdb", _ratio(day["seconds"],
+        day["read_s"]), "x", "", None, f"reading: {day['read_s']:.2f} s")
+    row("analysis.day.peak_rss_mib", "analyze of that lead: peak memory (VmHWM)", day["peak_rss_mib"], "MiB",
+        "<= 1536 MiB", day["peak_rss_mib"] <= 1536)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every row; print the table; write the JSON."""
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
@@ -282,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         skip = "left out (--no-browser)" if args.no_browser else (
             None if chromium_available() else "Chromium not found (install it at /usr/bin/chromium)")
         run_browser(plan, rows, details, skip, args.threads)
+    if "analysis" in sections:
+        run_analysis(plan, rows, details)
     done = {r.id for r in rows}
     rows += [Row(i, i, None, "", note=f"left out (--rows {args.rows})") for i in ROW_IDS if i not in done]
     meta["load_average_end"] = machine()["load_average"]

@@ -1,4 +1,4 @@
-"""Scoring row: beats per second through ecgviz.detectors.reconstruction.score, the dashboard's call for a data set."""
+"""Scoring row: beats per second through ecgviz.detectors.reconstruction.measure, what scoring a data set runs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from ecgviz.detectors.config import ModelConfig
 from ecgviz.detectors.lstm import RecurrentAutoencoder
-from ecgviz.detectors.reconstruction import score
+from ecgviz.detectors.reconstruction import measure
 from ecgviz.detectors.train import resolve_device
 
 
@@ -19,14 +19,14 @@ def scoring_speed(X: np.ndarray, model_config: ModelConfig, device: str = "cpu",
     """Beats per second scoring X (errors and reconstructions), best and median of `repeats` runs after a warm-up."""
     dev = resolve_device(device)
     torch.manual_seed(seed)
-    # speed does not depend on the weights' values; a CPU model, as a loaded checkpoint is (score() moves it)
+    # speed does not depend on the weights' values; a CPU model, as a loaded checkpoint is (measure() moves it)
     model = RecurrentAutoencoder(model_config).eval()
     X = np.ascontiguousarray(X, dtype=np.float32)
-    score(model, X[: min(len(X), 256)], device=str(dev))  # warm-up: allocations, kernel choice
+    measure(model, X[: min(len(X), 256)], device=str(dev))  # warm-up: allocations, kernel choice
     walls, cpus = [], []
     for _ in range(max(repeats, 1)):
         wall, cpu = time.perf_counter(), time.process_time()
-        score(model, X, device=str(dev))  # returns numpy arrays, so a GPU run has finished here
+        measure(model, X, device=str(dev))  # returns numpy arrays, so a GPU run has finished here
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
     n = len(X)

@@ -55,15 +55,15 @@ class Service:
 
 @contextlib.contextmanager
 def running_service(*args: str, port: int | None = None, timeout: float = 60.0,
-                    log_path: Path | None = None) -> Iterator[Service]:
-    """Run ``python -m ecgviz serve ARGS`` on a free local port until the block ends."""
+                    log_path: Path | None = None, root: Path = ROOT) -> Iterator[Service]:
+    """Run ``python -m ecgviz serve ARGS`` on a free local port until the block ends (`root`: whose ecgviz)."""
     import httpx
 
     port = port or free_port()
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, "-m", "ecgviz", "serve", "--port", str(port), *args], cwd=ROOT,
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "-m", "ecgviz", "serve", "--port", str(port), *args], cwd=root,
+                            env={**env, "PYTHONPATH": str(root)}, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -170,7 +170,7 @@ def _ms(x: float | None) -> str:
 
 
 def markdown(s: dict, threads: int) -> str:
-    """The README's row."""
+    """The row docs/service.md shows."""
     return "\n".join([
         "| clients x requests x beats | requests/s | beats/s | latency p50 / p95 / max | server CPU per request "
         "| failed |",

@@ -11,7 +11,7 @@ import torch
 
 from ecgviz.detectors.config import ModelConfig, TrainConfig
 from ecgviz.detectors.lstm import RecurrentAutoencoder
-from ecgviz.detectors.reconstruction import reconstruction_errors
+from ecgviz.detectors.reconstruction import measure
 from ecgviz.detectors.train import EpochInfo, beat_loss, fit_normalisation, resolve_device, train
 from ecgviz.evaluation import metrics
 from ecgviz.evaluation.split import make_split
@@ -106,8 +106,8 @@ class _AurocClock:
         train_wall, train_cpu = info.elapsed_s - self.eval_wall, cpu_now - self.cpu_start - self.eval_cpu
         wall = time.perf_counter()
         device = str(next(info.model.parameters()).device)
-        errors = reconstruction_errors(info.model, self.p.X_eval, loss=self.config.loss, normalisation=self.norm,
-                                       device=device)
+        errors, _ = measure(info.model, self.p.X_eval, error=self.config.loss, normalisation=self.norm,
+                            device=device, reconstructions=False)
         auroc = metrics.roc_auc(errors, self.p.is_anomaly)
         self.eval_wall += time.perf_counter() - wall
         self.eval_cpu += time.process_time() - cpu_now

@@ -40,7 +40,7 @@ started = time.perf_counter()
 data = session.data_from_uploads([('upload.arff', raw)])
 loaded = time.perf_counter()
 del raw
-errors, _ = session.score(model, data, reconstructions=False)
+errors = session.scores(model, data)
 scored = time.perf_counter()
 print(json.dumps({"beats": data.data.n_beats, "load_s": loaded - started, "score_s": scored - loaded,
                   "peak": status('VmHWM') - base, "held": status('VmRSS') - base}))

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ecgviz.dashboard import figures, glossary, session
+from ecgviz.dashboard import config, figures, glossary, session
 from ecgviz.dashboard.text import plain
 from ecgviz.evaluation import duplicates
 from ecgviz.io.data import DataError
@@ -38,7 +38,7 @@ with st.container(border=True):
             state.notify("Loaded the built-in ECG5000 data.")
             st.rerun()
         st.caption("5,000 beats of 140 samples from one patient, five classes; class 1 is normal.")
-        if served := session.folder_files():
+        if served := config.folder_files():
             # big files (e.g. a beat pack of a million beats) are read from the server's disk, not uploaded
             chosen = st.selectbox("Or a file from the server's data folder", served, key="folder_file")
             if st.button("Load it", icon=":material/folder_open:", key="folder_load"):
@@ -83,6 +83,7 @@ cols = st.columns(3)
 cols[0].metric("Beats", f"{data.n_beats:,}", border=True)
 cols[1].metric("Samples per beat", f"{data.length:,}", border=True)
 cols[2].metric("Classes", f"{len(active.labels)}" if data.has_labels else "unlabelled", border=True)
+recording_panel.recording_actions(active)  # a recording: its lead, "Analyze this recording" and the analysis
 
 copies = duplicates.find(data.X)
 if copies.n_extra:

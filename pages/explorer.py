@@ -7,7 +7,7 @@ import streamlit as st
 from ecgviz.dashboard import explore, figures, flagged, glossary, livechart, session
 from ecgviz.dashboard.text import plain
 from ecgviz.evaluation import intervals
-from pages.common import beat_viewer, caches, detectors, flagged_table, page, sidebar, state
+from pages.common import analysis_panel, beat_viewer, caches, detectors, flagged_table, page, sidebar, state
 from pages.common.guard import shows_errors
 from pages.common.threshold_chart import slider_value, threshold_chart
 
@@ -66,6 +66,7 @@ if state.threshold() is None:
     state.set_threshold(model.ckpt.threshold)
 rng = explore.slider_range(ev.errors, [model.ckpt.threshold, state.threshold()])
 reference = glossary.percentile_reference(session.same_data(model, data), data.data.has_labels)
+analysis_panel.caution(errors)  # a model fitted on other data: its numbers, and a fit or threshold on this data
 
 if ev.n_excluded:
     st.caption(f"Metrics use the {len(ev.eval_idx):,} held-out beats, which the model never trained on; "

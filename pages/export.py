@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 
 from ecgviz.checkpoint.store import to_bytes
-from ecgviz.dashboard import explore, flagged
+from ecgviz.dashboard import explore, flagged, recording_analysis
 from ecgviz.dashboard.text import plain
 from ecgviz.pipeline import export
 from pages.common import caches, detectors, page, state
@@ -57,6 +57,10 @@ st.download_button("Download metrics and threshold (JSON)",
                    mime="application/json", icon=":material/download:", key="export_json", on_click="ignore")
 
 st.subheader("Checkpoint")
+if model.ckpt.kind == recording_analysis.KIND:  # scores of one recording's beats, not a model to save
+    st.caption("An analysis of one recording is not a checkpoint: its files as the command line writes them "
+               "(beats.csv, flagged.atr, summary.json) download on the **Data** page.")
+    st.stop()
 with_threshold = st.checkbox(f"Store the chosen threshold ({t:.4g}) in the downloaded checkpoint",
                              key="export_ckpt_threshold")
 # the class names given on the Data page travel with the model (for the labels it knows)

@@ -4,15 +4,27 @@ import pandas as pd
 import streamlit as st
 
 from ecgviz.checkpoint.store import CheckpointError, save_checkpoint
-from ecgviz.dashboard import explore, figures, flagged, glossary, session
+from ecgviz.dashboard import config, explore, figures, flagged, glossary, session, training
 from ecgviz.dashboard.jobs import CANCELLED, DONE, ERROR, format_seconds
 from ecgviz.dashboard.text import plain
 from ecgviz.detectors.config import DEFAULT_PERCENTILE
-from pages.common import caches, checkpoints, detectors, page, state, sync, training
+from pages.common import caches, checkpoints, detectors, page, state, sync, training_progress
 from pages.common.guard import shows_errors
 
 PLOT_CONFIG = {"displaylogo": False}
 LOAD_TAB, TRAIN_TAB = ":material/folder_open: Load a checkpoint", ":material/model_training: Train a model"
+
+
+def _model_dir():
+    """This workspace's model area: models are trained and saved there, seen by no other visitor until shared."""
+    ws = sync.workspace_of_session()
+    return ws.model_dir() if ws is not None else config.checkpoint_dir()
+
+
+def _choices() -> list:
+    """This workspace's models, then the shared checkpoints (the shipped one first)."""
+    ws = sync.workspace_of_session()
+    return (ws.model_files() if ws is not None else []) + checkpoints.checkpoint_choices()
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -26,7 +38,7 @@ def _summary(path: str, mtime_ns: int) -> dict | None:
 @shows_errors
 def models_table() -> None:
     """Every saved model (any detector) and the baselines of this session, with their held-out metrics."""
-    rows = [_summary(str(p), p.stat().st_mtime_ns) for p in checkpoints.checkpoint_choices() if p.is_file()]
+    rows = [_summary(str(p), p.stat().st_mtime_ns) for p in _choices() if p.is_file()]
     rows = [r for r in rows if r is not None]
     fitted = detectors.baselines()
     rows += [{**session.model_summary(b), "file": "(this session, not saved)"} for b in fitted]
@@ -39,11 +51,12 @@ def models_table() -> None:
         for key, fmt in (("AP", "{:.4f}"), ("balanced accuracy", "{:.4f}"), ("threshold", "{:.4g}")):
             table[key] = ["—" if v is None or v != v else fmt.format(v) for v in table[key]]
         page.table(table.set_index("name"), text_columns=("detector", "threshold rule", "split", "file"))
-    if fitted and st.button("Save the baselines to checkpoints/", key="save_baselines", icon=":material/save:"):
+    if fitted and st.button("Save the baselines", key="save_baselines", icon=":material/save:",
+                            help="to this workspace's models; share one to make it visible to everyone"):
         saved = []
         for b in fitted:
             name = session.safe_name(f"{b.ckpt.kind}_{b.name}_{state.active_data().fingerprint[:8]}")
-            path = session.checkpoint_dir() / f"{name}.pt"
+            path = _model_dir() / f"{name}.pt"
             try:
                 save_checkpoint(b.ckpt, path, exclusive=True)
             except FileExistsError:
@@ -73,7 +86,7 @@ with st.container(border=True):
         ckpt = model.ckpt
         st.markdown(f"**Active model: {plain(model.name)}** ({model.source})")
         cols = st.columns(4)
-        cols[0].metric("Detector", "LSTM AE" if ckpt.kind == "lstm_ae" else ckpt.description,
+        cols[0].metric("Detector", ckpt.detector.short_name,
                        help=plain(ckpt.description), border=True)
         cols[1].metric("Beat length", ckpt.seq_len, border=True)
         cols[2].metric("Split", ckpt.split.mode, help=plain(ckpt.split.describe()), border=True)
@@ -111,8 +124,8 @@ with st.container(border=True):
                                                     "split; the rest of its schedule if it was cut short, "
                                                     "else a new cycle as long as the last"):
                 try:
-                    sync.start_job(session.start_resume(model, state.active_data(),
-                                                         directory=session.checkpoint_dir()))
+                    sync.start_job(training.start_resume(model, state.active_data(),
+                                                         directory=_model_dir()))
                 except ValueError as exc:
                     st.error(plain(exc), icon=":material/error:")
                 else:
@@ -135,17 +148,31 @@ load_tab, train_tab = st.tabs([LOAD_TAB, TRAIN_TAB], key="model_tab",
                               on_change=lambda: sync.remember_form(tab=st.session_state["model_tab"]))
 
 with load_tab:
-    choices = checkpoints.checkpoint_choices()
+    choices = _choices()
     if choices:
         left, right = st.columns([3, 1], vertical_alignment="bottom")
         chosen = left.selectbox("Saved checkpoints", [str(p) for p in choices],
                                 format_func=lambda p: p.rsplit("/", 1)[-1], key="ckpt_choice")
         if right.button("Load", icon=":material/upload_file:", key="ckpt_load"):
-            source = "shipped" if chosen == str(session.default_checkpoint_path()) else "saved"
+            source = "shipped" if chosen == str(config.default_checkpoint_path()) else "saved"
             activate(lambda: session.model_from_path(chosen, source=source))
     else:
         st.caption("No checkpoint files found.")
     models_table()
+    own = sync.workspace_of_session().model_files() if sync.workspace_of_session() is not None else []
+    if own:
+        left, right = st.columns([3, 1], vertical_alignment="bottom")
+        shared = left.selectbox("Share a model of this workspace", [str(p) for p in own], key="share_choice",
+                                format_func=lambda p: p.rsplit("/", 1)[-1],
+                                help="copies it to checkpoints/, where every visitor of this server can load it")
+        if right.button("Share", icon=":material/share:", key="share_model"):
+            try:
+                target = sync.workspace_of_session().share(shared, config.checkpoint_dir())
+            except (ValueError, OSError) as exc:
+                st.error(plain(exc), icon=":material/error:")
+            else:
+                state.notify(f"Shared {target.name}: every visitor can load it now.")
+                st.rerun()
     upload = st.file_uploader("Or upload a checkpoint (.pt)", type=["pt"], key="ckpt_upload")
     if upload is not None and upload.file_id != st.session_state.get("ckpt_upload_id"):
         st.session_state["ckpt_upload_id"] = upload.file_id  # one attempt per uploaded file
@@ -156,12 +183,12 @@ data = state.active_data()
 with train_tab:
     st.caption(f"Trains on the normal beats of **{plain(data.name)}** (normal: {plain(state.normal_names(data))}); "
                "15% of them are held back for early stopping and for honest metrics.")
-    d = session.TrainSettings()
+    d = training.TrainSettings()
     kept = sync.form_value
     with st.form("train_form", border=False):
         name = st.text_input("Save as", value=kept("name", "my_model"),
-                             help="file name in checkpoints/, letters/digits/_/-; an existing name, or one another "
-                                  "training is using, is refused")
+                             help="file name in this workspace's models, letters/digits/_/-; an existing name, or "
+                                  "one another training is using, is refused")
         c1, c2, c3, c4, c5 = st.columns(5)
         embedding = c1.number_input("Embedding size", 1, 512, kept("embedding_dim", d.embedding_dim),
                                     help="size of the bottleneck vector")
@@ -190,7 +217,7 @@ with train_tab:
         loss = c1.selectbox("Loss", losses, index=losses.index(kept("loss", d.loss)) if kept("loss", d.loss) in losses
                             else 0, help="l1: absolute error summed over the beat; mse: mean squared")
         seed = c2.number_input("Seed", 0, 2**31 - 1, kept("seed", d.seed))
-        devices = session.available_devices()
+        devices = config.available_devices()
         device = c3.selectbox("Device", devices, index=devices.index(kept("device", d.device))
                               if kept("device", d.device) in devices else 0)
         patience = c4.number_input("Patience (epochs)", 1, 1000, kept("patience", d.patience), placeholder="auto",
@@ -203,15 +230,15 @@ with train_tab:
         submitted = st.form_submit_button("Start training", icon=":material/play_arrow:", disabled=running,
                                           type="primary")
     if submitted:
-        settings = session.TrainSettings(embedding_dim=embedding, chunk=chunk, epochs=epochs, batch_size=batch, lr=lr,
+        settings = training.TrainSettings(embedding_dim=embedding, chunk=chunk, epochs=epochs, batch_size=batch, lr=lr,
                                          loss=loss, seed=seed, device=device, patience=patience, max_minutes=minutes,
                                          percentile=percentile, split_mode=split_mode if len(sources) >= 2 else "seed",
                                          train_file=train_file or "", test_file=test_file or "")
-        sync.remember_form(name=name, **{k: getattr(settings, k) for k in session.TrainSettings.__dataclass_fields__
+        sync.remember_form(name=name, **{k: getattr(settings, k) for k in training.TrainSettings.__dataclass_fields__
                                           if k not in ("train_file", "test_file", "split_mode")})
         try:
-            new_job = session.start_training(data, st.session_state.get(state.NORMALS) or [], name.strip(),
-                                             settings, directory=session.checkpoint_dir())
+            new_job = training.start_training(data, st.session_state.get(state.NORMALS) or [], name.strip(),
+                                             settings, directory=_model_dir())
         except ValueError as exc:
             st.error(plain(exc), icon=":material/error:")
         else:
@@ -228,7 +255,7 @@ def progress() -> None:
     if s.finished:
         # hand over to a full run, which adopts the model and shows the outcome
         st.rerun(scope="app")
-    est, shown = training.estimate(job, s)
+    est, shown = training_progress.estimate(job, s)
     text = f"{est.text()} · {format_seconds(s.elapsed_s)} elapsed"
     if job.keep_requested:
         text = "Stopping; scoring and saving the best model so far…"

@@ -1,4 +1,6 @@
-"""Shared test setup."""
+"""Shared test setup: the tiny data and model, the app started on them, Chromium."""
+
+import os
 
 import numpy as np
 import pytest
@@ -16,8 +18,6 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="session", autouse=True)
 def workspace_dir(tmp_path_factory):
     """Dashboard workspaces (of AppTest runs and of servers the browser tests start) go to a temporary folder."""
-    import os
-
     from ecgviz.dashboard.workspace import ROOT_ENV
 
     old = os.environ.get(ROOT_ENV)
@@ -27,6 +27,7 @@ def workspace_dir(tmp_path_factory):
         os.environ.pop(ROOT_ENV, None)
     else:
         os.environ[ROOT_ENV] = old
+
 
 TINY_TRAIN = TrainConfig(epochs=8, batch_size=4, lr=2e-2, patience=100, seed=0, device="cpu")
 
@@ -51,6 +52,70 @@ def tiny_data(tiny_files):
 def tiny_ckpt(tiny_data):
     """A small model trained on the tiny data's normals, with its held-out split."""
     return fit(tiny_data, ["1"], ModelConfig(embedding_dim=4), TINY_TRAIN, fractions=(0.6, 0.2, 0.2), name="tiny")
+
+
+@pytest.fixture(scope="module")
+def tiny_start(tmp_path_factory, tiny_files, tiny_data, tiny_ckpt) -> dict:
+    """The tiny data and model, the model saved in a folder of the module's own where the app looks for models."""
+    from ecgviz.checkpoint.store import save_checkpoint
+
+    folder = tmp_path_factory.mktemp("app")
+    return {"files": tiny_files, "data": tiny_data, "ckpt": tiny_ckpt, "dir": folder,
+            "ckpt_path": save_checkpoint(tiny_ckpt, folder / "tiny_start.pt")}
+
+
+@pytest.fixture
+def tiny_app(monkeypatch, tiny_start) -> dict:
+    """The app starts with the tiny model and lists that folder; Streamlit's caches (which outlive an AppTest) are
+    cleared before and after."""
+    import streamlit as st
+
+    from ecgviz.dashboard import config
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    monkeypatch.setenv(config.CHECKPOINT_ENV, str(tiny_start["ckpt_path"]))
+    monkeypatch.setenv(config.CHECKPOINT_DIR_ENV, str(tiny_start["dir"]))
+    yield tiny_start
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt_path(tiny_ckpt, tmp_path_factory):
+    """The tiny model saved to a file."""
+    from ecgviz.checkpoint.store import save_checkpoint
+
+    return save_checkpoint(tiny_ckpt, tmp_path_factory.mktemp("saved") / "tiny.pt")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The Chromium executable; a test that needs it skips without one, except under CI (CI=true): a failure there."""
+    from tests.browser_support import CHROMIUM_ENV, DEFAULT_CHROMIUM, find_chromium
+
+    path = find_chromium()
+    if path is None:
+        where = os.environ.get(CHROMIUM_ENV)
+        looked = f"${CHROMIUM_ENV}={where} is not an executable" if where else f"no executable {DEFAULT_CHROMIUM}"
+        reason = f"Chromium not found ({looked}); install it with `apt-get install chromium` to run the browser tests"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(chromium):
+    """One headless Chromium for the module; each test opens its own context, hence its own app session."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser_support import launch_browser
+
+    with sync_playwright() as p:
+        b = launch_browser(p)
+        yield b
+        b.close()
 
 
 @pytest.fixture

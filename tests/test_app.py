@@ -9,64 +9,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from ecgviz.checkpoint.store import SHIPPED_CHECKPOINT, save_checkpoint
-from ecgviz.dashboard import explore, session
+from ecgviz.dashboard import config, explore, session
 from ecgviz.evaluation import metrics
 from ecgviz.io.data import load_files
+from tests.app_support import APP, TIMEOUT, assert_clean, metric_values, start
 from tests.helpers import synthetic_beats, write_arff
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
-TIMEOUT = 120
+# every test starts the app with the tiny model and clean caches
+pytestmark = pytest.mark.usefixtures("tiny_app")
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, tiny_files, tiny_ckpt):
-    """The conftest's tiny data and model, with the model saved where the app looks for its start-up model."""
-    d = tmp_path_factory.mktemp("app")
-    path = save_checkpoint(tiny_ckpt, d / "tiny_start.pt")
-    return {"files": tiny_files, "data": load_files(tiny_files), "ckpt_path": path, "dir": d}
-
-
-@pytest.fixture(autouse=True)
-def fresh_caches(monkeypatch, tiny):
-    """Caches outlive an AppTest; each test starts clean, with the tiny model as the start-up model."""
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    monkeypatch.setenv(session.CHECKPOINT_ENV, str(tiny["ckpt_path"]))
-    monkeypatch.setenv(session.CHECKPOINT_DIR_ENV, str(tiny["dir"]))
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def start(tiny, page: str | None = None) -> AppTest:
-    """The app on the tiny data (put in place before the first run, as if the user had loaded it)."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.session_state["active_data"] = session.make_data(tiny["data"], "tiny")
-    at.run()
-    if page:
-        at.switch_page(page).run()
-    assert_clean(at)
-    return at
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.message for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def metric_values(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
-
-
-def expected_metrics(tiny, threshold: float):
+def expected_metrics(tiny_app, threshold: float):
     """What ecgviz.evaluation.metrics says for the explorer's evaluation set at a threshold."""
-    model = session.model_from_path(tiny["ckpt_path"])
-    data = session.make_data(tiny["data"], "tiny")
-    errors, _ = session.score(model, data)
+    model = session.model_from_path(tiny_app["ckpt_path"])
+    data = session.make_data(tiny_app["data"], "tiny")
+    errors = session.scores(model, data)
     idx, _ = explore.evaluation_beats(data.data.n_beats, data.data.labels, ["1"], model.ckpt.split, True)
     labels = data.data.labels[idx]
     return metrics.at_threshold(errors[idx], labels != "1", threshold, labels), errors
@@ -81,12 +41,12 @@ def arff_bytes(tmp_path: Path, name: str, X: np.ndarray, labels=None) -> bytes:
     return write_arff(tmp_path / name, X, labels).read_bytes()
 
 
-def test_explorer_is_the_default_page_with_charts_and_metrics(tiny):
-    at = start(tiny)
+def test_explorer_is_the_default_page_with_charts_and_metrics(tiny_app):
+    at = start(tiny_app)
     assert at.title[0].value == "Threshold explorer"
     assert len(at.get("plotly_chart")) == 4  # ROC, PR, confusion, beat; the histogram is the threshold chart
     threshold = at.session_state["threshold"]
-    m, _ = expected_metrics(tiny, threshold)
+    m, _ = expected_metrics(tiny_app, threshold)
     data = chart(at)
     assert data["threshold"] == pytest.approx(threshold)
     # the chart's exact counts at the threshold: normal beats above it, then each abnormal class
@@ -99,14 +59,14 @@ def test_explorer_is_the_default_page_with_charts_and_metrics(tiny):
     assert "tiny" in sidebar and f"{threshold:.4g}" in sidebar
 
 
-def test_a_typed_threshold_recomputes_the_metrics_and_moves_the_chart(tiny):
-    at = start(tiny)
-    _, errors = expected_metrics(tiny, 0.0)
+def test_a_typed_threshold_recomputes_the_metrics_and_moves_the_chart(tiny_app):
+    at = start(tiny_app)
+    _, errors = expected_metrics(tiny_app, 0.0)
     revision = chart(at)["revision"]
     for value in np.quantile(errors, [0.2, 0.5, 0.8]):
         at.number_input(key="thr_number").set_value(float(value)).run()
         assert_clean(at)
-        m, _ = expected_metrics(tiny, value)
+        m, _ = expected_metrics(tiny_app, value)
         values = metric_values(at)
         assert at.session_state["threshold"] == pytest.approx(value)
         data = chart(at)
@@ -123,14 +83,14 @@ def test_a_typed_threshold_recomputes_the_metrics_and_moves_the_chart(tiny):
                 assert values[f"Class {label}"] == f"{flagged:,} / {total:,}"
 
 
-def test_suggestions_set_the_threshold_the_number_box_and_the_chart(tiny):
-    at = start(tiny)
+def test_suggestions_set_the_threshold_the_number_box_and_the_chart(tiny_app):
+    at = start(tiny_app)
     at.button(key="suggest_max_f1").click().run()
     assert_clean(at)
-    _, errors = expected_metrics(tiny, 0.0)
-    model = session.model_from_path(tiny["ckpt_path"])
-    data = session.make_data(tiny["data"], "tiny")
-    best = session.evaluation(model, data, ["1"], errors).suggestions["max_f1"]
+    _, errors = expected_metrics(tiny_app, 0.0)
+    model = session.model_from_path(tiny_app["ckpt_path"])
+    data = session.make_data(tiny_app["data"], "tiny")
+    best = session.explorer_view(model, data, ["1"], errors).suggestions["max_f1"]
     assert at.session_state["threshold"] == pytest.approx(best)
     assert at.number_input(key="thr_number").value == pytest.approx(best)
     assert chart(at)["threshold"] == pytest.approx(best)
@@ -139,18 +99,18 @@ def test_suggestions_set_the_threshold_the_number_box_and_the_chart(tiny):
     assert chart(at)["threshold"] == pytest.approx(model.ckpt.threshold)
 
 
-def test_log_toggle_switches_the_chart_to_a_log_count_axis(tiny):
-    at = start(tiny)
+def test_log_toggle_switches_the_chart_to_a_log_count_axis(tiny_app):
+    at = start(tiny_app)
     assert chart(at)["log_y"] is False
     at.toggle(key="hist_log").set_value(True).run()
     assert_clean(at)
     assert chart(at)["log_y"] is True
 
 
-def test_beat_viewer_shows_the_most_anomalous_beat_and_its_verdict(tiny):
-    at = start(tiny)
-    _, errors = expected_metrics(tiny, 0.0)
-    labels = tiny["data"].labels
+def test_beat_viewer_shows_the_most_anomalous_beat_and_its_verdict(tiny_app):
+    at = start(tiny_app)
+    _, errors = expected_metrics(tiny_app, 0.0)
+    labels = tiny_app["data"].labels
     at.selectbox(key="beat_class").set_value("3").run()
     worst = float(errors[labels == "3"].max())
     assert metric_values(at)["Reconstruction error"] == f"{worst:.3f}"
@@ -162,8 +122,8 @@ def test_beat_viewer_shows_the_most_anomalous_beat_and_its_verdict(tiny):
     assert metric_values(at)["Reconstruction error"] == f"{errors[4]:.3f}"
 
 
-def test_threshold_is_kept_across_pages(tiny, downloads):
-    at = start(tiny)
+def test_threshold_is_kept_across_pages(tiny_app, downloads):
+    at = start(tiny_app)
     r = chart(at)["range"]
     value = float(r["lo"] + round((r["hi"] - r["lo"]) * 0.4 / r["step"]) * r["step"])
     at.number_input(key="thr_number").set_value(value).run()
@@ -176,8 +136,8 @@ def test_threshold_is_kept_across_pages(tiny, downloads):
     assert any(name.endswith(f"_t{value:.4f}.csv") for name in downloads)
 
 
-def test_data_page_summary_and_upload(tiny, tmp_path):
-    at = start(tiny, "pages/data.py")
+def test_data_page_summary_and_upload(tiny_app, tmp_path):
+    at = start(tiny_app, "pages/data.py")
     assert metric_values(at)["Beats"] == "80"
     X, labels = synthetic_beats(n_normal=9, n_anomaly=4, length=24, seed=5)
     files = [("up_TRAIN.arff", arff_bytes(tmp_path, "a.arff", X[:6], labels[:6]), "text/plain"),
@@ -204,8 +164,8 @@ def test_data_page_summary_and_upload(tiny, tmp_path):
     assert {k for k in metric_values(at) if k.startswith("Class")} == {"Class 3"}
 
 
-def test_a_bad_upload_shows_the_error_and_keeps_the_data(tiny):
-    at = start(tiny, "pages/data.py")
+def test_a_bad_upload_shows_the_error_and_keeps_the_data(tiny_app):
+    at = start(tiny_app, "pages/data.py")
     at.file_uploader(key="data_upload").set_value(("broken.arff", b"@relation x\n@data\n1,2,oops\n", "text/plain"))
     at.run()
     assert not at.exception
@@ -214,8 +174,8 @@ def test_a_bad_upload_shows_the_error_and_keeps_the_data(tiny):
     assert metric_values(at)["Beats"] == "80"
 
 
-def test_unlabelled_upload_runs_in_score_only_mode(tiny, tmp_path, downloads):
-    at = start(tiny, "pages/data.py")
+def test_unlabelled_upload_runs_in_score_only_mode(tiny_app, tmp_path, downloads):
+    at = start(tiny_app, "pages/data.py")
     X, _ = synthetic_beats(n_normal=10, n_anomaly=2, length=24, seed=2)
     at.file_uploader(key="data_upload").set_value(("plain.arff", arff_bytes(tmp_path, "p.arff", X), "text/plain"))
     at.run()
@@ -225,8 +185,8 @@ def test_unlabelled_upload_runs_in_score_only_mode(tiny, tmp_path, downloads):
     assert_clean(at)
     assert any("score-only" in i.value for i in at.info)
     t = at.session_state["threshold"]
-    model = session.model_from_path(tiny["ckpt_path"])
-    errors, _ = session.score(model, session.make_data(load_files([tmp_path / "p.arff"]), "p"))
+    model = session.model_from_path(tiny_app["ckpt_path"])
+    errors = session.scores(model, session.make_data(load_files([tmp_path / "p.arff"]), "p"))
     assert metric_values(at)["Beats flagged"] == f"{int((errors > t).sum()):,} / 12"
     at.switch_page("pages/export.py").run()
     assert_clean(at)
@@ -235,8 +195,8 @@ def test_unlabelled_upload_runs_in_score_only_mode(tiny, tmp_path, downloads):
     assert len(pd.read_csv(io.BytesIO(csv))) == 12
 
 
-def test_data_of_another_length_is_refused_by_the_model(tiny, tmp_path):
-    at = start(tiny, "pages/data.py")
+def test_data_of_another_length_is_refused_by_the_model(tiny_app, tmp_path):
+    at = start(tiny_app, "pages/data.py")
     X, labels = synthetic_beats(n_normal=6, n_anomaly=2, length=30)
     at.file_uploader(key="data_upload").set_value(("long.arff", arff_bytes(tmp_path, "l.arff", X, labels),
                                                    "text/plain")).run()
@@ -247,10 +207,10 @@ def test_data_of_another_length_is_refused_by_the_model(tiny, tmp_path):
     assert len(at.error) == 1 and "24 samples" in at.error[0].value and "30 samples" in at.error[0].value
 
 
-def test_export_downloads_match_the_data(tiny, downloads):
-    at = start(tiny, "pages/export.py")
+def test_export_downloads_match_the_data(tiny_app, downloads):
+    at = start(tiny_app, "pages/export.py")
     t = at.session_state["threshold"]
-    m, errors = expected_metrics(tiny, t)
+    m, errors = expected_metrics(tiny_app, t)
     # the default rows are the explorer's count: the flagged held-out beats, and the page says so first
     held = pd.read_csv(io.BytesIO(next(v for k, v in downloads.items() if k.startswith("ecgviz_flagged_heldout"))))
     assert len(held) == m.tp + m.fp and set(held["split_role"]) <= {"held-out"}
@@ -266,18 +226,18 @@ def test_export_downloads_match_the_data(tiny, downloads):
     assert (table["flagged"] == (errors > t)).all()
     metrics_file = next(v for k, v in downloads.items() if k.endswith(".json"))
     assert b'"threshold"' in metrics_file
-    assert downloads["tiny_start.pt"] == tiny["ckpt_path"].read_bytes()
+    assert downloads["tiny_start.pt"] == tiny_app["ckpt_path"].read_bytes()
 
 
-def test_model_page_loads_uploads_and_refuses_bad_checkpoints(tiny, tmp_path):
-    at = start(tiny, "pages/model.py")
+def test_model_page_loads_uploads_and_refuses_bad_checkpoints(tiny_app, tmp_path):
+    at = start(tiny_app, "pages/model.py")
     assert any("tiny" in md.value for md in at.markdown)
     at.file_uploader(key="ckpt_upload").set_value(("junk.pt", b"not a checkpoint", "application/octet-stream"))
     at.run()
     assert not at.exception
     assert len(at.error) == 1 and "junk.pt" in at.error[0].value
     assert at.session_state["active_model"].name == "tiny"
-    other = save_checkpoint(session.model_from_path(tiny["ckpt_path"]).ckpt.with_threshold(1.25), tmp_path / "b.pt")
+    other = save_checkpoint(session.model_from_path(tiny_app["ckpt_path"]).ckpt.with_threshold(1.25), tmp_path / "b.pt")
     at.file_uploader(key="ckpt_upload").set_value(("second.pt", other.read_bytes(), "application/octet-stream"))
     at.run()
     assert_clean(at)
@@ -285,8 +245,8 @@ def test_model_page_loads_uploads_and_refuses_bad_checkpoints(tiny, tmp_path):
     assert at.session_state["threshold"] == pytest.approx(1.25)
 
 
-def test_training_runs_in_the_background_and_activates_the_result(tiny):
-    at = start(tiny, "pages/model.py")
+def test_training_runs_in_the_background_and_activates_the_result(tiny_app):
+    at = start(tiny_app, "pages/model.py")
     at.text_input[0].set_value("trained_here")
     labelled = {n.label: n for n in at.number_input}
     labelled["Embedding size"].set_value(4)
@@ -302,7 +262,9 @@ def test_training_runs_in_the_background_and_activates_the_result(tiny):
     assert_clean(at)
     model = at.session_state["active_model"]
     assert model.name == "trained_here" and model.source == "trained"
-    assert (tiny["dir"] / "trained_here.pt").is_file()
+    # saved in the workspace's own model area: not among the shared checkpoints until shared
+    assert (at.session_state["workspace"].model_dir() / "trained_here.pt").is_file()
+    assert not (tiny_app["dir"] / "trained_here.pt").exists()
     assert any("trained_here" in s.value for s in at.success)
 
 
@@ -310,7 +272,7 @@ def test_training_runs_in_the_background_and_activates_the_result(tiny):
 def test_real_start_with_ecg5000_and_the_shipped_checkpoint(monkeypatch):
     if not SHIPPED_CHECKPOINT.is_file():
         pytest.skip(f"the shipped checkpoint {SHIPPED_CHECKPOINT} is missing")
-    monkeypatch.delenv(session.CHECKPOINT_ENV)
+    monkeypatch.delenv(config.CHECKPOINT_ENV)
     at = AppTest.from_file(APP, default_timeout=300).run()
     assert_clean(at)
     data = at.session_state["active_data"]
@@ -318,31 +280,31 @@ def test_real_start_with_ecg5000_and_the_shipped_checkpoint(monkeypatch):
     assert at.session_state["active_model"].source == "shipped"
     # the threshold chart in the page, the tab watcher in the sidebar
     assert len(at.get("plotly_chart")) == 4 and [c.key for c in at.get("bidi_component")] == ["thr_chart", "tab_watch"]
-    ev = session.evaluation(at.session_state["active_model"], data, ["1"], session.score(
-        at.session_state["active_model"], data)[0])
+    ev = session.explorer_view(at.session_state["active_model"], data, ["1"], session.scores(
+        at.session_state["active_model"], data))
     m = ev.metrics_at(at.session_state["threshold"])
     assert metric_values(at)["Anomalies caught"] == f"{m.tp:,} / {m.n_anomaly:,}"
     assert m.n_normal + m.n_anomaly == len(ev.eval_idx) < 5000
     assert sum(g["total"] for g in chart(at)["groups"]) == len(ev.eval_idx)
 
 
-def test_a_checkpoint_for_other_beat_lengths_is_not_activated(tiny, tmp_path):
-    at = start(tiny, "pages/data.py")
+def test_a_checkpoint_for_other_beat_lengths_is_not_activated(tiny_app, tmp_path):
+    at = start(tiny_app, "pages/data.py")
     X, labels = synthetic_beats(n_normal=6, n_anomaly=2, length=30)
     at.file_uploader(key="data_upload").set_value(("long.arff", arff_bytes(tmp_path, "l.arff", X, labels),
                                                    "text/plain")).run()
     at.switch_page("pages/model.py").run()
     before = at.session_state["active_model"]
-    at.file_uploader(key="ckpt_upload").set_value(("again.pt", tiny["ckpt_path"].read_bytes(),
+    at.file_uploader(key="ckpt_upload").set_value(("again.pt", tiny_app["ckpt_path"].read_bytes(),
                                                    "application/octet-stream")).run()
     assert not at.exception
     assert any("24 samples" in e.value and "30 samples" in e.value for e in at.error)
     assert at.session_state["active_model"] is before
 
 
-def test_without_a_model_the_pages_say_where_to_get_one(tiny, monkeypatch, tmp_path):
-    monkeypatch.setenv(session.CHECKPOINT_ENV, str(tmp_path / "missing.pt"))
-    at = start(tiny)
+def test_without_a_model_the_pages_say_where_to_get_one(tiny_app, monkeypatch, tmp_path):
+    monkeypatch.setenv(config.CHECKPOINT_ENV, str(tmp_path / "missing.pt"))
+    at = start(tiny_app)
     assert any("No model is loaded" in i.value for i in at.info)
     assert not at.get("plotly_chart")
     for page in ("pages/export.py", "pages/model.py", "pages/data.py"):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.test_app import assert_clean, fresh_caches, metric_values, start, tiny  # noqa: F401 (fixtures)
+from tests.app_support import assert_clean, metric_values, start
 
 MITDB = Path(__file__).resolve().parent.parent / "data" / "mitdb"
 
 
-def test_server_recording_strip_and_beat_in_context(tiny):  # noqa: F811
-    at = start(tiny, "pages/data.py")
+def test_server_recording_strip_and_beat_in_context(tiny_app):
+    at = start(tiny_app, "pages/data.py")
     at.selectbox(key="rec_server_choice").set_value(MITDB / "100.hea").run()
     at.button(key="rec_server_go").click().run()
     assert_clean(at)
@@ -32,8 +32,8 @@ def test_server_recording_strip_and_beat_in_context(tiny):  # noqa: F811
     assert any("in context" in chart.proto.spec for chart in at.get("plotly_chart"))
 
 
-def test_bad_recording_upload_keeps_the_data(tiny):  # noqa: F811
-    at = start(tiny, "pages/data.py")
+def test_bad_recording_upload_keeps_the_data(tiny_app):
+    at = start(tiny_app, "pages/data.py")
     at.file_uploader(key="rec_upload").set_value([("100.dat", (MITDB / "100.dat").read_bytes(),
                                                    "application/octet-stream")]).run()
     at.button(key="rec_upload_go").click().run()

@@ -11,12 +11,10 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from ecgviz.checkpoint.store import save_checkpoint
-from ecgviz.dashboard import session
+from ecgviz.dashboard import config, session
 from ecgviz.io.data import load_files
+from tests.app_support import APP, TIMEOUT, assert_clean
 from tests.helpers import synthetic_beats, write_arff
-
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
-TIMEOUT = 120
 
 
 @pytest.fixture(autouse=True)
@@ -24,30 +22,24 @@ def setup(monkeypatch, tmp_path, tiny_ckpt):
     st.cache_data.clear()
     st.cache_resource.clear()
     path = save_checkpoint(tiny_ckpt, tmp_path / "tiny_start.pt")
-    monkeypatch.setenv(session.CHECKPOINT_ENV, str(path))
-    monkeypatch.setenv(session.CHECKPOINT_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(config.CHECKPOINT_ENV, str(path))
+    monkeypatch.setenv(config.CHECKPOINT_DIR_ENV, str(tmp_path))
     yield
     st.cache_data.clear()
     st.cache_resource.clear()
-
-
-def clean(at: AppTest) -> AppTest:
-    assert not at.exception, [e.message for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
 
 
 def start(tiny_files) -> AppTest:
     """A first visit, on the tiny data (as if loaded) so the tiny start-up model fits it."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state["active_data"] = session.make_data(load_files(tiny_files), "tiny")
-    return clean(at.run())
+    return assert_clean(at.run())
 
 
 def upload(at: AppTest, files) -> None:
     at.switch_page("pages/data.py").run()
     at.file_uploader(key="data_upload").set_value([(n, raw, "text/plain") for n, raw in files]).run()
-    clean(at)
+    assert_clean(at)
 
 
 def test_a_second_session_with_the_same_link_finds_data_threshold_and_normals(tiny_files):
@@ -58,12 +50,12 @@ def test_a_second_session_with_the_same_link_finds_data_threshold_and_normals(ti
     at.switch_page("pages/explorer.py").run()
     chosen = round(at.session_state["threshold"] * 1.1, 4)
     at.number_input(key="thr_number").set_value(chosen).run()
-    clean(at)
+    assert_clean(at)
     assert at.session_state["threshold"] == pytest.approx(chosen)
 
     again = AppTest.from_file(APP, default_timeout=TIMEOUT)
     again.query_params["ws"] = wid
-    clean(again.run())
+    assert_clean(again.run())
     assert again.session_state["active_data"].name == "tiny_TRAIN.arff + tiny_TEST.arff"
     assert again.session_state["threshold"] == pytest.approx(chosen)
     assert again.session_state["normal_labels"] == ["1", "2"]
@@ -75,7 +67,7 @@ def test_a_second_session_with_the_same_link_finds_data_threshold_and_normals(ti
     sync._store.cache_clear()
     restarted = AppTest.from_file(APP, default_timeout=TIMEOUT)
     restarted.query_params["ws"] = wid
-    clean(restarted.run())
+    assert_clean(restarted.run())
     assert restarted.session_state["workspace"] is not again.session_state["workspace"]
     assert restarted.session_state["active_data"].fingerprint == again.session_state["active_data"].fingerprint
     assert restarted.session_state["threshold"] == pytest.approx(chosen)
@@ -99,7 +91,7 @@ def test_model_form_values_stay_and_the_percentile_sets_the_stored_threshold(tin
     fields["Threshold percentile"].set_value(90.0)
     at.selectbox[-1].set_value("cpu")
     at.form_submit_button[0].click().run()
-    clean(at)
+    assert_clean(at)
     assert at.session_state["train_job"].join(TIMEOUT)
     at.run()
     model = at.session_state["active_model"]
@@ -120,13 +112,13 @@ def test_a_model_beside_other_data_names_its_data_and_offers_to_load_it(tiny_fil
     X, labels = synthetic_beats(n_normal=12, n_anomaly=4, length=24, seed=9)
     upload(at, [("other.arff", write_arff(tmp_path / "other.arff", X, labels).read_bytes())])
     at.switch_page("pages/model.py").run()
-    clean(at)
+    assert_clean(at)
     info = " ".join(i.value for i in at.info)
     assert "tiny_TRAIN.arff, tiny_TEST.arff" in info and "beats of 24 samples" in info
     offer = [b for b in at.button if b.label.startswith("Load tiny_TRAIN.arff + tiny_TEST.arff")]
     assert len(offer) == 1
     offer[0].click().run()
-    clean(at)
+    assert_clean(at)
     assert at.session_state["active_data"].fingerprint == tiny_fp
 
 
@@ -138,13 +130,13 @@ def test_a_run_cut_off_while_improving_is_continued_from_the_model_page(tiny_fil
                                                                             device="cpu"),
                 fractions=(0.6, 0.2, 0.2), name="short")
     assert short.train_config["still_improving"]
-    monkeypatch.setenv(session.CHECKPOINT_ENV, str(save_checkpoint(short, tmp_path / "short.pt")))
+    monkeypatch.setenv(config.CHECKPOINT_ENV, str(save_checkpoint(short, tmp_path / "short.pt")))
     at = start(tiny_files)
     at.switch_page("pages/model.py").run()
-    clean(at)
+    assert_clean(at)
     assert any("still falling" in w.value for w in at.warning)
     at.button(key="resume_start").click().run()
-    clean(at)
+    assert_clean(at)
     job = at.session_state["train_job"]
     assert job.join(TIMEOUT) and job.state().status == "done", job.state().message
     assert [h["epoch"] for h in job.state().history][:4] == [1, 2, 3, 4]  # the live curve starts from the old one

@@ -13,7 +13,7 @@ import pytest
 from ecgviz.checkpoint.store import save_checkpoint
 from ecgviz.cli.main import main
 from ecgviz.pipeline import batch
-from ecgviz.pipeline.protocol import errors_for
+from ecgviz.pipeline.protocol import score_beats
 from tests.helpers import synthetic_beats, write_arff
 
 distributed = pytest.importorskip("dask.distributed")
@@ -59,7 +59,7 @@ def test_cluster_rows_equal_single_process_rows(archive, client, tmp_path, tiny_
         X, _ = synthetic_beats(n_normal=5 + 3 * i, n_anomaly=4, length=24, seed=10 + i)
         rows = table[table["source"] == os.path.basename(f)]
         assert len(rows) == 9 + 3 * i
-        np.testing.assert_allclose(rows["error"].to_numpy(), errors_for(tiny_ckpt, X), rtol=1e-6)
+        np.testing.assert_allclose(rows["error"].to_numpy(), score_beats(tiny_ckpt, X), rtol=1e-6)
         assert (rows["flagged"].to_numpy() == (rows["error"] > tiny_ckpt.threshold).to_numpy()).all()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -10,18 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from playwright.sync_api import Expect, sync_playwright
+from playwright.sync_api import Expect
 
 from ecgviz.checkpoint.store import SHIPPED_CHECKPOINT
-from ecgviz.dashboard import session
+from ecgviz.dashboard import config, session
 from ecgviz.evaluation import metrics
 from ecgviz.io.data import ECG5000_CLASS_NAMES
 from tests.browser_support import (
-    CHROMIUM_ENV,
-    DEFAULT_CHROMIUM,
     StreamlitServer,
-    find_chromium,
-    launch_browser,
     wait_idle,
 )
 from tests.helpers import synthetic_beats, write_arff
@@ -39,20 +34,6 @@ expect.set_options(timeout=TIMEOUT_MS)
 
 
 @pytest.fixture(scope="module")
-def chromium() -> str:
-    """The Chromium executable; the module skips without one, except under CI where that is a failure."""
-    path = find_chromium()
-    if path is None:
-        where = os.environ.get(CHROMIUM_ENV)
-        looked = f"${CHROMIUM_ENV}={where} is not an executable" if where else f"no executable {DEFAULT_CHROMIUM}"
-        reason = f"Chromium not found ({looked}); install it with `apt-get install chromium` to run the browser tests"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return path
-
-
-@pytest.fixture(scope="module")
 def reference() -> Future:
     """(errors, eval indices, is_anomaly, labels, checkpoint) of the shipped model on ECG5000, computed here.
 
@@ -61,7 +42,7 @@ def reference() -> Future:
     def compute():
         model = session.model_from_path(SHIPPED_CHECKPOINT, source="shipped")
         data = session.builtin_data()
-        errors, _ = session.score(model, data)
+        errors = session.scores(model, data)
         idx, is_anomaly = model.ckpt.split.eval_indices()
         return errors, idx, is_anomaly, data.data.labels, model.ckpt
 
@@ -76,21 +57,12 @@ def server(chromium, reference, tmp_path_factory):
     It asks for `reference` only so that the reference scoring starts first and overlaps the app's own.
     """
     env = {
-        session.CHECKPOINT_ENV: None,  # the shipped model, whatever the caller's environment says
-        session.CHECKPOINT_DIR_ENV: str(tmp_path_factory.mktemp("checkpoints")),
+        config.CHECKPOINT_ENV: None,  # the shipped model, whatever the caller's environment says
+        config.CHECKPOINT_DIR_ENV: str(tmp_path_factory.mktemp("checkpoints")),
         "OMP_NUM_THREADS": "1",  # two cores shared with Chromium and the reference scoring
     }
     with StreamlitServer(ROOT / "app.py", env=env) as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    """One Chromium for the module; each test opens its own context, hence its own app session."""
-    with sync_playwright() as p:
-        b = launch_browser(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -385,7 +357,7 @@ def test_every_page_url_runs_the_app_set_up_first(chromium, browser, tmp_path, p
     # a fresh server whose first visitor opens this page's URL: app.py must run first (sidebar, set-up) and list
     # only the pages st.navigation names, although they live in a folder called pages/ (pages/common/state.py
     # has the workaround this needs; without it the first visit to /data ran data.py alone and failed)
-    env = {session.CHECKPOINT_DIR_ENV: str(tmp_path), "OMP_NUM_THREADS": "1"}
+    env = {config.CHECKPOINT_DIR_ENV: str(tmp_path), "OMP_NUM_THREADS": "1"}
     with StreamlitServer(ROOT / "app.py", env=env) as srv:
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         context.set_default_timeout(TIMEOUT_MS)

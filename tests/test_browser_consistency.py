@@ -11,17 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from playwright.sync_api import sync_playwright
 
-from ecgviz.dashboard import session
-from tests.browser_support import StreamlitServer, launch_browser, wait_idle
+from ecgviz.dashboard import config
+from tests.browser_support import StreamlitServer, wait_idle
 from tests.helpers import synthetic_beats, write_arff
 from tests.test_browser import (  # noqa: F401 (fixtures)
     MENU,
     NAVIGATION,
     TIMEOUT_MS,
     assert_no_error,
-    chromium,
     download_csv,
     expect,
     goto,
@@ -46,18 +44,10 @@ def number(text: str) -> int:
 
 @pytest.fixture(scope="module")
 def server(chromium, reference, tmp_path_factory):  # noqa: F811
-    env = {session.CHECKPOINT_ENV: None, session.CHECKPOINT_DIR_ENV: str(tmp_path_factory.mktemp("checkpoints")),
+    env = {config.CHECKPOINT_ENV: None, config.CHECKPOINT_DIR_ENV: str(tmp_path_factory.mktemp("checkpoints")),
            "OMP_NUM_THREADS": "1"}
     with StreamlitServer(ROOT / "app.py", env=env) as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    with sync_playwright() as p:
-        b = launch_browser(p)
-        yield b
-        b.close()
 
 
 def open_page(browser, url: str):
@@ -213,10 +203,10 @@ def test_choosing_a_row_of_the_flagged_beats_opens_that_beat(page, reference):  
 
 
 @pytest.mark.parametrize("path", ["", "data"])
-def test_a_first_visit_shows_only_the_real_menu(chromium, browser, tmp_path, path):  # noqa: F811
+def test_a_first_visit_shows_only_the_real_menu(chromium, browser, tmp_path, path):
     # a fresh server: the first run takes Streamlit's older pages/ mode, whose menu listed every file ("app",
     # "compare", ...) until app.py's navigation replaced it
-    env = {session.CHECKPOINT_DIR_ENV: str(tmp_path), "OMP_NUM_THREADS": "1"}
+    env = {config.CHECKPOINT_DIR_ENV: str(tmp_path), "OMP_NUM_THREADS": "1"}
     # every menu the page ever shows: the links of Streamlit's own (hidden by the config) and of the app's
     record = """() => {
       window.__menus = [];

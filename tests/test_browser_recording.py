@@ -6,13 +6,13 @@ import pytest
 from playwright.sync_api import Expect, sync_playwright
 
 from ecgviz.checkpoint.store import save_checkpoint
-from ecgviz.dashboard import session
+from ecgviz.dashboard import config
 from ecgviz.detectors.config import ModelConfig, TrainConfig
 from ecgviz.io.recording import read_recording
 from ecgviz.pipeline.protocol import fit
 from ecgviz.signal.beats import cut_beats
 from tests.browser_support import StreamlitServer, launch_browser, wait_idle
-from tests.test_browser import ARTIFACTS, ROOT, chromium, goto, screenshot  # noqa: F401 (fixture)
+from tests.test_browser import ARTIFACTS, ROOT, goto, screenshot
 
 pytestmark = pytest.mark.browser
 MITDB = ROOT / "data" / "mitdb"
@@ -21,14 +21,14 @@ expect.set_options(timeout=60_000)
 
 
 @pytest.fixture(scope="module")
-def server(chromium, tmp_path_factory):  # noqa: F811
+def server(chromium, tmp_path_factory):
     """The app starting with a small model trained on record 100's normal beats."""
     folder = tmp_path_factory.mktemp("rec")
     beats = cut_beats(read_recording(MITDB / "100.hea"))
     ckpt = fit(beats.data, ["N"], ModelConfig(embedding_dim=16),
                TrainConfig(epochs=10, batch_size=32, patience=100, device="cpu"), name="mitdb-100-normals")
-    env = {session.CHECKPOINT_ENV: str(save_checkpoint(ckpt, folder / "mitdb100.pt")),
-           session.CHECKPOINT_DIR_ENV: str(folder), "OMP_NUM_THREADS": "1"}
+    env = {config.CHECKPOINT_ENV: str(save_checkpoint(ckpt, folder / "mitdb100.pt")),
+           config.CHECKPOINT_DIR_ENV: str(folder), "OMP_NUM_THREADS": "1"}
     with StreamlitServer(ROOT / "app.py", env=env) as srv:
         yield srv
 

@@ -1,5 +1,6 @@
 import io
 import pickle
+import zipfile
 from dataclasses import replace
 
 import numpy as np
@@ -15,6 +16,7 @@ from ecgviz.checkpoint.store import (
     to_bytes,
     to_dict,
 )
+from ecgviz.detectors.autoencoder import LSTMAutoencoder
 from ecgviz.detectors.config import ModelConfig
 from ecgviz.detectors.lstm import RecurrentAutoencoder
 
@@ -22,11 +24,12 @@ from ecgviz.detectors.lstm import RecurrentAutoencoder
 def test_round_trip(tiny_ckpt, tmp_path):
     path = save_checkpoint(tiny_ckpt, tmp_path / "sub" / "m.pt")
     back = load_checkpoint(path)
-    for a, b in zip(tiny_ckpt.model.state_dict().values(), back.model.state_dict().values(), strict=True):
+    before, after = tiny_ckpt.detector, back.detector
+    for a, b in zip(before.model_.state_dict().values(), after.model_.state_dict().values(), strict=True):
         assert torch.equal(a, b)
-    assert back.model_config == tiny_ckpt.model_config
+    assert after.get_params()["model_config"] == before.model_.config
     assert np.array_equal(back.split.test, tiny_ckpt.split.test)
-    assert back.normalisation == tiny_ckpt.normalisation and back.threshold == tiny_ckpt.threshold
+    assert after.normalisation_ == before.normalisation_ and back.threshold == tiny_ckpt.threshold
     assert back.seq_len == 24 and back.loss == "l1_trim" and back.name == "tiny"
     assert back.metrics == tiny_ckpt.metrics and list(back.history) == list(tiny_ckpt.history)
     assert back.versions["torch"] == torch.__version__ and back.data_fingerprint == tiny_ckpt.data_fingerprint
@@ -34,13 +37,41 @@ def test_round_trip(tiny_ckpt, tmp_path):
     assert load_checkpoint(to_bytes(tiny_ckpt)).threshold == tiny_ckpt.threshold
 
 
-def test_gpu_saved_tensors_load_on_cpu(tiny_ckpt):
-    # map_location="cpu" is what makes a CUDA checkpoint portable; the device tag is exercised via meta tensors
-    d = to_dict(tiny_ckpt)
+_TAG_CUDA = {"on": False}
+
+
+def _cuda_tag(storage):
+    return "cuda:0" if _TAG_CUDA["on"] else None
+
+
+# torch records each storage's device in the file through the registered taggers: one that answers first while
+# switched on writes the same "cuda:0" location a GPU run's tensors get, without needing a GPU
+torch.serialization.register_package(0, _cuda_tag, lambda storage, location: None)
+
+
+def cuda_tagged_bytes(d: dict) -> bytes:
+    """`d` saved as a GPU run saves it: every tensor's location in the archive reads cuda:0."""
     buf = io.BytesIO()
-    torch.save(d, buf)
-    back = load_checkpoint(buf.getvalue())
-    assert next(back.model.parameters()).device.type == "cpu"
+    _TAG_CUDA["on"] = True
+    try:
+        torch.save(d, buf)
+    finally:
+        _TAG_CUDA["on"] = False
+    return buf.getvalue()
+
+
+def test_gpu_saved_tensors_load_on_cpu(tiny_ckpt, tiny_data):
+    raw = cuda_tagged_bytes(to_dict(tiny_ckpt))
+    archive = zipfile.ZipFile(io.BytesIO(raw))
+    pickled = archive.read(next(n for n in archive.namelist() if n.endswith("data.pkl")))
+    assert b"cuda:0" in pickled and b"'cpu'" not in pickled
+    if not torch.cuda.is_available():  # the file really asks for a GPU: torch alone cannot read it here
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(io.BytesIO(raw), weights_only=True)
+    back = load_checkpoint(raw)
+    assert next(back.detector.model_.parameters()).device.type == "cpu"
+    np.testing.assert_array_equal(back.detector.decision_function(tiny_data.X),
+                                  tiny_ckpt.detector.decision_function(tiny_data.X))
 
 
 class _Boom:
@@ -107,12 +138,13 @@ def test_with_threshold_and_listing(tiny_ckpt, tmp_path):
 
 def test_chunked_model_round_trip(tiny_ckpt):
     config = ModelConfig(embedding_dim=4, chunk=3)
-    ckpt = replace(tiny_ckpt, model=RecurrentAutoencoder(config).eval(), model_config=config)
+    detector = LSTMAutoencoder.from_weights(config, RecurrentAutoencoder(config).state_dict(), (0.0, 1.0), "l1")
+    ckpt = replace(tiny_ckpt, detector=detector)
     back = load_checkpoint(to_bytes(ckpt))
-    assert back.model_config == config and back.model.config.chunk == 3
+    assert back.detector.model_config == config and back.detector.model_.config.chunk == 3
     x = torch.randn(2, 24, 1)
     with torch.no_grad():
-        assert torch.equal(back.model(x), ckpt.model(x))
+        assert torch.equal(back.detector.model_(x), detector.model_(x))
 
 
 def test_checkpoint_without_chunk_reads_one_sample_per_step(tiny_ckpt):
@@ -126,4 +158,27 @@ def test_checkpoint_without_chunk_reads_one_sample_per_step(tiny_ckpt):
     d["model_config"] = {"embedding_dim": 4, "n_features": 1}
     buf = io.BytesIO()
     torch.save(d, buf)
-    assert load_checkpoint(buf.getvalue()).model_config.chunk == 1
+    assert load_checkpoint(buf.getvalue()).detector.model_.config.chunk == 1
+
+
+def test_the_shipped_checkpoint_loads_as_a_detector_scoring_as_its_weights_do():
+    from ecgviz.detectors.reconstruction import beat_error
+    from ecgviz.io.data import load_ecg5000
+
+    # the file read by torch alone, the model rebuilt and run by hand: what its scores must be
+    raw = torch.load(SHIPPED_CHECKPOINT, map_location="cpu", weights_only=True)
+    model = RecurrentAutoencoder(ModelConfig(**raw["model_config"]))
+    model.load_state_dict(raw["state_dict"])
+    X = load_ecg5000().X[:500]
+    mean, std = raw["normalisation"]
+    x = torch.from_numpy((X - mean) / std).unsqueeze(-1)
+    with torch.no_grad():
+        expected = beat_error(model.eval()(x), x, raw["loss"]).double().numpy()
+    ckpt = load_checkpoint(SHIPPED_CHECKPOINT)
+    assert ckpt.kind == "lstm_ae" and ckpt.loss == raw["loss"] == "l1_trim" and raw["format_version"] == 1
+    np.testing.assert_allclose(ckpt.detector.decision_function(X), expected, rtol=1e-5)
+    # written back it keeps format 1, which every earlier version reads, and scores alike
+    again = to_dict(ckpt)
+    assert again["format_version"] == 1 and "detector" not in again
+    np.testing.assert_array_equal(load_checkpoint(to_bytes(ckpt)).detector.decision_function(X),
+                                  ckpt.detector.decision_function(X))

@@ -9,7 +9,7 @@ from ecgviz.evaluation import intervals
 
 
 def _entry(name: str, errors: np.ndarray, labels: np.ndarray) -> compare.Entry:
-    return compare.Entry(name, explore.evaluate(errors, labels, {}, ["1"]), float(np.median(errors)))
+    return compare.Entry(name, explore.explorer_view(errors, labels, {}, ["1"]), float(np.median(errors)))
 
 
 def _scores(seed: int, separation: float, labels: np.ndarray) -> np.ndarray:

@@ -8,43 +8,19 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from ecgviz.checkpoint.store import save_checkpoint
-from ecgviz.dashboard import session
-from ecgviz.io.data import load_files
-from tests.test_app import APP, TIMEOUT, assert_clean
+from ecgviz.dashboard import compare, session
+from ecgviz.dashboard.text import plain
+from tests.app_support import APP, TIMEOUT, assert_clean, start
+
+# every test starts the app with the tiny model and clean caches
+pytestmark = pytest.mark.usefixtures("tiny_app")
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, tiny_files, tiny_ckpt):
-    d = tmp_path_factory.mktemp("compare")
-    path = save_checkpoint(tiny_ckpt, d / "tiny_start.pt")
-    return {"data": load_files(tiny_files), "ckpt_path": path, "dir": d, "ckpt": tiny_ckpt}
-
-
-@pytest.fixture(autouse=True)
-def fresh_caches(monkeypatch, tiny):
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    monkeypatch.setenv(session.CHECKPOINT_ENV, str(tiny["ckpt_path"]))
-    monkeypatch.setenv(session.CHECKPOINT_DIR_ENV, str(tiny["dir"]))
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def start(tiny) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.session_state["active_data"] = session.make_data(tiny["data"], "tiny")
-    at.run()
-    assert_clean(at)
-    return at
-
-
-def test_baselines_fit_with_a_click_and_the_explorer_switches_detector(tiny):
-    at = start(tiny)
+def test_baselines_fit_with_a_click_and_the_explorer_switches_detector(tiny_app):
+    at = start(tiny_app)
     at.button(key="fit_baselines").click().run()
     assert_clean(at)
     box = at.selectbox(key="detector_choice")
@@ -55,12 +31,19 @@ def test_baselines_fit_with_a_click_and_the_explorer_switches_detector(tiny):
     assert model.ckpt.kind == "knn" and at.session_state["threshold"] == model.ckpt.threshold
     # the beat viewer shows the nearest normals' mean beside the beat, and the beat's role
     at.selectbox(key="beat_mode").set_value("by row").run()
-    at.number_input(key="beat_row").set_value(int(tiny["ckpt"].split.train[0]) + 1).run()
+    at.number_input(key="beat_row").set_value(int(tiny_app["ckpt"].split.train[0]) + 1).run()
     assert any("a training beat" in c.value for c in at.caption)
 
 
-def test_compare_page_table_and_disagreements_into_the_viewer(tiny):
-    at = start(tiny)
+def test_compare_page_table_and_disagreements_into_the_viewer(tiny_app):
+    # the tiny data separates cleanly: at their stored thresholds the detectors agree on every beat, but at a
+    # threshold passing only half the held-out normals each flags other normal beats
+    data = session.make_data(tiny_app["data"], "tiny")
+    primary = session.model_from_path(tiny_app["ckpt_path"])
+    ev = session.explorer_view(primary, data, ["1"], session.scores(primary, data))
+    threshold = float(np.median(ev.errors[ev.eval_idx][~ev.is_anomaly]))
+    at = start(tiny_app)
+    at.number_input(key="thr_number").set_value(threshold).run()
     at.switch_page("pages/compare.py").run()
     at.button(key="compare_fit").click().run()
     assert_clean(at)
@@ -68,28 +51,39 @@ def test_compare_page_table_and_disagreements_into_the_viewer(tiny):
     assert len(areas) == len(at_threshold) == 4
     assert list(areas.columns) == ["AUROC", "AP"]
     assert {"threshold", "balanced accuracy", "normal recall"} <= set(at_threshold.columns)
-    # each area with its interval in one cell, so the table stays narrow
-    active = session.evaluation(at.session_state["active_model"], at.session_state["active_data"], ["1"],
-                                session.score(at.session_state["active_model"], at.session_state["active_data"])[0])
-    assert areas["AUROC"].iloc[0].startswith(f"{active.roc_auc:.4f} [")
+    # each detector's row is what ecgviz computes for it on the same held-out beats, its interval in the same cell
+    models = {m.id: m for m in [at.session_state["active_model"], *at.session_state["baselines"][1]]}
+    entries = {i: compare.Entry(m.name, session.explorer_view(m, data, ["1"], session.scores(m, data)),
+                                m.ckpt.threshold) for i, m in models.items()}
+    shown = {name: cell.split(" [") for name, cell in areas["AUROC"].items()}
+    assert {name: float(v) for name, (v, _) in shown.items()} == pytest.approx(
+        {e.name: e.ev.roc_auc for e in entries.values()}, abs=5e-5)
+    assert {name: float(cell.split(" [")[0]) for name, cell in areas["AP"].items()} == pytest.approx(
+        {e.name: e.ev.average_precision for e in entries.values()}, abs=5e-5)
     # the paired-bootstrap verdict in words
-    assert any(m.value.startswith(("**No clear winner", "**")) and "AUROC" in m.value for m in at.markdown)
-    assert any("no significant difference" in m.value or "AUROC higher by" in m.value for m in at.markdown)
-    for rule in ("max_f1", "youden", "same_fpr"):
+    found = compare.verdicts(list(entries.values()))
+    assert any(m.value == f"**{plain(compare.summary(found))}**" for m in at.markdown)
+    assert all(plain(v.detail()) in " ".join(m.value for m in at.markdown) for v in found)
+    for rule in ("label-free", "max_f1", "youden"):
         at.radio(key="compare_rule").set_value(rule).run()
         assert_clean(at)
-    at.radio(key="compare_rule").set_value("label-free").run()
-    a_only = int(at.metric[0].value.replace(",", ""))
-    if a_only:
-        at.button(key="view_a").click().run()
-        at.switch_page("pages/explorer.py").run()
-        assert_clean(at)
-        assert at.selectbox(key="beat_mode").value == "disagreements"
-        assert any(c.value == f"1 of {a_only} disagreements" for c in at.caption)
+    at.radio(key="compare_rule").set_value("same_fpr").run()
+    # detector A against B at the explorer threshold's false-alarm rate: the disagreements ecgviz counts
+    target = compare.fpr_at(ev, threshold)
+    a, b = entries[at.selectbox(key="compare_a").value], entries[at.selectbox(key="compare_b").value]
+    ta, tb = compare.threshold_for(a, "same_fpr", target), compare.threshold_for(b, "same_fpr", target)
+    expected = compare.disagreement_counts(a, ta, b, tb, data.data.labels, ["1"])
+    shown = [int(m.value.replace(",", "")) for m in at.metric[:2]]
+    assert shown == [expected["a_only"], expected["b_only"]] and expected["a_only"] > 0
+    at.button(key="view_a").click().run()
+    at.switch_page("pages/explorer.py").run()
+    assert_clean(at)
+    assert at.selectbox(key="beat_mode").value == "disagreements"
+    assert any(c.value == f"1 of {expected['a_only']} disagreements" for c in at.caption)
 
 
-def test_false_alarms_browse_and_a_threshold_above_every_error(tiny):
-    at = start(tiny)
+def test_false_alarms_browse_and_a_threshold_above_every_error(tiny_app):
+    at = start(tiny_app)
     ev_t = at.session_state["threshold"]
     at.number_input(key="thr_number").set_value(float(np.nextafter(-1e9, 0))).run()  # flags everything
     at.selectbox(key="beat_mode").set_value("false alarms").run()
@@ -107,8 +101,8 @@ def test_false_alarms_browse_and_a_threshold_above_every_error(tiny):
     assert values["Precision"] == "undefined" and values["Anomalies caught"].startswith("0 / ")
 
 
-def test_class_names_reach_the_export_and_the_json_names_the_detector(tiny, downloads):
-    at = start(tiny)
+def test_class_names_reach_the_export_and_the_json_names_the_detector(tiny_app, downloads):
+    at = start(tiny_app)
     at.switch_page("pages/data.py").run()
     assert_clean(at)
     # what the Data page's name column does on an edit (AppTest cannot type into a data editor)
@@ -134,12 +128,12 @@ def test_class_names_reach_the_export_and_the_json_names_the_detector(tiny, down
     assert (held.outcome == "FP").sum() == payload["metrics"]["fp"]
 
 
-def test_model_page_lists_saved_models_of_any_kind(tiny):
+def test_model_page_lists_saved_models_of_any_kind(tiny_app):
     from ecgviz.detectors import baselines as detectors
     from ecgviz.pipeline.protocol import fit_detector
 
-    save_checkpoint(fit_detector(tiny["data"], detectors.KNNDistance(3), ["1"]), tiny["dir"] / "knn3.pt")
-    at = start(tiny)
+    save_checkpoint(fit_detector(tiny_app["data"], detectors.KNNDistance(3), ["1"]), tiny_app["dir"] / "knn3.pt")
+    at = start(tiny_app)
     at.switch_page("pages/model.py").run()
     assert_clean(at)
     listed = at.table[0].value
@@ -147,8 +141,8 @@ def test_model_page_lists_saved_models_of_any_kind(tiny):
     assert listed["AUROC"].str.match(r"^[01]\.\d{4} \[").all()  # every model's AUROC, with its interval
 
 
-def test_other_normal_labels_are_noticed_and_can_be_switched_back(tiny):
-    at = start(tiny)
+def test_other_normal_labels_are_noticed_and_can_be_switched_back(tiny_app):
+    at = start(tiny_app)
     at.session_state["normal_labels"] = ["1", "3"]
     at.run()
     assert any("trained with normal label(s) 1" in w.value for w in at.warning)
@@ -158,10 +152,10 @@ def test_other_normal_labels_are_noticed_and_can_be_switched_back(tiny):
     assert not any("trained with normal label" in w.value for w in at.warning)
 
 
-def test_copies_are_reported_on_the_data_page(tiny):
+def test_copies_are_reported_on_the_data_page(tiny_app):
     from ecgviz.io.data import BeatData
 
-    d = tiny["data"]
+    d = tiny_app["data"]
     X = np.vstack([d.X, d.X[:2]])
     copies = BeatData(X, np.r_[d.labels, d.labels[:2]], dict(d.class_names), np.r_[d.sources, ["again.arff"] * 2],
                       np.r_[d.rows, [1, 2]])

@@ -6,7 +6,6 @@ one Chromium, each uploading its own file and moving its slider at the same time
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ from bench.sessions import SessionResult, make_files
 from ecgviz.checkpoint.store import SHIPPED_CHECKPOINT, load_checkpoint
 from ecgviz.evaluation.split import make_split
 from ecgviz.io.data import load_files
-from tests.browser_support import CHROMIUM_ENV, DEFAULT_CHROMIUM, find_chromium
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # a screenshot of any session that fails
 SESSIONS, MOVES = 4, 5
@@ -53,14 +51,8 @@ def test_a_session_showing_another_sessions_data_is_reported():
 
 
 @pytest.fixture(scope="module")
-def outcome() -> Outcome:
-    """The run; skips without Chromium, except under CI where that is a failure."""
-    if find_chromium() is None:
-        reason = (f"Chromium not found (${CHROMIUM_ENV} or {DEFAULT_CHROMIUM}); "
-                  "install it with `apt-get install chromium` to run the browser tests")
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+def outcome(chromium) -> Outcome:
+    """The run (the chromium fixture skips it without Chromium, except under CI)."""
     # one torch thread: the test machine's cores are shared with Chromium and other tests
     return run_scenario(SESSIONS, MOVES, env={"OMP_NUM_THREADS": "1"}, artifacts=ARTIFACTS)
 

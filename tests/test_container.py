@@ -9,7 +9,6 @@ image's default command (the dashboard), the service and the command line are st
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import re
@@ -62,20 +61,10 @@ def stages(text: str) -> list[list[tuple[str, str]]]:
 
 
 def ignored(rel: str, patterns: list[str]) -> bool:
-    """Docker's .dockerignore rule: a pattern matches a path or one of its parents, the last match wins, `!`
-    re-includes, and `**/x` matches x at any depth."""
-    parts = rel.split("/")
-    verdict = False
-    for pattern in patterns:
-        negate = pattern.startswith("!")
-        pat = pattern.removeprefix("!")
-        if pat.startswith("**/"):
-            hit = any(fnmatch.fnmatchcase(part, pat[3:]) for part in parts)
-        else:
-            hit = any(fnmatch.fnmatchcase("/".join(parts[: i + 1]), pat) for i in range(len(parts)))
-        if hit:
-            verdict = not negate
-    return verdict
+    """Whether Docker leaves `rel` out of the build context: the Docker SDK's .dockerignore matcher decides."""
+    from docker.utils.build import PatternMatcher
+
+    return PatternMatcher(patterns).matches(rel)
 
 
 def dockerignore() -> list[str]:
@@ -84,8 +73,13 @@ def dockerignore() -> list[str]:
 
 
 def test_dockerfile_shape():
-    _, final = stages(DOCKERFILE)
-    assert final[0][1].startswith("python:3.11-slim")  # a small base
+    build, final = stages(DOCKERFILE)
+    # a small base, pinned to a patch release (or a digest), the same in both stages: a rebuild gets the same Python
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", final[0][1].split()[0])
+    assert build[0][1].split()[0] == final[0][1].split()[0]
+    args = dict(a.partition("=")[::2] for k, a in build if k == "ARG")
+    assert re.fullmatch(r"\d+\.\d+\.\d+", args["TORCH_VERSION"])  # torch pinned, not a range
+    assert '"torch==$TORCH_VERSION"' in " ".join(a for k, a in build if k == "RUN")
     kinds = [k for k, _ in final]
     users = [a for k, a in final if k == "USER"]
     assert users and users[-1].split(":")[0] not in ("0", "root")  # runs as a non-root user
@@ -97,6 +91,11 @@ def test_dockerfile_shape():
     cmd = json.loads(dict(final)["CMD"])
     assert cmd[:3] == ["streamlit", "run", "app.py"] and "--server.port=8501" in cmd
     assert set(dict(final)["EXPOSE"].split()) == {"8501", "8000"} and kinds[-1] == "CMD"
+    # workspaces and shared models on a volume (a restart finds them), not in the container's /tmp
+    env = dict(item.partition("=")[::2] for k, a in final if k == "ENV" for item in shlex.split(a))
+    volume = json.loads(dict(final)["VOLUME"])[0]
+    assert env["ECGVIZ_WORKSPACE_DIR"].startswith(volume + "/") and env["ECGVIZ_CHECKPOINT_DIR"].startswith(volume)
+    assert json.loads(dict(final)["HEALTHCHECK"].split("CMD", 1)[1]) == ["python", "-m", "ecgviz.service.healthcheck"]
 
 
 def test_dockerignore_keeps_only_the_shipped_model():
@@ -294,7 +293,8 @@ def test_image_builds_and_runs_in_a_fresh_environment(tmp_path):
     try:
         assert wait_for(f"http://127.0.0.1:{port}/_stcore/health", proc, log).text == "ok"
         assert "<title>Streamlit</title>" in httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text
-        if find_chromium():  # and the explorer draws, with the model and data inside the image
+        # and the explorer draws, with the model and data inside the image (under CI, Chromium must be there)
+        if find_chromium() is not None or os.environ.get("CI", "").lower() == "true":
             drawn_in_browser(f"http://127.0.0.1:{port}/")
     finally:
         proc.terminate()
@@ -310,6 +310,11 @@ def test_image_builds_and_runs_in_a_fresh_environment(tmp_path):
                 .split()[0].split(",")[:140]]
         r = httpx.post(f"http://127.0.0.1:{port}/score", json={"beats": [beat]}, timeout=30)
         assert r.status_code == 200 and r.json()["n_beats"] == 1 and r.json()["beats"][0]["error"] > 0
+        # the image's HEALTHCHECK command, asked about this service (it listens on a free port, not 8000)
+        urls = f"http://127.0.0.1:{port}/health"
+        check = subprocess.run(["python", "-m", "ecgviz.service.healthcheck"], cwd=image.workdir, capture_output=True,
+                               env={**image.environ(), "ECGVIZ_HEALTH_URLS": urls}, timeout=60, check=False)
+        assert check.returncode == 0, check.stderr
     finally:
         proc.terminate()
         proc.wait(20)

@@ -23,7 +23,7 @@ def beats():
 
 def test_foreign_data_is_evaluated_in_full(beats):
     errors, labels = beats
-    ev = explore.evaluate(errors, labels, NAMES, ["1"])
+    ev = explore.explorer_view(errors, labels, NAMES, ["1"])
     assert ev.labelled and ev.n_excluded == 0
     assert np.array_equal(ev.eval_idx, np.arange(100))
     assert ev.abnormal_labels == ("2", "3")
@@ -41,20 +41,20 @@ def test_foreign_data_is_evaluated_in_full(beats):
 def test_the_models_own_training_beats_are_left_out(beats):
     errors, labels = beats
     split = make_split(labels, ["1"], seed=0)
-    ev = explore.evaluate(errors, labels, NAMES, ["1"], split=split, same_data=True)
+    ev = explore.explorer_view(errors, labels, NAMES, ["1"], split=split, same_data=True)
     seen = set(split.train.tolist()) | set(split.val.tolist())
     assert ev.n_excluded == len(seen)
     assert not seen & set(ev.eval_idx.tolist())
     assert ev.metrics_at(0.0).n_normal == len(split.test)
     assert ev.suggestions["percentile"] == pytest.approx(np.percentile(errors[split.train], 98))
     # the split of other data is ignored
-    other = explore.evaluate(errors, labels, NAMES, ["1"], split=split, same_data=False)
+    other = explore.explorer_view(errors, labels, NAMES, ["1"], split=split, same_data=False)
     assert other.n_excluded == 0
 
 
 def test_recall_curves_have_normal_and_each_abnormal_class(beats):
     errors, labels = beats
-    ev = explore.evaluate(errors, labels, NAMES, ["1"])
+    ev = explore.explorer_view(errors, labels, NAMES, ["1"])
     curves = ev.recall_curves()
     assert list(curves) == ["Normal", "PVC", "SVE"]
     assert len(curves["PVC"]) == len(ev.sweep.thresholds)
@@ -63,7 +63,7 @@ def test_recall_curves_have_normal_and_each_abnormal_class(beats):
 
 def test_unlabelled_data_gives_a_score_only_evaluation(beats):
     errors, _ = beats
-    ev = explore.evaluate(errors, None, {}, [])
+    ev = explore.explorer_view(errors, None, {}, [])
     assert not ev.labelled and ev.metrics_at(10.0) is None
     assert ev.n_flagged(10.0) == int((errors > 10.0).sum())
     assert list(ev.bins.counts) == [explore.ALL_BEATS]
@@ -73,7 +73,7 @@ def test_unlabelled_data_gives_a_score_only_evaluation(beats):
 
 def test_only_normals_chosen_means_no_metrics(beats):
     errors, labels = beats
-    ev = explore.evaluate(errors, labels, NAMES, ["1", "2", "3"])
+    ev = explore.explorer_view(errors, labels, NAMES, ["1", "2", "3"])
     assert not ev.labelled and ev.roc is None
     assert ev.abnormal_labels == ()
 
@@ -127,14 +127,14 @@ def test_metrics_payload_matches_the_metrics_at_the_threshold(beats):
     import json
 
     errors, labels = beats
-    ev = explore.evaluate(errors, labels, NAMES, ["1"])
+    ev = explore.explorer_view(errors, labels, NAMES, ["1"])
     doc = json.loads(explore.metrics_payload(ev, 12.5, {"model": "m"}))
     expected = metrics.at_threshold(errors, labels != "1", 12.5, labels).to_dict()
     assert doc["metrics"] == expected
     assert doc["threshold"] == 12.5 and doc["model"] == "m" and doc["n_beats"] == 100
     assert doc["n_flagged_all_beats"] == doc["n_flagged_held_out"] == int((errors > 12.5).sum())
     assert doc["metrics"]["n_flagged"] == doc["n_flagged_held_out"]
-    unlabelled = json.loads(explore.metrics_payload(explore.evaluate(errors, None, {}, []), 12.5))
+    unlabelled = json.loads(explore.metrics_payload(explore.explorer_view(errors, None, {}, []), 12.5))
     assert unlabelled["metrics"] is None and unlabelled["n_flagged_all_beats"] == doc["n_flagged_all_beats"]
 
 

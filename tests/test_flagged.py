@@ -21,8 +21,8 @@ def shipped():
     """The shipped model on the bundled data, as the explorer evaluates it, and an independent reference."""
     model = session.model_from_path(SHIPPED_CHECKPOINT, source="shipped")
     data = session.builtin_data()
-    errors, _ = session.score(model, data, reconstructions=False)
-    ev = session.evaluation(model, data, ["1"], errors)
+    errors = session.scores(model, data)
+    ev = session.explorer_view(model, data, ["1"], errors)
     idx, is_anomaly = model.ckpt.split.eval_indices()
     return model, data, ev, errors, idx, is_anomaly
 
@@ -47,7 +47,7 @@ def test_the_held_out_count_is_the_explorers_and_the_rest_is_labelled_by_role(sh
 def test_beats_the_model_never_trained_on_are_all_held_out():
     rng = np.random.default_rng(0)
     errors, labels = rng.random(40), np.array(["1"] * 30 + ["2"] * 10)
-    ev = explore.evaluate(errors, labels, {}, ["1"])
+    ev = explore.explorer_view(errors, labels, {}, ["1"])
     c = flagged.counts(ev, 0.5)
     assert c.held_out == c.all == int((errors > 0.5).sum()) and c.others() is None
     assert "all held out" in c.headline()
@@ -101,7 +101,7 @@ def test_beats_cut_from_a_recording_also_show_their_time():
     data = beats.data
     rng = np.random.default_rng(1)
     errors = rng.random(data.n_beats)
-    ev = explore.evaluate(errors, data.labels, dict(data.class_names), ["N"])
+    ev = explore.explorer_view(errors, data.labels, dict(data.class_names), ["N"])
     rows = flagged.select(ev, data, 0.9, flagged.Query(order="time"))
     cols = flagged.table(rows, flagged.columns_for(data))
     assert list(cols)[-1] == "time (s)"

@@ -33,10 +33,10 @@ from streamlit.testing.v1 import AppTest
 
 from ecgviz.checkpoint.store import CheckpointError, load_checkpoint, save_checkpoint, to_dict
 from ecgviz.cli.main import main
-from ecgviz.dashboard import session
+from ecgviz.dashboard import config, session
 from ecgviz.dashboard.text import plain
 from ecgviz.io.data import DataError, load_files, load_uploads
-from ecgviz.pipeline.protocol import errors_for
+from ecgviz.pipeline.protocol import score_beats
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -229,8 +229,8 @@ def app_env(monkeypatch, ckpts, folder):
     """Caches outlive an AppTest: start clean, with the tiny model as the start-up model."""
     st.cache_data.clear()
     st.cache_resource.clear()
-    monkeypatch.setenv(session.CHECKPOINT_ENV, str(ckpts["tiny"]))
-    monkeypatch.setenv(session.CHECKPOINT_DIR_ENV, str(folder))
+    monkeypatch.setenv(config.CHECKPOINT_ENV, str(ckpts["tiny"]))
+    monkeypatch.setenv(config.CHECKPOINT_DIR_ENV, str(folder))
     yield
     st.cache_data.clear()
     st.cache_resource.clear()
@@ -585,7 +585,7 @@ def test_misfit_checkpoint_named_everywhere(kind, tiny_ckpt, tiny_data, written,
     path.write_bytes(blob)
     started = time.perf_counter()
     with pytest.raises(CheckpointError) as info:
-        errors_for(load_checkpoint(path), tiny_data.X)
+        score_beats(load_checkpoint(path), tiny_data.X)
     assert time.perf_counter() - started < 5
     assert str(info.value).startswith(message)
     message = str(info.value)
@@ -637,7 +637,7 @@ def test_spreadsheet_injection_is_neutralised_in_cli_and_export(folder, ckpts, t
     path = folder / "formula" / FORMULA_FILE
     path.write_bytes(_formula_arff())
     data = load_files([path])
-    errors = errors_for(load_checkpoint(ckpts["tiny"]), data.X)
+    errors = score_beats(load_checkpoint(ckpts["tiny"]), data.X)
     out = folder / "formula" / "scores.csv"
     assert main(["score", "--checkpoint", str(ckpts["tiny"]), "--data", str(path), "--out", str(out),
                  "--include-samples"]) == 0

@@ -198,12 +198,12 @@ def test_the_model_page_keeps_its_tabs_and_model_after_a_bad_checkpoint(tiny_ckp
     import streamlit as st
 
     from ecgviz.checkpoint.store import save_checkpoint
-    from ecgviz.dashboard import session
+    from ecgviz.dashboard import config, session
 
     st.cache_data.clear()
     st.cache_resource.clear()
-    monkeypatch.setenv(session.CHECKPOINT_ENV, str(save_checkpoint(tiny_ckpt, tmp_path / "tiny.pt")))
-    monkeypatch.setenv(session.CHECKPOINT_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(config.CHECKPOINT_ENV, str(save_checkpoint(tiny_ckpt, tmp_path / "tiny.pt")))
+    monkeypatch.setenv(config.CHECKPOINT_DIR_ENV, str(tmp_path))
     blob = torch_bytes(_bad(to_dict(tiny_ckpt), "metrics.auroc", "high"))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.session_state["active_data"] = session.make_data(tiny_data, "tiny")

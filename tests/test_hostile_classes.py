@@ -16,8 +16,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from ecgviz.checkpoint.store import save_checkpoint
-from ecgviz.dashboard import explore, livechart, session
+from ecgviz.dashboard import config, explore, livechart, session
 from ecgviz.dashboard.classes import MAX_OPTIONS, MAX_SHOWN, OTHER_COLOR, class_view
 from ecgviz.dashboard.figures import NORMAL_COLOR
 from ecgviz.evaluation import metrics
@@ -73,7 +72,7 @@ def test_with_class_2_normal_no_abnormal_curve_is_called_normal_on_ecg5000():
     data = load_ecg5000()
     labels = data.labels
     errors = np.random.default_rng(0).gamma(2.0, 1.0, data.n_beats) + (labels != "2") * 1.5
-    ev = explore.evaluate(errors, labels, data.class_names, ["2"])
+    ev = explore.explorer_view(errors, labels, data.class_names, ["2"])
     curves = ev.recall_curves()
     assert list(curves) == ["Normal (R-on-T PVC)", "Class 1", "PVC", "Supraventricular ectopic", "Unclassified"]
     np.testing.assert_array_equal(curves["Normal (R-on-T PVC)"], ev.sweep.normal_recall)
@@ -100,7 +99,7 @@ def test_with_class_2_normal_no_abnormal_curve_is_called_normal_on_ecg5000():
 def test_thousands_of_classes_make_a_bounded_chart(n_classes):
     data = many_classes(n_classes)
     errors = np.abs(data.X).sum(axis=1).astype(np.float64)
-    ev = explore.evaluate(errors, data.labels, data.class_names, ["1"])
+    ev = explore.explorer_view(errors, data.labels, data.class_names, ["1"])
     payload = livechart.chart_base(ev, explore.slider_range(errors)).payload
     size = len(json.dumps(payload))
     assert size < 120_000, size
@@ -139,22 +138,11 @@ def test_per_class_counts_agree_with_pandas_for_thousands_of_classes():
     np.testing.assert_allclose(sweep.class_recall["2"], [(errors[data.labels == "2"] > x).mean() for x in (0, 0.5)])
 
 
-@pytest.fixture
-def tiny_env(monkeypatch, tmp_path, tiny_ckpt):
-    """The tiny model as the app's start-up model, and clean caches."""
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    monkeypatch.setenv(session.CHECKPOINT_ENV, str(save_checkpoint(tiny_ckpt, tmp_path / "tiny.pt")))
-    monkeypatch.setenv(session.CHECKPOINT_DIR_ENV, str(tmp_path))
-    yield tiny_ckpt
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
 @pytest.mark.parametrize("n_classes", [2_000, 20_000])
-def test_the_explorer_draws_a_few_cards_and_sends_little_for_thousands_of_classes(tiny_env, n_classes):
+def test_the_explorer_draws_a_few_cards_and_sends_little_for_thousands_of_classes(tiny_app, n_classes):
     at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state["active_data"] = session.make_data(many_classes(n_classes, length=tiny_env.seq_len), "many")
+    beats = many_classes(n_classes, length=tiny_app["ckpt"].seq_len)
+    at.session_state["active_data"] = session.make_data(beats, "many")
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.exception or at.error]
     chart = json.loads(at.get("bidi_component")[0].proto.json)[0]
@@ -209,18 +197,16 @@ def test_class_2_as_normal_renames_and_recolours_class_1_on_ecg5000():
 
 
 @pytest.mark.browser
-def test_the_threshold_chart_draws_2000_classes_in_a_browser(tmp_path):
+def test_the_threshold_chart_draws_2000_classes_in_a_browser(chromium, tmp_path):
     """A real server and Chromium: the upload of 2,000 classes draws the chart (it used to overflow the call stack)."""
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.browser_support import StreamlitServer, find_chromium, launch_browser, wait_idle
+    from tests.browser_support import StreamlitServer, launch_browser, wait_idle
     from tests.helpers import write_arff
 
-    if find_chromium() is None:
-        pytest.skip("Chromium not found; see tests/test_browser.py")
     data = many_classes(2_000, length=140)
     upload = write_arff(tmp_path / "many_classes.arff", data.X, data.labels)
-    env = {session.CHECKPOINT_ENV: None, session.CHECKPOINT_DIR_ENV: str(tmp_path / "ckpt"), "OMP_NUM_THREADS": "1"}
+    env = {config.CHECKPOINT_ENV: None, config.CHECKPOINT_DIR_ENV: str(tmp_path / "ckpt"), "OMP_NUM_THREADS": "1"}
     errors: list[str] = []
     with StreamlitServer(APP, env=env) as server, sync_playwright() as p:
         browser = launch_browser(p)
@@ -246,7 +232,7 @@ def test_the_threshold_chart_draws_2000_classes_in_a_browser(tmp_path):
     assert len(cards) == 4 + MAX_SHOWN + 1 + 1, cards  # summary, drawn classes, the rest, the beat's error
 
 
-def test_a_class_renamed_on_the_data_page_is_renamed_in_the_chart(tiny_env, tiny_data):
+def test_a_class_renamed_on_the_data_page_is_renamed_in_the_chart(tiny_app, tiny_data):
     """The chart's data is cached per slider range; the class names are part of its key, so a rename reaches it."""
     at = AppTest.from_file(APP, default_timeout=180)
     data = session.make_data(tiny_data, "tiny")
@@ -263,9 +249,9 @@ def test_a_class_renamed_on_the_data_page_is_renamed_in_the_chart(tiny_env, tiny
     assert "Spiky" in [m.label for m in at.metric]
 
 
-def test_the_compare_table_has_a_column_per_drawn_group_not_per_label(tiny_env):
+def test_the_compare_table_has_a_column_per_drawn_group_not_per_label(tiny_app):
     at = AppTest.from_file(APP, default_timeout=300)
-    at.session_state["active_data"] = session.make_data(many_classes(2_000, length=tiny_env.seq_len), "many")
+    at.session_state["active_data"] = session.make_data(many_classes(2_000, length=tiny_app["ckpt"].seq_len), "many")
     at.run()
     at.switch_page("pages/compare.py").run()
     at.button(key="compare_fit").click().run()

@@ -13,7 +13,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from ecgviz.checkpoint.store import save_checkpoint
-from ecgviz.dashboard import jobs, session
+from ecgviz.dashboard import config, jobs, session, training
 from ecgviz.dashboard.jobs import CANCELLED, JobRefused, JobSlots, TrainingJob
 from ecgviz.dashboard.text import plain
 from ecgviz.dashboard.workspace import WorkspaceStore
@@ -44,8 +44,8 @@ def release():
 def tiny_training(tiny_files, tmp_path, name: str) -> TrainingJob:
     """A real (tiny) training job, long enough to still run while the test looks."""
     data = session.make_data(load_files(tiny_files), "tiny")
-    settings = session.TrainSettings(embedding_dim=4, epochs=500, batch_size=4, patience=500, device="cpu")
-    return session.start_training(data, ["1"], name, settings, directory=tmp_path)
+    settings = training.TrainSettings(embedding_dim=4, epochs=500, batch_size=4, patience=500, device="cpu")
+    return training.start_training(data, ["1"], name, settings, directory=tmp_path)
 
 
 def test_one_job_per_workspace_and_at_most_the_cap_per_server(tiny_files, tmp_path):
@@ -99,8 +99,8 @@ def test_the_server_cap_comes_from_the_environment_else_the_cores(monkeypatch):
 def test_the_model_page_refuses_a_job_over_the_server_cap(monkeypatch, tmp_path, tiny_ckpt, tiny_files, release):
     st.cache_data.clear()
     st.cache_resource.clear()
-    monkeypatch.setenv(session.CHECKPOINT_ENV, str(save_checkpoint(tiny_ckpt, tmp_path / "tiny_start.pt")))
-    monkeypatch.setenv(session.CHECKPOINT_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(config.CHECKPOINT_ENV, str(save_checkpoint(tiny_ckpt, tmp_path / "tiny_start.pt")))
+    monkeypatch.setenv(config.CHECKPOINT_DIR_ENV, str(tmp_path))
     slots = JobSlots(max_total=1)
     monkeypatch.setattr(jobs, "_SLOTS", slots)
     elsewhere = slots.start("another-workspace", waiting_job(release))

@@ -19,7 +19,7 @@ from streamlit.runtime.session_manager import SessionInfo
 from streamlit.testing.v1 import AppTest
 
 from ecgviz.checkpoint.store import save_checkpoint
-from ecgviz.dashboard import session
+from ecgviz.dashboard import config, session
 from ecgviz.dashboard.text import plain
 from ecgviz.dashboard.workspace import DEFAULT_UNLOAD_S, WorkspaceStore
 from ecgviz.io.data import load_files
@@ -71,8 +71,8 @@ def test_replacing_a_sessions_data_frees_the_old_beats_and_asks_for_memory_back(
 
     st.cache_data.clear()
     st.cache_resource.clear()
-    monkeypatch.setenv(session.CHECKPOINT_ENV, str(save_checkpoint(tiny_ckpt, tmp_path / "tiny_start.pt")))
-    monkeypatch.setenv(session.CHECKPOINT_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(config.CHECKPOINT_ENV, str(save_checkpoint(tiny_ckpt, tmp_path / "tiny_start.pt")))
+    monkeypatch.setenv(config.CHECKPOINT_DIR_ENV, str(tmp_path))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state["active_data"] = session.make_data(load_files(tiny_files), "tiny")
     at.run()
@@ -195,16 +195,14 @@ def _uploaded_bytes(url: str) -> int:
 
 
 @pytest.mark.browser
-def test_a_closed_tabs_uploaded_file_is_freed_once_its_reconnect_time_is_over(tmp_path):
+def test_a_closed_tabs_uploaded_file_is_freed_once_its_reconnect_time_is_over(chromium, tmp_path):
     """On a real server: Streamlit alone would keep the closed tab's session, and its upload, for good."""
     import time
 
     from playwright.sync_api import sync_playwright
 
-    from tests.browser_support import StreamlitServer, find_chromium, launch_browser, wait_idle
+    from tests.browser_support import StreamlitServer, launch_browser, wait_idle
 
-    if find_chromium() is None:
-        pytest.skip("no Chromium")
     X, labels = synthetic_beats(n_normal=300, n_anomaly=60, length=140, seed=7)
     path = write_arff(tmp_path / "closed_tab.arff", X, labels)
     env = {"ECGVIZ_WORKSPACE_DIR": str(tmp_path / "ws"), "ECGVIZ_WORKSPACE_UNLOAD_S": "2", "OMP_NUM_THREADS": "1"}

@@ -17,9 +17,9 @@ import torch
 
 from ecgviz.checkpoint.files import NameInUse, marker_for, reserve
 from ecgviz.checkpoint.store import CheckpointError, load_checkpoint, save_checkpoint, to_dict
-from ecgviz.dashboard import session
+from ecgviz.dashboard import config, session, training
 from ecgviz.dashboard.text import plain
-from ecgviz.detectors import baselines as detectors
+from ecgviz.detectors.baselines import KNNDistance
 from ecgviz.pipeline.protocol import fit_detector
 from tests.test_hostile_checkpoints import BAD_FIELDS, _bad, torch_bytes
 
@@ -48,7 +48,7 @@ def at_once(n: int, work) -> list:
 
 
 def same_weights(a, b) -> bool:
-    sa, sb = a.model.state_dict(), b.model.state_dict()
+    sa, sb = a.detector.model_.state_dict(), b.detector.model_.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
@@ -106,7 +106,7 @@ def labelled(tiny_data):
 @pytest.fixture
 def settings(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return session.TrainSettings(embedding_dim=4, epochs=2, device="cpu")
+    return training.TrainSettings(embedding_dim=4, epochs=2, device="cpu")
 
 
 def quick_fit(ckpt):
@@ -117,7 +117,7 @@ def quick_fit(ckpt):
 def test_two_sessions_asking_for_one_name_at_once_one_trains_and_the_other_is_told(labelled, settings, tiny_ckpt,
                                                                                    tmp_path):
     fit_fn = quick_fit(tiny_ckpt)
-    out = at_once(2, lambda i: session.start_training(labelled, ["1"], "m", settings, directory=tmp_path,
+    out = at_once(2, lambda i: training.start_training(labelled, ["1"], "m", settings, directory=tmp_path,
                                                       fit_fn=fit_fn))
     jobs = [o for o in out if not isinstance(o, Exception)]
     assert len(jobs) == 1 and [str(o) for o in out if isinstance(o, ValueError)] == [IN_USE]
@@ -126,7 +126,7 @@ def test_two_sessions_asking_for_one_name_at_once_one_trains_and_the_other_is_to
     assert job.result.path == tmp_path / "m.pt" and job.result.name == "m"
     assert not marker_for(tmp_path / "m.pt").exists()  # released once saved
     with pytest.raises(ValueError, match=r"'m\.pt' already exists"):  # the saved name stays refused, as before
-        session.start_training(labelled, ["1"], "m", settings, directory=tmp_path, fit_fn=fit_fn)
+        training.start_training(labelled, ["1"], "m", settings, directory=tmp_path, fit_fn=fit_fn)
 
 
 def test_a_running_training_holds_its_name_until_it_is_cancelled(labelled, settings, tiny_ckpt, tmp_path):
@@ -134,13 +134,13 @@ def test_a_running_training_holds_its_name_until_it_is_cancelled(labelled, setti
         stop.wait(30)
         return dataclasses.replace(tiny_ckpt, name=name)
 
-    first = session.start_training(labelled, ["1"], "m", settings, directory=tmp_path, fit_fn=slow_fit).start()
+    first = training.start_training(labelled, ["1"], "m", settings, directory=tmp_path, fit_fn=slow_fit).start()
     with pytest.raises(ValueError, match=IN_USE):
-        session.start_training(labelled, ["1"], "m", settings, directory=tmp_path, fit_fn=slow_fit)
+        training.start_training(labelled, ["1"], "m", settings, directory=tmp_path, fit_fn=slow_fit)
     first.cancel()
     assert first.join(30) and first.state().status == "cancelled"
     assert not (tmp_path / "m.pt").exists()
-    second = session.start_training(labelled, ["1"], "m", settings, directory=tmp_path, fit_fn=quick_fit(tiny_ckpt))
+    second = training.start_training(labelled, ["1"], "m", settings, directory=tmp_path, fit_fn=quick_fit(tiny_ckpt))
     assert second.start().join(60) and second.result.path == tmp_path / "m.pt"
 
 
@@ -148,14 +148,14 @@ def test_a_failed_training_gives_its_name_back(labelled, settings, tmp_path):
     def failing_fit(*args, **kwargs):
         raise RuntimeError("out of memory")
 
-    job = session.start_training(labelled, ["1"], "m", settings, directory=tmp_path, fit_fn=failing_fit).start()
+    job = training.start_training(labelled, ["1"], "m", settings, directory=tmp_path, fit_fn=failing_fit).start()
     assert job.join(30) and job.state().status == "error" and job.state().message == "out of memory"
     with reserve(tmp_path / "m.pt") as held:
         assert held.held
 
 
 def test_a_file_written_under_a_held_name_is_never_overwritten(labelled, settings, tiny_ckpt, tmp_path):
-    job = session.start_training(labelled, ["1"], "m", settings, directory=tmp_path, fit_fn=quick_fit(tiny_ckpt))
+    job = training.start_training(labelled, ["1"], "m", settings, directory=tmp_path, fit_fn=quick_fit(tiny_ckpt))
     (tmp_path / "m.pt").write_bytes(b"written by hand meanwhile")  # a writer that does not ask for the name
     assert job.start().join(60) and job.state().status == "done", job.state().message
     assert (tmp_path / "m.pt").read_bytes() == b"written by hand meanwhile"
@@ -167,7 +167,7 @@ def test_two_continued_trainings_of_one_model_get_two_names(labelled, tiny_ckpt,
     model = session.model_from_path(save_checkpoint(tiny_ckpt, tmp_path / "tiny.pt"))
     model = dataclasses.replace(model, ckpt=dataclasses.replace(model.ckpt, train_state={"optimizer": {
         "state": {}, "param_groups": [{}]}}))
-    out = at_once(2, lambda i: session.start_resume(model, labelled, 3, directory=tmp_path,
+    out = at_once(2, lambda i: training.start_resume(model, labelled, 3, directory=tmp_path,
                                                     resume_fn=lambda *a, **k: tiny_ckpt))
     assert sorted(o.reservation.path.name for o in out) == [f"tiny_{len(tiny_ckpt.history) + 3}ep.pt",
                                                             f"tiny_{len(tiny_ckpt.history) + 3}ep_2.pt"]
@@ -215,15 +215,15 @@ def test_a_models_bytes_are_its_own_after_another_file_replaces_its_name(tiny_ck
 
 def other_model(ckpt):
     """Another model of the same shape: every weight moved, another threshold."""
-    model = copy.deepcopy(ckpt.model)
+    detector = copy.deepcopy(ckpt.detector)
     with torch.no_grad():
-        for p in model.parameters():
+        for p in detector.model_.parameters():
             p.add_(1.0)
-    return dataclasses.replace(ckpt, model=model, threshold=9.0)
+    return dataclasses.replace(ckpt, detector=detector, threshold=9.0)
 
 
 def test_a_trained_model_is_the_bytes_it_saved_not_a_reread_file(labelled, settings, tiny_ckpt, tmp_path):
-    job = session.start_training(labelled, ["1"], "m", settings, directory=tmp_path, fit_fn=quick_fit(tiny_ckpt))
+    job = training.start_training(labelled, ["1"], "m", settings, directory=tmp_path, fit_fn=quick_fit(tiny_ckpt))
     assert job.start().join(60)
     mine = job.result
     assert mine.checkpoint_bytes() == (tmp_path / "m.pt").read_bytes()
@@ -240,8 +240,8 @@ def test_the_export_page_downloads_the_sessions_model(tiny_ckpt, tiny_data, tmp_
     st.cache_data.clear()
     st.cache_resource.clear()
     path = save_checkpoint(tiny_ckpt.with_threshold(1.5), tmp_path / "m.pt")
-    monkeypatch.setenv(session.CHECKPOINT_ENV, str(path))
-    monkeypatch.setenv(session.CHECKPOINT_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(config.CHECKPOINT_ENV, str(path))
+    monkeypatch.setenv(config.CHECKPOINT_DIR_ENV, str(tmp_path))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.session_state["active_data"] = session.make_data(tiny_data, "tiny")
     at.run()
@@ -258,7 +258,7 @@ def test_the_export_page_downloads_the_sessions_model(tiny_ckpt, tiny_data, tmp_
 
 @pytest.fixture(scope="module")
 def knn_dict(tiny_data):
-    return to_dict(fit_detector(tiny_data, detectors.make("knn", k=3), ["1"]))
+    return to_dict(fit_detector(tiny_data, KNNDistance(k=3), ["1"]))
 
 
 BASELINE_BAD = [(f, v, m) for f, v, m in BAD_FIELDS if f != "loss"] + [
@@ -281,8 +281,8 @@ def test_the_model_page_keeps_its_tabs_after_loading_a_bad_baseline(knn_dict, ti
 
     st.cache_data.clear()
     st.cache_resource.clear()
-    monkeypatch.setenv(session.CHECKPOINT_ENV, str(save_checkpoint(tiny_ckpt, tmp_path / "tiny.pt")))
-    monkeypatch.setenv(session.CHECKPOINT_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(config.CHECKPOINT_ENV, str(save_checkpoint(tiny_ckpt, tmp_path / "tiny.pt")))
+    monkeypatch.setenv(config.CHECKPOINT_DIR_ENV, str(tmp_path))
     bad = tmp_path / "knn_bad.pt"
     bad.write_bytes(torch_bytes(_bad(knn_dict, "metrics.auroc", "high")))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
@@ -318,12 +318,13 @@ def test_cli_train_is_refused_at_once_when_a_training_holds_the_name(tiny_files,
 def test_cli_train_never_overwrites_a_file_that_appeared_unless_forced(tiny_files, tiny_ckpt, tmp_path, monkeypatch,
                                                                        capsys, force):
     from ecgviz.cli import main as cli
+    from ecgviz.pipeline import protocol
 
     def fit_while_another_writes(*args, **kwargs):
         (tmp_path / "m.pt").write_bytes(b"another writer")
         return tiny_ckpt
 
-    monkeypatch.setattr(cli, "fit", fit_while_another_writes)
+    monkeypatch.setattr(protocol, "fit", fit_while_another_writes)  # the train command looks it up when it runs
     assert cli.main(cli_train(tiny_files, tmp_path / "m.pt", *(["--force"] if force else []))) == 0
     err = capsys.readouterr().err
     if force:  # asked for: the file is replaced, whole

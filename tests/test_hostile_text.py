@@ -13,7 +13,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from ecgviz.dashboard import figures, session
+from ecgviz.dashboard import config, figures
 from ecgviz.dashboard.text import WORD_JOINER, plain, plotly_text
 from tests.helpers import synthetic_beats
 
@@ -102,8 +102,8 @@ def assert_all_plain(values: list[str]) -> None:
 def test_hostile_labels_and_file_name_show_as_plain_text(monkeypatch, tmp_path):
     st.cache_data.clear()
     st.cache_resource.clear()
-    monkeypatch.delenv(session.CHECKPOINT_ENV, raising=False)  # the shipped model: beats of 140 samples
-    monkeypatch.setenv(session.CHECKPOINT_DIR_ENV, str(tmp_path))
+    monkeypatch.delenv(config.CHECKPOINT_ENV, raising=False)  # the shipped model: beats of 140 samples
+    monkeypatch.setenv(config.CHECKPOINT_DIR_ENV, str(tmp_path))
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     at.switch_page("pages/data.py").run()
@@ -141,20 +141,6 @@ def json_title(chart) -> str:
 PAGES = ["", "data", "model", "explorer", "compare", "export"]  # "" and "explorer" are both the default page
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    from tests.browser_support import find_chromium, launch_browser
-
-    if find_chromium() is None:
-        pytest.skip("Chromium not found; see tests/test_browser.py")
-    with sync_playwright() as p:
-        b = launch_browser(p)
-        yield b
-        b.close()
-
-
 def outside(requests: list[tuple[str, str]], port: int) -> list[tuple[str, str]]:
     """The requests (URL, what the page showed when it was made) that went anywhere but the app's own server."""
     own = {("127.0.0.1", port), ("localhost", port)}
@@ -170,7 +156,7 @@ def test_no_request_leaves_the_server_with_hostile_labels(browser, tmp_path):
 
     upload = tmp_path / FILE_NAME
     upload.write_bytes(hostile_csv())
-    env = {session.CHECKPOINT_ENV: None, session.CHECKPOINT_DIR_ENV: str(tmp_path / "ckpt"), "OMP_NUM_THREADS": "1"}
+    env = {config.CHECKPOINT_ENV: None, config.CHECKPOINT_DIR_ENV: str(tmp_path / "ckpt"), "OMP_NUM_THREADS": "1"}
     requests: list[tuple[str, str]] = []
     with StreamlitServer(APP, env=env) as server:
         context = browser.new_context(viewport={"width": 1400, "height": 1000})

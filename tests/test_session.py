@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ecgviz.checkpoint.store import CheckpointError, save_checkpoint
-from ecgviz.dashboard import session
+from ecgviz.dashboard import session, training
 from ecgviz.detectors.config import ModelConfig, TrainConfig
 from ecgviz.io.data import BeatData, DataError
 from ecgviz.pipeline.protocol import fit
@@ -74,9 +74,9 @@ def test_default_normal_labels(data, ckpt_path):
 def test_score_and_evaluation_leave_out_the_training_beats(data, ckpt_path):
     model = session.model_from_path(ckpt_path)
     assert session.same_data(model, data)
-    errors, recon = session.score(model, data)
-    assert errors.shape == (50,) and recon.shape == (50, T)
-    ev = session.evaluation(model, data, ["1"], errors)
+    errors = session.scores(model, data)
+    assert errors.shape == (50,) and session.reconstruction(model, data, 3).shape == (T,)
+    ev = session.explorer_view(model, data, ["1"], errors)
     split = model.ckpt.split
     assert ev.n_excluded == len(split.train) + len(split.val)
     assert ev.metrics_at(model.ckpt.threshold).n_anomaly == 10
@@ -86,56 +86,46 @@ def test_scoring_beats_of_another_length_is_refused(ckpt_path):
     model = session.model_from_path(ckpt_path)
     other = session.make_data(synthetic(length=T + 4), "longer")
     with pytest.raises(CheckpointError, match=f"{T} samples"):
-        session.score(model, other)
+        session.scores(model, other)
 
 
 def test_checkpoint_names_are_checked(tmp_path):
-    assert session.checkpoint_path_for("my_model-2", tmp_path) == tmp_path / "my_model-2.pt"
+    assert training.checkpoint_path_for("my_model-2", tmp_path) == tmp_path / "my_model-2.pt"
     (tmp_path / "taken.pt").write_bytes(b"x")
     with pytest.raises(ValueError, match="already exists"):
-        session.checkpoint_path_for("taken", tmp_path)
+        training.checkpoint_path_for("taken", tmp_path)
     for bad in ("", "../evil", "a b", ".hidden"):
         with pytest.raises(ValueError, match="letters, digits"):
-            session.checkpoint_path_for(bad, tmp_path)
+            training.checkpoint_path_for(bad, tmp_path)
     assert session.safe_name(" a b/c ") == "a_b_c"
 
 
 def test_start_training_saves_and_loads_the_result(data, tmp_path):
-    settings = session.TrainSettings(embedding_dim=4, epochs=2, batch_size=16, device="cpu")
-    job = session.start_training(data, ["1"], "fresh", settings, directory=tmp_path).start()
+    settings = training.TrainSettings(embedding_dim=4, epochs=2, batch_size=16, device="cpu")
+    job = training.start_training(data, ["1"], "fresh", settings, directory=tmp_path).start()
     assert job.join(120)
     state = job.state()
     assert state.status == "done", state.message
     assert [h["epoch"] for h in state.history] == [1, 2]
     model = job.result
     assert model.source == "trained" and model.path == tmp_path / "fresh.pt" and model.path.is_file()
-    assert model.ckpt.model_config.embedding_dim == 4 and model.ckpt.split.normal_labels == ("1",)
+    assert model.ckpt.detector.model_config.embedding_dim == 4 and model.ckpt.split.normal_labels == ("1",)
     assert job.label.startswith("fresh: embedding 4, 10 samples/step, up to 2 epochs, batch 16")
 
 
 def test_start_training_refuses_bad_requests_before_starting(data, tmp_path):
-    settings = session.TrainSettings(epochs=1)
+    settings = training.TrainSettings(epochs=1)
     with pytest.raises(ValueError, match="at least one normal label"):
-        session.start_training(data, [], "x", settings, directory=tmp_path)
+        training.start_training(data, [], "x", settings, directory=tmp_path)
     unlabelled = session.make_data(BeatData(data.data.X, None, {}, data.data.sources, data.data.rows), "u")
     with pytest.raises(ValueError, match="labelled data"):
-        session.start_training(unlabelled, ["1"], "x", settings, directory=tmp_path)
-
-
-def test_train_settings_defaults_match_the_library():
-    from ecgviz.dashboard.session import TrainSettings
-    from ecgviz.detectors.config import ModelConfig, TrainConfig
-
-    s, t = TrainSettings(), TrainConfig()
-    assert (s.embedding_dim, s.chunk) == (ModelConfig().embedding_dim, ModelConfig().chunk)
-    assert (s.epochs, s.batch_size, s.lr, s.loss, s.seed, s.device, s.patience) == (
-        t.epochs, t.batch_size, t.lr, t.loss, t.seed, t.device, t.patience)
+        training.start_training(unlabelled, ["1"], "x", settings, directory=tmp_path)
 
 
 def test_torch_threads_follow_the_environment(monkeypatch):
     import torch
 
-    from ecgviz.dashboard.session import TORCH_THREADS_ENV, limit_torch_threads
+    from ecgviz.dashboard.config import TORCH_THREADS_ENV, limit_torch_threads
 
     before = torch.get_num_threads()
     try:

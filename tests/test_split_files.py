@@ -73,10 +73,10 @@ def test_copies_never_straddle_the_split(tmp_path):
 
 
 def test_explorer_counts_follow_from_the_csv(tiny_data, tiny_ckpt):
-    from ecgviz.pipeline.protocol import errors_for
+    from ecgviz.pipeline.protocol import score_beats
 
-    errors = errors_for(tiny_ckpt, tiny_data.X)
-    ev = explore.evaluate(errors, tiny_data.labels, tiny_data.class_names, ["1"], split=tiny_ckpt.split,
+    errors = score_beats(tiny_ckpt, tiny_data.X)
+    ev = explore.explorer_view(errors, tiny_data.labels, tiny_data.class_names, ["1"], split=tiny_ckpt.split,
                           same_data=True)
     for t in (float(np.median(errors)), tiny_ckpt.threshold, float(errors.max()) + 1):
         m = ev.metrics_at(t)

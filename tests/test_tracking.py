@@ -108,13 +108,13 @@ def test_evaluate_logs_its_metrics(trained, db, tiny_files, capsys):
 
 
 def test_dashboard_training_logs_through_the_environment(db, tiny_data, tmp_path, monkeypatch):
-    from ecgviz.dashboard import session
+    from ecgviz.dashboard import session, training
 
     monkeypatch.setenv(tracking.ENV, db)
-    settings = session.TrainSettings(embedding_dim=2, chunk=4, epochs=2, batch_size=8, lr=0.01, seed=1,
+    settings = training.TrainSettings(embedding_dim=2, chunk=4, epochs=2, batch_size=8, lr=0.01, seed=1,
                                      device="cpu")
     data = session.make_data(tiny_data, "tiny").with_names({"2": "Spiky"})  # a display name from the Data page
-    job = session.start_training(data, ["1"], "from_page", settings, directory=tmp_path).start()
+    job = training.start_training(data, ["1"], "from_page", settings, directory=tmp_path).start()
     assert job.join(120) and job.result is not None, job.state().message
     run = next(r for r in runs(db, "train") if r.info.run_name == "from_page")
     assert run.info.status == "FINISHED" and run.data.params["model.embedding_dim"] == "2"

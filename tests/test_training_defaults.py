@@ -14,7 +14,7 @@ import torch
 
 from ecgviz.checkpoint.store import load_checkpoint, save_checkpoint
 from ecgviz.cli import main as cli
-from ecgviz.dashboard import jobs, session
+from ecgviz.dashboard import jobs, session, training
 from ecgviz.detectors.config import BY_PATIENCE, BY_USER, ModelConfig, TrainConfig
 from ecgviz.detectors.train import still_improving
 from ecgviz.evaluation import quality
@@ -91,7 +91,7 @@ def test_resume_continues_the_loss_curve_and_the_adam_state(data, old_default, t
     assert [e["epoch"] for e in h] == list(range(1, 101))
     assert list(h[:40]) == list(ckpt.history)  # the earlier curve, unchanged
     assert all(b["elapsed_s"] >= a["elapsed_s"] for a, b in itertools.pairwise(h))
-    assert more.split == ckpt.split and more.normalisation == ckpt.normalisation
+    assert more.split == ckpt.split and more.detector.normalisation_ == ckpt.detector.normalisation_
     assert min(e["val_loss"] for e in h[40:]) < 0.9 * min(e["val_loss"] for e in h[:40])
     assert more.train_config["resumed_from"] == 40
 
@@ -118,8 +118,8 @@ def test_a_collapsed_model_triggers_the_warning(data):
 
 
 def test_stop_and_keep_saves_the_best_model_marked_as_stopped_by_the_user(data, tmp_path):
-    settings = session.TrainSettings(embedding_dim=4, epochs=500, batch_size=16, device="cpu")
-    job = session.start_training(session.make_data(data, "small"), ["1"], "kept", settings, directory=tmp_path)
+    settings = training.TrainSettings(embedding_dim=4, epochs=500, batch_size=16, device="cpu")
+    job = training.start_training(session.make_data(data, "small"), ["1"], "kept", settings, directory=tmp_path)
     started = threading.Event()
     inner = job._on_epoch
 
@@ -141,8 +141,8 @@ def test_stop_and_keep_saves_the_best_model_marked_as_stopped_by_the_user(data, 
 
 
 def test_cancel_and_discard_saves_nothing(data, tmp_path):
-    settings = session.TrainSettings(embedding_dim=4, epochs=500, batch_size=16, device="cpu")
-    job = session.start_training(session.make_data(data, "small"), ["1"], "gone", settings, directory=tmp_path)
+    settings = training.TrainSettings(embedding_dim=4, epochs=500, batch_size=16, device="cpu")
+    job = training.start_training(session.make_data(data, "small"), ["1"], "gone", settings, directory=tmp_path)
     job.start()
     job.cancel()
     assert job.join(120)
@@ -171,7 +171,7 @@ def test_cli_refuses_to_overwrite_without_force_and_says_when_to_continue(data, 
 def test_cli_and_dashboard_share_defaults():
     parser = cli.build_parser()
     args = parser.parse_args(["train", "--out", "x.pt"])
-    s, t = session.TrainSettings(), TrainConfig()
+    s, t = training.TrainSettings(), TrainConfig()
     assert (args.epochs, args.patience, args.batch_size, args.lr, args.loss, args.seed) == (
         s.epochs, s.patience, s.batch_size, s.lr, s.loss, s.seed) == (
         t.epochs, t.patience, t.batch_size, t.lr, t.loss, t.seed)

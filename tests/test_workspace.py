@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from ecgviz.checkpoint.store import save_checkpoint
-from ecgviz.dashboard import session, workspace
+from ecgviz.dashboard import session, workspace, workspace_files
 from ecgviz.dashboard.workspace import WorkspaceStore
 from tests.helpers import synthetic_beats, write_arff
 
@@ -77,7 +77,7 @@ def test_disk_use_is_bounded_per_workspace_and_in_all(tmp_path):
     ws = store.new()
     ws.set_data(session.data_from_uploads(files), files)
     assert ws.data is not None and ws.data_files(ws.data.fingerprint) is None  # active, not kept
-    assert "too large to keep on disk" in ws.note and ws.disk_bytes() < size
+    assert "is loaded, but not kept on disk: a workspace keeps at most" in ws.note and ws.disk_bytes() < size
 
     clock = Clock()
     store = WorkspaceStore(tmp_path / "ws2", max_bytes_each=10 * size, max_bytes_total=int(2.5 * size), clock=clock)
@@ -93,7 +93,7 @@ def test_disk_use_is_bounded_per_workspace_and_in_all(tmp_path):
     store.sweep()
     kept = [w.id for w in made if (tmp_path / "ws2" / w.id).exists()]
     assert kept == [w.id for w in made[-2:]]  # the least recently used went first
-    assert sum(workspace._du(tmp_path / "ws2" / k) for k in kept) <= 2.5 * size
+    assert sum(workspace_files.du(tmp_path / "ws2" / k) for k in kept) <= 2.5 * size
 
 
 def test_data_offers_name_the_builtin_set_and_kept_uploads(tmp_path):

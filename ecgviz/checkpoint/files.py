@@ -15,9 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ecgviz.errors import NameInUse
+from ecgviz.io.shipped import shipped_folder
 
-# The shipped model and where trained ones are saved: the top-level checkpoints/ folder beside the package.
-CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
+# The shipped model and where trained ones are saved: the top-level checkpoints/ folder (see io.shipped).
+CHECKPOINT_DIR = shipped_folder("checkpoints")
 SHIPPED_CHECKPOINT = CHECKPOINT_DIR / "ecg5000_lstm_ae.pt"
 
 try:

@@ -15,29 +15,28 @@ import torch
 
 from ecgviz.checkpoint import checks as checks
 from ecgviz.checkpoint.files import CHECKPOINT_DIR, SHIPPED_CHECKPOINT, write_atomically
-from ecgviz.detectors import baselines as detectors
-from ecgviz.detectors.config import ERRORS, ModelConfig
-from ecgviz.detectors.lstm import RecurrentAutoencoder
+from ecgviz.detectors import baselines
+from ecgviz.detectors.autoencoder import LSTMAutoencoder
+from ecgviz.detectors.base import Detector
 from ecgviz.errors import CheckpointError, UserError
 from ecgviz.evaluation.split import Split
 
 FORMAT = "ecgviz-checkpoint"
-FORMAT_VERSION = 2  # 2: baseline detectors (kNN, PCA); autoencoder checkpoints are still written as 1
+# 1: the autoencoder's weights at the top level; 2: a `detector` entry (the baselines). Each detector writes the
+# oldest format that holds it, so a reader of format 1 still reads every autoencoder.
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A trained detector: the model plus everything needed to score and evaluate honestly."""
+    """A fitted detector plus everything needed to score and evaluate honestly."""
 
-    model: RecurrentAutoencoder  # or a baseline detector from ecgviz.detectors.baselines (kNN, PCA)
-    model_config: ModelConfig | None  # None for a baseline detector
+    detector: Detector  # fitted: it owns its normalisation and error measure
     split: Split
     data_fingerprint: str  # which data the split indices refer to
-    seq_len: int  # beat length the model was trained on
-    normalisation: tuple[float, float]  # (mean, std) applied before the model
-    loss: str  # error measure the threshold is expressed in
+    seq_len: int  # beat length the detector was fitted on
     threshold: float  # suggested threshold
-    threshold_rule: str  # how the suggestion was made, e.g. "p95 of validation normals"
+    threshold_rule: str  # how the suggestion was made, e.g. "p98 of training normals"
     history: tuple[dict, ...] = ()
     metrics: dict = field(default_factory=dict)  # held-out metrics at `threshold`
     train_config: dict = field(default_factory=dict)
@@ -51,12 +50,17 @@ class Checkpoint:
     @property
     def kind(self) -> str:
         """'lstm_ae', 'knn' or 'pca'."""
-        return detectors.kind_of(self.model)
+        return self.detector.kind
 
     @property
     def description(self) -> str:
         """The detector in a few words, e.g. 'kNN-5 (L1)'."""
-        return detectors.describe(self.model)
+        return self.detector.description
+
+    @property
+    def loss(self) -> str:
+        """The error measure the scores and the threshold are expressed in."""
+        return self.detector.measure
 
     def with_threshold(self, threshold: float, rule: str = "chosen by the user") -> Checkpoint:
         """A copy carrying another threshold."""
@@ -83,18 +87,12 @@ def library_versions() -> dict:
 
 def to_dict(ckpt: Checkpoint) -> dict:
     """The on-disk form: only tensors, lists, dicts, strings and numbers."""
-    baseline = ckpt.kind != "lstm_ae"
     return {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION if baseline else 1,
-        **({"detector": detectors.baseline_state(ckpt.model)} if baseline else {}),
-        "state_dict": {} if baseline else {k: v.detach().cpu() for k, v in ckpt.model.state_dict().items()},
-        "model_config": {} if baseline else ckpt.model_config.to_dict(),
+        **ckpt.detector.checkpoint_fields(),
         "split": ckpt.split.to_dict(),
         "data_fingerprint": ckpt.data_fingerprint,
         "seq_len": int(ckpt.seq_len),
-        "normalisation": [float(ckpt.normalisation[0]), float(ckpt.normalisation[1])],
-        "loss": ckpt.loss,
         "threshold": float(ckpt.threshold),
         "threshold_rule": ckpt.threshold_rule,
         "history": [dict(h) for h in ckpt.history],
@@ -147,25 +145,11 @@ def load_checkpoint(source: str | os.PathLike | bytes, name: str | None = None) 
     if version > FORMAT_VERSION:
         raise CheckpointError(f"{label} was written by a newer ecgviz (format {d['format_version']}); please upgrade")
     try:
-        if "detector" in d:
-            seq_len = checks.check_baseline_seq_len(d)
-            config, model = None, detectors.baseline_from_state(d["detector"], seq_len)
-            checks.check_record(d, (detectors.kind_of(model),))
-        else:
-            # every field's type and range, and the model's size, before anything is built
-            config = checks.check_fields(d)
-            checks.check_weights(config, d["seq_len"], d["state_dict"])
-            model = RecurrentAutoencoder(config)
-            model.load_state_dict(d["state_dict"], strict=True)
-            model = model.eval()
         ckpt = Checkpoint(
-            model=model,
-            model_config=config,
+            detector=_read_detector(d),
             split=Split.from_dict(d["split"]),
             data_fingerprint=str(d["data_fingerprint"]),
             seq_len=int(d["seq_len"]),
-            normalisation=(float(d["normalisation"][0]), float(d["normalisation"][1])),
-            loss=str(d["loss"]),
             threshold=float(d["threshold"]),
             threshold_rule=str(d.get("threshold_rule", "")),
             history=tuple(d.get("history", ())),
@@ -180,10 +164,19 @@ def load_checkpoint(source: str | os.PathLike | bytes, name: str | None = None) 
         )
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
         raise CheckpointError(f"{label} is a damaged ecgviz checkpoint: {_first_reason(exc)}") from None
-    if not (np.isfinite(ckpt.threshold) and ckpt.normalisation[1] > 0
-            and (ckpt.loss in ERRORS or ckpt.kind != "lstm_ae")):
-        raise CheckpointError(f"{label} is a damaged ecgviz checkpoint: bad threshold, normalisation or loss")
     return ckpt
+
+
+def _read_detector(d: dict) -> Detector:
+    """The detector a loaded dict holds, every field checked before anything is built."""
+    if "detector" in d:  # format 2
+        det = baselines.from_state(d["detector"], checks.check_baseline_seq_len(d))
+        checks.check_record(d, (det.kind,))
+        return det
+    # format 1: the autoencoder's fields, and the model's size, before it is built
+    config = checks.check_fields(d)
+    checks.check_weights(config, d["seq_len"], d["state_dict"])
+    return LSTMAutoencoder.from_weights(config, d["state_dict"], d["normalisation"], str(d["loss"]))
 
 
 def _data_sources(value: object) -> tuple[str, ...]:

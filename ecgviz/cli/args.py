@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import math
+import os
 from pathlib import Path
 
 from ecgviz.errors import UserError
@@ -35,6 +37,26 @@ def number(kind: type, lo: float, hi: float = math.inf, what: str = ""):
 POSITIVE = number(int, 1)
 NON_NEGATIVE = number(int, 0)
 FINITE = number(float, -math.inf, math.inf, "a finite number")
+
+
+@functools.cache
+def cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except (AttributeError, OSError):
+        return max(os.cpu_count() or 1, 1)
+
+
+def bounded(kind: type, lo: float, hi: float, why: str = ""):
+    """number(kind, lo, hi), whose message gives the bounds and why there is an upper one."""
+    def show(x: float) -> str:
+        return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+    return number(kind, lo, hi, f"in [{show(lo)}, {show(hi)}]{f' ({why})' if why else ''}")
+
+
+PORT = bounded(int, 1, 65535, "a TCP port")
 
 
 def out_file(path: str) -> str:

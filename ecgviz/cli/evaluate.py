@@ -13,9 +13,8 @@ from ecgviz.errors import UserError
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Print (or log) the checkpoint's metrics on the data."""
     from ecgviz.checkpoint.store import load_checkpoint
-    from ecgviz.evaluation import quality
     from ecgviz.pipeline import tracking
-    from ecgviz.pipeline.protocol import evaluate, scores_for
+    from ecgviz.pipeline.protocol import assess, evaluate
 
     ckpt = load_checkpoint(args.checkpoint)
     data = load_data(args.data, args, ckpt.seq_len)
@@ -58,8 +57,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     normals = ev.indices[~ev.is_anomaly]
     if len(normals):
-        recon = scores_for(ckpt, data.X[normals])[1] if ckpt.kind == "lstm_ae" else None
-        q = quality.assess(data.X[normals], recon, ev.auroc)
+        q = assess(ckpt, data.X[normals], ev.auroc)
         if q.degenerate:
             print(f"warning: {q.message()}")
     return 0

@@ -1,4 +1,5 @@
-"""Command line: ``python -m ecgviz train | baseline | evaluate | score | pack | beats | serve``; one-line errors."""
+"""Command line: ``python -m ecgviz train | baseline | evaluate | score | pack | beats | analyze | serve``; one-line
+errors."""
 
 from __future__ import annotations
 
@@ -8,9 +9,23 @@ import sys
 from collections.abc import Sequence
 
 from ecgviz.checkpoint.files import SHIPPED_CHECKPOINT
-from ecgviz.cli.args import FINITE, NON_NEGATIVE, POSITIVE, Parser, number, recording_options, split_options
+from ecgviz.cli.args import (
+    FINITE,
+    NON_NEGATIVE,
+    PORT,
+    POSITIVE,
+    Parser,
+    bounded,
+    cores,
+    number,
+    recording_options,
+    split_options,
+)
 from ecgviz.detectors.config import DEFAULT_PERCENTILE, ERRORS, ModelConfig, TrainConfig
 from ecgviz.errors import USER_ERRORS
+
+# serve's upper bounds: a request of a million beats of 140 samples is 560 MB as float32, a 1 GiB body ~20x that
+MAX_BEATS_ARG, MAX_BODY_MB_ARG = 1_000_000, 1024
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--include-samples", action="store_true", help="append the raw samples s1..sT")
     s.add_argument("--out", required=True, metavar="CSV")
     where = s.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, metavar="N",
-                       help="score file by file on a local Dask cluster of N processes")
+    where.add_argument("--workers", type=bounded(int, 1, 2 * cores(), f"twice the {cores()} cores here"), metavar="N",
+                       help="score file by file on a local Dask cluster of N processes (at most twice the cores)")
     where.add_argument("--scheduler", metavar="ADDRESS", help="score file by file on the Dask cluster at ADDRESS")
     recording_options(s, length=False)
     s.set_defaults(func="score:cmd_score")
@@ -101,10 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("serve", help="score beats over HTTP (REST API; OpenAPI docs at /docs)")
     v.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT), metavar="PATH")
     v.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to listen on every interface")
-    v.add_argument("--port", type=int, default=8000)
-    v.add_argument("--threads", type=int, default=1, help="torch threads; concurrent requests use the other cores")
-    v.add_argument("--max-beats", type=int, help="beats per request (default 10,000)")
-    v.add_argument("--max-body-mb", type=float, help="request body limit in MiB (default 32)")
+    v.add_argument("--port", type=PORT, default=8000)
+    v.add_argument("--threads", type=bounded(int, 1, cores(), "the cores here"), default=1,
+                   help="torch threads; concurrent requests use the other cores")
+    v.add_argument("--max-beats", type=bounded(int, 1, MAX_BEATS_ARG), help="beats per request (default 10,000)")
+    v.add_argument("--max-body-mb", type=bounded(float, 0.001, MAX_BODY_MB_ARG),
+                   help="request body limit in MiB (default 32)")
     v.set_defaults(func="score:cmd_serve")
 
     k = sub.add_parser("pack", help="write beats as one binary beat pack (.npz) that loads in seconds")
@@ -117,6 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True, metavar="ARFF")
     recording_options(b, length=True)
     b.set_defaults(func="convert:cmd_beats")
+
+    a = sub.add_parser("analyze", help="find a recording's abnormal beats without labels (shape and timing); write "
+                       "beats.csv, flagged.atr and summary.json")
+    a.add_argument("--record", required=True, metavar="PATH", help="a WFDB record (.hea or any file its header "
+                   "names, e.g. .dat, .mat, .xyz), .edf or .csv")
+    a.add_argument("--out-dir", required=True, metavar="DIR", help="folder to write; never replaced unless --force")
+    a.add_argument("--force", action="store_true", help="replace --out-dir if it exists")
+    recording_options(a, length=False)
+    a.set_defaults(func="analyze:cmd_analyze")
     return p
 
 

@@ -9,7 +9,6 @@ from dataclasses import replace
 
 from ecgviz.cli.args import out_file
 from ecgviz.cli.loading import load_data
-from ecgviz.errors import UserError
 from ecgviz.signal import recording_files
 
 
@@ -22,12 +21,12 @@ def _score_recording(args: argparse.Namespace) -> int:
     """One recording cut into beats of the checkpoint's length, scored in this process."""
     from ecgviz.checkpoint.store import load_checkpoint
     from ecgviz.pipeline import export
-    from ecgviz.pipeline.protocol import errors_for
+    from ecgviz.pipeline.protocol import score_beats
 
     ckpt = load_checkpoint(args.checkpoint)
     data = load_data(args.data, args, ckpt.seq_len)
     t0 = time.perf_counter()
-    errors = errors_for(ckpt, data.X)
+    errors = score_beats(ckpt, data.X)
     threshold = ckpt.threshold if args.threshold is None else args.threshold
     table = export.beat_table(data, errors, threshold, flagged_only=args.flagged_only,
                               include_samples=args.include_samples)
@@ -81,8 +80,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         limits = replace(limits, max_beats=args.max_beats)
     if args.max_body_mb is not None:
         limits = replace(limits, max_body_bytes=int(args.max_body_mb * 2**20))
-    if args.threads < 1 or limits.max_beats < 1 or limits.max_body_bytes < 1:
-        raise UserError("--threads and --max-beats must be at least 1, --max-body-mb above 0")
     torch.set_num_threads(args.threads)
     print(f"serving model '{ckpt.name}' (beats of {ckpt.seq_len} samples) on http://{args.host}:{args.port} "
           f"(docs at /docs)", file=sys.stderr)

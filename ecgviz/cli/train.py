@@ -102,12 +102,12 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def _baseline(args: argparse.Namespace, out: Path, held: Reservation | None) -> int:
-    from ecgviz.detectors import baselines as detectors
+    from ecgviz.detectors.baselines import BASELINES
     from ecgviz.pipeline.protocol import fit_detector, protocol_split
 
     data = load_data(args.data, args)
     params = {"k": args.k, "metric": args.metric} if args.kind == "knn" else {"n_components": args.components}
-    detector = detectors.make(args.kind, **params)
+    detector = BASELINES[args.kind](**params)
     normal = args.normal_label or ["1"]
     split = protocol_split(data, normal, mode=args.split, seed=args.seed, files=train_files(args))
     ckpt = fit_detector(data, detector, normal, split=split, percentile=args.percentile, name=args.name or "")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ecgviz.dashboard.explore import Evaluation
+from ecgviz.dashboard.explore import ExplorerView
 
 PICK_MODES = ("most anomalous", "nearest the threshold", "random", "by row")
 
@@ -31,7 +31,7 @@ def pick_beat(errors: np.ndarray, labels: np.ndarray | None, label: str | None, 
 BROWSE_MODES = {"false alarms": "FP", "missed anomalies": "FN"}
 
 
-def browse(ev: Evaluation, threshold: float, mode: str) -> np.ndarray:
+def browse(ev: ExplorerView, threshold: float, mode: str) -> np.ndarray:
     """Evaluated beats with that outcome: false alarms (normals above the threshold) highest error first, missed
     anomalies (below it) lowest error first, i.e. the clearest mistakes first."""
     if mode not in BROWSE_MODES:

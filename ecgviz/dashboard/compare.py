@@ -29,7 +29,7 @@ class Entry:
     """One detector's evaluation on the shared beats, and its stored label-free threshold."""
 
     name: str
-    ev: explore.Evaluation
+    ev: explore.ExplorerView
     stored_threshold: float
 
 
@@ -208,7 +208,7 @@ def disagreement_counts(a: Entry, t_a: float, b: Entry, t_b: float,
             "b_only": len(d["b_only"]), "b_only_anomalies": int(anomaly[d["b_only"]].sum())}
 
 
-def fpr_at(ev: explore.Evaluation, threshold: float) -> float | None:
+def fpr_at(ev: explore.ExplorerView, threshold: float) -> float | None:
     """Share of evaluated normals flagged at `threshold`."""
     m = ev.metrics_at(threshold)
     return None if m is None or m.normal_recall is None else 1.0 - m.normal_recall

@@ -12,6 +12,7 @@ import numpy as np
 from ecgviz.dashboard import figures
 from ecgviz.dashboard.classes import ClassView, class_view
 from ecgviz.evaluation import intervals, metrics
+from ecgviz.evaluation.split import evaluated_beats, own_split
 from ecgviz.io.codes import as_text, encode
 from ecgviz.io.data import label_key
 
@@ -19,7 +20,7 @@ ALL_BEATS = "All beats"
 
 
 @dataclass(frozen=True)
-class Evaluation:
+class ExplorerView:
     """Everything the threshold explorer derives once per (model, data, normal labels); a slider step reads it."""
 
     errors: np.ndarray  # (n,) every beat
@@ -106,30 +107,28 @@ def evaluation_beats(n_beats: int, labels: np.ndarray | None, normal_labels: Seq
                      same_data: bool) -> tuple[np.ndarray, np.ndarray]:
     """(indices to evaluate, indices of reference normals) for a model on a data set.
 
-    When the model was trained on this very data its training and validation beats would flatter it,
-    so they are left out of evaluation; its training normals are the percentile reference, as for the
-    label-free threshold stored in a checkpoint.
+    The beats evaluated follow split.evaluated_beats. On the model's own data its training normals are the
+    percentile reference, as for the label-free threshold stored in a checkpoint; elsewhere the chosen normals.
     """
-    everything = np.arange(n_beats)
-    if same_data and split is not None and split.n_beats == n_beats:
-        # with the model's own normal labels exactly its held-out beats (the metrics stored with it), else every
-        # beat it never trained on
-        same = tuple(str(k) for k in normal_labels) == tuple(split.normal_labels)
-        return (split.held_out() if same else split.unseen()), np.asarray(split.train, dtype=np.int64)
+    own = own_split(split, n_beats, same_data)
+    idx = evaluated_beats(own, n_beats, normal_labels)
+    if own is not None:
+        return idx, np.asarray(own.train, dtype=np.int64)
     if labels is None:
-        return everything, everything
-    return everything, np.flatnonzero(np.isin(labels, list(normal_labels)))
+        return idx, idx
+    return idx, np.flatnonzero(np.isin(labels, list(normal_labels)))
 
 
-def evaluate(errors: np.ndarray, labels: np.ndarray | None, class_names: Mapping[str, str],
+def explorer_view(errors: np.ndarray, labels: np.ndarray | None, class_names: Mapping[str, str],
              normal_labels: Sequence[str], *, split=None, same_data: bool = False, n_bins: int = 80,
-             percentile: float = 98.0) -> Evaluation:
-    """Build the Evaluation: held-out beats, sorted errors, sweep, curves, suggestions, histogram bins."""
+             percentile: float = 98.0) -> ExplorerView:
+    """Build the ExplorerView: held-out beats, sorted errors, sweep, curves, suggestions, histogram bins."""
     errors = np.asarray(errors, dtype=np.float64)
     idx, ref = evaluation_beats(len(errors), labels, normal_labels, split, same_data)
     e = errors[idx]
-    if same_data and split is not None and split.n_beats == len(errors):
-        roles = split.roles(idx)
+    own = own_split(split, len(errors), same_data)
+    if own is not None:
+        roles = own.roles(idx)
     else:
         roles = np.full(len(errors), "not used", dtype=object)
         roles[idx] = "held-out"
@@ -177,7 +176,7 @@ def evaluate(errors: np.ndarray, labels: np.ndarray | None, class_names: Mapping
         roc, pr = (fpr, tpr), (precision, recall)
         auc_value, ap = metrics.roc_auc(e, is_anomaly), metrics.average_precision(e, is_anomaly)
     suggestions = metrics.suggest_thresholds(e, is_anomaly, reference, percentile) if e.size else {}
-    return Evaluation(
+    return ExplorerView(
         errors=errors, eval_idx=idx, is_anomaly=is_anomaly, eval_labels=lab, reference_errors=reference,
         normal_labels=normal_labels, abnormal_labels=abnormal, class_names=dict(class_names), colors=view.colors,
         view=view, bins=bins, sorted_errors=sorted_errors, sweep=sweep, roc=roc, pr=pr, roc_auc=auc_value,
@@ -186,11 +185,11 @@ def evaluate(errors: np.ndarray, labels: np.ndarray | None, class_names: Mapping
     )
 
 
-def _unlabelled(errors, idx, e, reference, n_bins, n_excluded, percentile, roles) -> Evaluation:
+def _unlabelled(errors, idx, e, reference, n_bins, n_excluded, percentile, roles) -> ExplorerView:
     colors = {ALL_BEATS: figures.NORMAL_COLOR}
     bins = figures.histogram_bins(e, {ALL_BEATS: np.ones(e.size, bool)}, colors, n_bins=n_bins)
     suggestions = metrics.suggest_thresholds(e, np.zeros(e.size, bool), reference, percentile) if reference.size else {}
-    return Evaluation(
+    return ExplorerView(
         errors=errors, eval_idx=idx, is_anomaly=None, eval_labels=None, reference_errors=reference,
         normal_labels=(), abnormal_labels=(), class_names={}, colors=colors, view=None, bins=bins,
         sorted_errors=None, sweep=None, roc=None, pr=None, roc_auc=None, average_precision=None,
@@ -242,7 +241,7 @@ def percent(x: float | None) -> str:
     return "undefined" if x is None else f"{100 * x:.1f}%"
 
 
-def metrics_payload(ev: Evaluation, threshold: float, extra: Mapping | None = None,
+def metrics_payload(ev: ExplorerView, threshold: float, extra: Mapping | None = None,
                     areas: Mapping | None = None) -> bytes:
     """JSON bytes: the metrics at `threshold` (None for unlabelled data) with 95 % intervals, flag counts,
     suggestions, caveats and `extra`; `areas` are AUROC/AP intervals already computed (else bootstrapped here)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ecgviz.dashboard.explore import Evaluation
+from ecgviz.dashboard.explore import ExplorerView
 from ecgviz.evaluation.split import ROLES
 
 HELD_OUT = ROLES[2]
@@ -58,7 +58,7 @@ def _join(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def counts(ev: Evaluation, threshold: float) -> FlagCounts:
+def counts(ev: ExplorerView, threshold: float) -> FlagCounts:
     """How many beats are flagged at `threshold`, held-out first."""
     above = ev.errors > threshold
     held = held_out_mask(ev)
@@ -81,7 +81,7 @@ def stored_counts(stored: dict) -> tuple[int, int] | None:
         return None
 
 
-def held_out_mask(ev: Evaluation) -> np.ndarray:
+def held_out_mask(ev: ExplorerView) -> np.ndarray:
     """True (n,) for the beats the metrics are computed on."""
     mask = np.zeros(len(ev.errors), dtype=bool)
     mask[ev.eval_idx] = True
@@ -104,7 +104,7 @@ class Rows:
 
     idx: np.ndarray
     n_matching: int  # beats the query matches (more than len(idx) when the table is cut at MAX_ROWS)
-    ev: Evaluation
+    ev: ExplorerView
     data: object  # ecgviz.io.data.BeatData
     threshold: float
     outcome: np.ndarray = field(repr=False)  # (len(idx),) TP/FP/TN/FN, '' for beats not in the metrics
@@ -161,7 +161,7 @@ def columns_for(data) -> tuple[Column, ...]:
     return COLUMNS + (RECORDING_COLUMNS if getattr(data, "origin", None) is not None else ())
 
 
-def select(ev: Evaluation, data, threshold: float, query: Query = Query(), limit: int = MAX_ROWS) -> Rows:
+def select(ev: ExplorerView, data, threshold: float, query: Query = Query(), limit: int = MAX_ROWS) -> Rows:
     """The flagged beats `query` asks for in its order, at most `limit` of them."""
     mask = ev.errors > threshold
     if query.roles == (HELD_OUT,):
@@ -185,7 +185,7 @@ def select(ev: Evaluation, data, threshold: float, query: Query = Query(), limit
     return Rows(idx[order], n, ev, data, float(threshold), outcome[order])
 
 
-def _outcomes(ev: Evaluation, idx: np.ndarray) -> np.ndarray:
+def _outcomes(ev: ExplorerView, idx: np.ndarray) -> np.ndarray:
     """TP/FP of the flagged beats `idx` that are evaluated, '' for the others (none without labels)."""
     out = np.full(len(idx), "", dtype=object)
     if ev.is_anomaly is None or not len(ev.eval_idx):

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ecgviz.detectors.config import DEFAULT_ERROR, TRIM_FRACTION
+from ecgviz.detectors.config import TRIM_FRACTION
 from ecgviz.io.recording import AAMI_CLASSES, aami_class
 
 # each beat is scaled by the training beats' mean and standard deviation before it is scored
@@ -17,29 +17,29 @@ _UNIT = "in standard deviations of the training beats"
 
 def score_name(kind: str) -> str:
     """What a detector's score is called on the pages."""
-    return {"knn": "distance", "pca": "PCA reconstruction error"}.get(kind, "reconstruction error")
+    return {"lstm_ae": "reconstruction error", "knn": "distance", "pca": "PCA reconstruction error"}.get(kind, "score")
 
 
 def score_definition(ckpt) -> str:
     """One sentence: how a checkpoint's detector scores a beat, and in which unit (higher = more abnormal)."""
-    kind, length = ckpt.kind, ckpt.seq_len
-    if kind == "knn":
-        metric = getattr(ckpt.model, "metric", "l2").upper()
-        k = getattr(ckpt.model, "k", "k")
-        return (f"Distance: the mean {metric} distance from a beat to its {k} nearest training normals, over its "
-                f"{length} samples {_UNIT}; higher is more abnormal.")
-    if kind == "pca":
+    detector, length = ckpt.detector, ckpt.seq_len
+    if ckpt.kind == "knn":
+        return (f"Distance: the mean {detector.metric.upper()} distance from a beat to its {detector.k} nearest "
+                f"training normals, over its {length} samples {_UNIT}; higher is more abnormal.")
+    if ckpt.kind == "pca":
         return (f"PCA reconstruction error: the squared difference between a beat and its projection onto the "
                 f"normals' leading principal components, over its {length} samples {_UNIT} (squared); higher is "
                 "more abnormal.")
-    error = (ckpt.train_config or {}).get("error") or (DEFAULT_ERROR if ckpt.loss == "l1" else ckpt.loss)
+    if ckpt.kind != "lstm_ae":  # a detector that says what its scores are
+        return f"Score: {detector.measure}; higher is more abnormal."
+    error = detector.measure
     if error == "mse":
         how = f"the mean of the squared differences between a beat and its reconstruction over its {length} samples"
         unit = f"{_UNIT}, squared"
     else:
         trimmed = (f", leaving out its largest {TRIM_FRACTION:.0%} (the {round(TRIM_FRACTION * length)} largest "
                    "differences, often one spike)") if error == "l1_trim" else ""
-        how = (f"the sum over a beat's {length} samples of |beat - reconstruction|{trimmed}")
+        how = f"the sum over a beat's {length} samples of |beat - reconstruction|{trimmed}"
         unit = _UNIT
     return f"Reconstruction error: {how}, {unit}; higher is more abnormal."
 

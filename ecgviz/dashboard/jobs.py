@@ -199,6 +199,9 @@ def train_job(X_train, X_val, model_config, train_config, *, finish: Callable[[A
 
 
 MAX_JOBS_ENV = "ECGVIZ_MAX_TRAINING_JOBS"
+PER_CLIENT_ENV = "ECGVIZ_MAX_TRAINING_JOBS_PER_CLIENT"
+BUDGET_ENV = "ECGVIZ_TRAINING_MAX_MINUTES"
+DEFAULT_BUDGET_MIN = 60.0  # a dashboard job's time budget when none (or a longer one) is asked for
 
 
 class JobRefused(UserError):
@@ -206,40 +209,49 @@ class JobRefused(UserError):
 
 
 class JobSlots:
-    """Caps training jobs: at most `max_total` running in this server, and one per owner (a workspace).
+    """Caps training jobs: at most `max_total` running in this server, `max_per_client` for one client (a browser's
+    address: its tabs may have several workspaces) and one per owner (a workspace).
 
     A further start is refused rather than queued: a queued job would hold its data and wait for an unknown
     time, unseen and uncancellable by anyone, which is what a cap is meant to prevent. Finished jobs free their
     slot by themselves (a slot is a running job, counted when asked), so nothing has to remember to release it.
     """
 
-    def __init__(self, max_total: int | None = None):
+    def __init__(self, max_total: int | None = None, max_per_client: int | None = None):
         self.max_total = max(int(max_total if max_total is not None else default_max_jobs()), 1)
+        per_client = max_per_client if max_per_client is not None else _env_int(PER_CLIENT_ENV)
+        # by default half the server's slots, so one client with many tabs cannot take them all
+        self.max_per_client = max(int(per_client or self.max_total // 2), 1)
         self._lock = threading.Lock()
-        self._jobs: dict[int, tuple[str, TrainingJob]] = {}
+        self._jobs: dict[int, tuple[str, str | None, TrainingJob]] = {}
 
     def running(self, owner: str | None = None) -> list[TrainingJob]:
         """Jobs still running, all of them or one owner's."""
         with self._lock:
             self._forget_finished()
-            return [job for who, job in self._jobs.values() if owner is None or who == owner]
+            return [job for who, _, job in self._jobs.values() if owner is None or who == owner]
 
-    def start(self, owner: str, job: TrainingJob[T]) -> TrainingJob[T]:
-        """Start `job` for `owner` if a slot is free, else raise JobRefused saying why."""
+    def start(self, owner: str, job: TrainingJob[T], client: str | None = None) -> TrainingJob[T]:
+        """Start `job` for `owner` (and `client`, where known) if a slot is free, else raise JobRefused saying why."""
         with self._lock:
             self._forget_finished()
-            mine = [j for who, j in self._jobs.values() if who == owner]
+            mine = [j for who, _, j in self._jobs.values() if who == owner]
+            theirs = [j for _, c, j in self._jobs.values() if client is not None and c == client]
             refusal = None
             if mine:
                 refusal = (f"this workspace already trains {mine[0].label.split(':')[0] or 'a model'}: "
                            "stop it, or wait until it has finished, before starting another")
+            elif len(theirs) >= self.max_per_client:
+                refusal = (f"your other tabs already train {len(theirs)} model{'s' if len(theirs) != 1 else ''}, "
+                           f"as many as one visitor may ({PER_CLIENT_ENV}={self.max_per_client}); stop one, or "
+                           "wait until one has finished")
             elif len(self._jobs) >= self.max_total:
                 refusal = (f"the server already runs {len(self._jobs)} training job"
                            f"{'s' if len(self._jobs) != 1 else ''}, its limit ({MAX_JOBS_ENV}={self.max_total}); "
                            "start again when one has finished, or train with `python -m ecgviz train`")
             else:
                 job.start()
-                self._jobs[id(job)] = (owner, job)
+                self._jobs[id(job)] = (owner, client, job)
         if refusal is not None:
             _release_unstarted(job)
             raise JobRefused(refusal)
@@ -253,8 +265,21 @@ class JobSlots:
         return len(jobs)
 
     def _forget_finished(self) -> None:
-        for key in [k for k, (_, job) in self._jobs.items() if job.state().finished]:
+        for key in [k for k, (_, _, job) in self._jobs.items() if job.state().finished]:
             del self._jobs[key]
+
+
+def time_budget_s(asked_minutes: float | None = None) -> float:
+    """A dashboard job's time budget in seconds: the one asked for, at most $ECGVIZ_TRAINING_MAX_MINUTES (default
+    60), which is also the budget when none is asked for; the command line has no such bound."""
+    try:
+        most = float(os.environ.get(BUDGET_ENV, ""))
+    except ValueError:
+        most = DEFAULT_BUDGET_MIN
+    if not (most > 0 and most != float("inf")):
+        most = DEFAULT_BUDGET_MIN
+    minutes = most if not asked_minutes or asked_minutes <= 0 else min(float(asked_minutes), most)
+    return minutes * 60.0
 
 
 def _release_unstarted(job: TrainingJob) -> None:
@@ -266,12 +291,17 @@ def _release_unstarted(job: TrainingJob) -> None:
         release()
 
 
+def _env_int(name: str) -> int:
+    try:
+        value = int(os.environ.get(name, ""))
+    except ValueError:
+        return 0
+    return max(value, 0)
+
+
 def default_max_jobs() -> int:
     """Concurrent training jobs per server: $ECGVIZ_MAX_TRAINING_JOBS, else one per CPU core the process may use."""
-    try:
-        value = int(os.environ.get(MAX_JOBS_ENV, ""))
-    except ValueError:
-        value = 0
+    value = _env_int(MAX_JOBS_ENV)
     if value > 0:
         return value
     try:

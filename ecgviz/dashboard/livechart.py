@@ -15,14 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecgviz.dashboard import figures
-from ecgviz.dashboard.explore import ALL_BEATS, Evaluation, SliderRange
+from ecgviz.dashboard.explore import ALL_BEATS, ExplorerView, SliderRange
 from ecgviz.evaluation import metrics
 
 # Slider positions are capped: a range of 1,000 steps (explore.slider_range) gives ~1,000 grid values.
 MAX_GRID = 5_000
 
 
-def _groups(ev: Evaluation) -> list[tuple[str, str, str, np.ndarray]]:
+def _groups(ev: ExplorerView) -> list[tuple[str, str, str, np.ndarray]]:
     """(name, kind, colour, sorted errors) of every group the readout and recall curves show."""
     e = ev.errors[ev.eval_idx]
     if ev.eval_group is None or ev.view is None:
@@ -54,7 +54,7 @@ class ChartBase:
     sorted_groups: tuple[np.ndarray, ...]  # each group's sorted errors, for exact counts at off-grid thresholds
 
 
-def chart_base(ev: Evaluation, rng: SliderRange, *, title: str = "Reconstruction error per class") -> ChartBase:
+def chart_base(ev: ExplorerView, rng: SliderRange, *, title: str = "Reconstruction error per class") -> ChartBase:
     """Everything the browser-side chart needs except the threshold: computed once per evaluation and range."""
     groups = _groups(ev)
     g = grid(rng)
@@ -85,9 +85,3 @@ def chart_data(base: ChartBase, threshold: float, *, revision: int, log_y: bool 
     return {**base.payload, "threshold": float(threshold), "revision": int(revision), "log_y": bool(log_y),
             "at": [int(metrics.n_above(s, threshold)) for s in base.sorted_groups]}
 
-
-def counts_at(data: Mapping, value: float) -> dict[str, int]:
-    """What the browser shows for a slider value: each group's count above the nearest grid value."""
-    r = data["range"]
-    i = min(max(round((value - r["lo"]) / r["step"]), 0), r["n"] - 1)
-    return {grp["name"]: grp["above"][i] for grp in data["groups"]}

@@ -12,10 +12,12 @@ import plotly.graph_objects as go
 from ecgviz.dashboard.text import plotly_text
 from ecgviz.io.codes import as_text
 from ecgviz.io.recording import EDF_SUFFIXES
+from ecgviz.io.shipped import shipped_folder
 from ecgviz.signal.beats import DROP_REASONS, POST_S, PRE_S, Beats
+from ecgviz.signal.recording_files import RecordingSource
 
 RECORDINGS_DIR_ENV = "ECGVIZ_RECORDINGS_DIR"
-_DEFAULT_DIR = Path(__file__).resolve().parents[2] / "data"
+_DEFAULT_DIR = shipped_folder("data")
 MAX_STRIP_POINTS = 200_000  # a strip longer than this is thinned by min/max pairs so the browser stays light
 DROPPED_COLOR, FLAG_COLOR, PEAK_COLOR = "#7f7f7f", "#d62728", "#1f77b4"
 CLASS_COLORS = {"N": "#1f77b4", "S": "#ff7f0e", "V": "#d62728", "F": "#9467bd", "Q": "#8c564b", "": "#1f77b4"}
@@ -33,13 +35,15 @@ class RecordingView:
     kept: np.ndarray  # (n_beats,) int64 index into peaks of each beat
     dropped: dict[str, np.ndarray]  # reason -> indices into peaks
     peak_source: str
+    leads: tuple[str, ...] = ()  # every lead of the recording, for the lead picker
+    source: RecordingSource | None = None  # where to read it again (another lead, an analysis); None: nowhere
 
     @classmethod
-    def from_beats(cls, beats: Beats) -> RecordingView:
-        """Keep only what drawing needs; the raw signal and the file's bytes are not kept."""
+    def from_beats(cls, beats: Beats, source: RecordingSource | None = None) -> RecordingView:
+        """Keep only what drawing needs; the raw signal is not kept, the uploaded files only when given as source."""
         rec = beats.recording
         return cls(rec.record, rec.lead, rec.fs, beats.filtered.astype(np.float16), beats.peaks, beats.kept,
-                   dict(beats.dropped), beats.peak_source)
+                   dict(beats.dropped), beats.peak_source, tuple(rec.leads), source)
 
     @property
     def duration_s(self) -> float:
@@ -47,7 +51,8 @@ class RecordingView:
 
     def nbytes(self) -> int:
         """Memory held by the arrays."""
-        return self.signal.nbytes + self.peaks.nbytes + self.kept.nbytes + sum(v.nbytes for v in self.dropped.values())
+        return (self.signal.nbytes + self.peaks.nbytes + self.kept.nbytes
+                + sum(v.nbytes for v in self.dropped.values()) + (self.source.nbytes() if self.source else 0))
 
     def dropped_rows(self) -> list[dict]:
         """One row per drop reason with its count, what it means and the first times it happened."""
@@ -79,8 +84,10 @@ def _window(view: RecordingView, start_s: float, span_s: float) -> tuple[int, in
 
 
 def strip_figure(view: RecordingView, labels: np.ndarray | None, start_s: float = 0.0, span_s: float = 30.0,
-                 flagged: np.ndarray | None = None, colors: dict[str, str] | None = None) -> go.Figure:
-    """The filtered lead from start_s for span_s seconds: beats marked by class, dropped beats in grey, flagged red."""
+                 flagged: np.ndarray | None = None, colors: dict[str, str] | None = None,
+                 focus: int | None = None) -> go.Figure:
+    """The filtered lead from start_s for span_s seconds: beats marked by class, dropped beats in grey, flagged red;
+    beat `focus` (if any) shaded over its window."""
     a, b = _window(view, start_s, span_s)
     y = view.signal[a:b].astype(np.float32)
     step = max(1, len(y) // MAX_STRIP_POINTS)
@@ -114,7 +121,15 @@ def strip_figure(view: RecordingView, labels: np.ndarray | None, start_s: float 
                       yaxis_title="filtered signal", legend={"orientation": "h", "y": -0.25, "x": 0},
                       title=plotly_text(f"{view.record}, lead {view.lead}: "
                                         f"{t[0] if len(t) else 0:.0f}-{b / view.fs:.0f} s"))
+    if focus is not None and a <= view.peaks[view.kept[focus]] < b:  # a shape outside would stretch the axis
+        _shade(fig, view, focus)
     return fig
+
+
+def _shade(fig: go.Figure, view: RecordingView, beat: int) -> None:
+    """Shade the window beat `beat` was cut from."""
+    at = float(view.peaks[view.kept[beat]]) / view.fs
+    fig.add_vrect(x0=at - PRE_S, x1=at + POST_S, fillcolor="#ff7f0e", opacity=0.15, line_width=0)
 
 
 def context_figure(view: RecordingView, beat: int, flagged: np.ndarray | None = None, seconds: float = 4.0,
@@ -122,9 +137,83 @@ def context_figure(view: RecordingView, beat: int, flagged: np.ndarray | None = 
     """A few seconds of the filtered lead around one beat, its own window shaded, flagged neighbours marked."""
     peak = int(view.peaks[view.kept[beat]])
     start_s = max(0.0, peak / view.fs - seconds / 2)
-    fig = strip_figure(view, labels, start_s, seconds, flagged, colors)
-    fig.add_vrect(x0=peak / view.fs - PRE_S, x1=peak / view.fs + POST_S, fillcolor="#ff7f0e", opacity=0.15,
-                  line_width=0)
+    fig = strip_figure(view, labels, start_s, seconds, flagged, colors, focus=beat)
     fig.update_layout(height=240, title=plotly_text(f"Beat {beat + 1:,} in context: {view.record}, "
                                                     f"{peak / view.fs:.2f} s (sample {peak:,})"), showlegend=False)
     return fig
+
+
+# -- reviewing the flagged beats: a table, stepping from flag to flag, paging along the recording ----------------
+FLAGGED_COLUMNS = ("beat", "time", "time_s", "reason", "score", "symbol")
+SHAPE_REASON = "shape"  # a beat detector judges the beat's shape alone; an analysis also gives "timing" or "both"
+
+
+def clock(seconds: float) -> str:
+    """Seconds as m:ss.s, or h:mm:ss.s from an hour on (a reviewer's position in a long recording)."""
+    tenths = round(max(0.0, float(seconds)) * 10)
+    s, tenth = divmod(tenths, 10)
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}.{tenth}" if h else f"{m}:{s:02d}.{tenth}"
+
+
+def beat_times(view: RecordingView) -> np.ndarray:
+    """Time (s) of each cut beat's R-peak."""
+    return view.peaks[view.kept] / view.fs
+
+
+def flagged_table(view: RecordingView, scores: np.ndarray, threshold: float, *, reasons: np.ndarray | None = None,
+                  symbols: np.ndarray | None = None):
+    """One row per beat scored above the threshold, in time order: beat number (1 = first cut beat), time as a
+    clock and in seconds, why it was flagged (`reasons`, else "shape"), its score and its annotation symbol."""
+    import pandas as pd
+
+    scores = np.asarray(scores, dtype=np.float64)
+    idx = np.flatnonzero(scores > threshold)
+    times = beat_times(view)[idx]
+    return pd.DataFrame({
+        "beat": idx + 1,
+        "time": [clock(t) for t in times],
+        "time_s": np.round(times, 3),
+        "reason": (np.asarray(reasons, dtype=object)[idx] if reasons is not None
+                   else np.full(len(idx), SHAPE_REASON, dtype=object)),
+        "score": np.round(scores[idx], 4),
+        "symbol": (np.asarray(symbols, dtype=object)[idx] if symbols is not None
+                   else np.full(len(idx), "", dtype=object)),
+    }, columns=list(FLAGGED_COLUMNS))
+
+
+def step_flag(flagged: np.ndarray, current: int | None, direction: int) -> int | None:
+    """The flagged beat after (direction +1) or before (-1) beat `current`, wrapping round; None when none is."""
+    idx = np.flatnonzero(np.asarray(flagged, dtype=bool))
+    if not len(idx):
+        return None
+    if current is None:
+        return int(idx[0] if direction > 0 else idx[-1])
+    if direction > 0:
+        pos = np.searchsorted(idx, current, side="right")
+        return int(idx[pos % len(idx)])
+    pos = np.searchsorted(idx, current, side="left") - 1
+    return int(idx[pos % len(idx)])
+
+
+def last_start(view: RecordingView, span_s: float) -> float:
+    """The latest window start (whole seconds) that still shows `span_s` seconds of the recording."""
+    return float(max(0.0, np.floor(view.duration_s - span_s)))
+
+
+def step_page(view: RecordingView, start_s: float, span_s: float, direction: int) -> float:
+    """The window start one page (`span_s` seconds) later (direction +1) or earlier (-1), kept inside the recording."""
+    return float(min(max(0.0, float(start_s) + direction * float(span_s)), last_start(view, span_s)))
+
+
+def page_of(view: RecordingView, start_s: float, span_s: float) -> tuple[int, int]:
+    """(page number from 1, pages in all) of the window starting at `start_s`."""
+    pages = max(1, int(np.ceil(view.duration_s / span_s)))
+    return min(pages, int(start_s // span_s) + 1 if start_s < last_start(view, span_s) else pages), pages
+
+
+def start_around(view: RecordingView, beat: int, span_s: float) -> float:
+    """The window start (whole seconds, inside the recording) that puts beat `beat` in the middle of the window."""
+    centre = float(beat_times(view)[beat])
+    return float(min(max(0.0, np.floor(centre - span_s / 2)), last_start(view, span_s)))

@@ -33,11 +33,11 @@ def beat_error(recon: torch.Tensor, x: torch.Tensor, error: str) -> torch.Tensor
 DEFAULT_BATCH = 1024
 
 
-def score(
+def measure(
     model: nn.Module,
     X: np.ndarray,
     *,
-    loss: str = "l1",
+    error: str = "l1",
     normalisation: tuple[float, float] = (0.0, 1.0),
     batch_size: int = DEFAULT_BATCH,
     device: str = "cpu",
@@ -68,17 +68,7 @@ def score(
                 # ones of any larger batch: scored as a pair, a beat's error does not depend on its batch
                 xb = xb.expand(2, -1, -1)
             rb = model(xb)  # (B, T, 1)
-            errors[i : i + b] = beat_error(rb, xb, loss)[:b].double().cpu().numpy()
+            errors[i : i + b] = beat_error(rb, xb, error)[:b].double().cpu().numpy()
             if recon is not None:
                 recon[i : i + b] = rb[:b].squeeze(-1).float().cpu().numpy() * std + mean
     return errors, recon
-
-
-def reconstruction_errors(model: nn.Module, X: np.ndarray, **kwargs) -> np.ndarray:
-    """Per-beat reconstruction error only (see :func:`score` for the options)."""
-    return score(model, X, reconstructions=False, **kwargs)[0]
-
-
-def reconstruct(model: nn.Module, X: np.ndarray, **kwargs) -> np.ndarray:
-    """Reconstructed beats (n, T) in the data's units (see :func:`score` for the options)."""
-    return score(model, X, **kwargs)[1]

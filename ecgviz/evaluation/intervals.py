@@ -16,6 +16,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ecgviz.evaluation.metrics import average_precision
+
 CONFIDENCE = 0.95
 SMALL_CLASS = 50
 MAX_LISTED = 6  # small classes named in a caveat; the rest are counted
@@ -43,18 +45,6 @@ def _auroc_many(normal: np.ndarray, anomaly: np.ndarray) -> np.ndarray:
     return u / (n0 * n1)
 
 
-def _ap_one(scores: np.ndarray, is_anomaly: np.ndarray) -> float:
-    """Average precision as scikit-learn defines it (step-wise, ties flagged together)."""
-    order = np.argsort(-scores, kind="stable")
-    s, a = scores[order], is_anomaly[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
-    tp = np.cumsum(a)[last]
-    fp = (last + 1) - tp
-    recall = tp / tp[-1]
-    precision = tp / (tp + fp)
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
-
-
 def bootstrap_areas(scores, is_anomaly, n_boot: int = N_BOOT, seed: int = 0,
                     confidence: float = CONFIDENCE) -> dict[str, tuple[float, float] | None]:
     """Percentile intervals {'auroc': (lo, hi), 'average_precision': (lo, hi)}; None without both classes."""
@@ -71,7 +61,8 @@ def bootstrap_areas(scores, is_anomaly, n_boot: int = N_BOOT, seed: int = 0,
     for i in range(0, n_boot, 100):
         aurocs[i:i + 100] = _auroc_many(normal[idx0[i:i + 100]], anomaly[idx1[i:i + 100]])
     labels = np.r_[np.zeros(normal.size, bool), np.ones(anomaly.size, bool)]
-    aps = np.array([_ap_one(np.r_[normal[i0], anomaly[i1]], labels) for i0, i1 in zip(idx0, idx1, strict=True)])
+    aps = np.array([average_precision(np.r_[normal[i0], anomaly[i1]], labels)
+                    for i0, i1 in zip(idx0, idx1, strict=True)])
     tail = (1.0 - confidence) / 2.0 * 100.0
     return {"auroc": tuple(float(x) for x in np.percentile(aurocs, [tail, 100.0 - tail])),
             "average_precision": tuple(float(x) for x in np.percentile(aps, [tail, 100.0 - tail]))}

@@ -282,46 +282,69 @@ def _curve_counts(errors, is_anomaly):
     return tp, fp, thresholds
 
 
+def _both_classes(errors, is_anomaly) -> tuple[np.ndarray, np.ndarray]:
+    e, a, _ = _inputs(errors, is_anomaly)
+    if a.all() or not a.any():
+        raise ValueError("a curve needs both normal beats and anomalies")
+    return e, a
+
+
+def _flag_thresholds(descending: np.ndarray) -> np.ndarray:
+    """Per curve point, from nothing flagged to everything: the threshold that flags its beats under error > t.
+
+    scikit-learn's point k flags the errors >= the k-th largest distinct error, which is what error > the next
+    lower one flags; the last point (every beat) needs a threshold just below the smallest error.
+    """
+    return np.r_[descending, np.nextafter(descending[-1], -np.inf)]
+
+
 def roc_curve(errors, is_anomaly) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fpr, tpr, thresholds) from nothing flagged to everything flagged; NaN axis if a class is absent."""
-    tp, fp, thresholds = _curve_counts(errors, is_anomaly)
-    return _div(fp, fp[-1]), _div(tp, tp[-1]), thresholds
+    """(fpr, tpr, thresholds) from nothing flagged to everything flagged: scikit-learn's curve with every point.
+
+    Both classes must be present (ValueError otherwise).
+    """
+    from sklearn import metrics as skm
+
+    e, a = _both_classes(errors, is_anomaly)
+    fpr, tpr, thresholds = skm.roc_curve(a, e, drop_intermediate=False)
+    return fpr, tpr, _flag_thresholds(thresholds[1:])
 
 
 def pr_curve(errors, is_anomaly) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(precision, recall, thresholds) from nothing flagged (precision 1) to everything flagged."""
-    tp, fp, thresholds = _curve_counts(errors, is_anomaly)
-    precision = _div(tp, tp + fp)
-    precision[0] = 1.0
-    return precision, _div(tp, tp[-1]), thresholds
+    """(precision, recall, thresholds) from nothing flagged (precision 1) to everything flagged.
 
+    scikit-learn's curve in the order of the ROC curve (recall rising); both classes must be present.
+    """
+    from sklearn import metrics as skm
 
-def auc(x, y) -> float:
-    """Trapezoidal area under y(x) for monotonic x."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if x.ndim != 1 or x.shape != y.shape or x.size < 2:
-        raise ValueError("auc needs two 1-D arrays of equal length >= 2")
-    dx = np.diff(x)
-    if (dx < 0).any() and (dx > 0).any():
-        raise ValueError("x must be monotonic")
-    area = float(np.sum(dx * (y[1:] + y[:-1]) / 2.0))
-    return -area if (dx < 0).any() else area
+    e, a = _both_classes(errors, is_anomaly)
+    precision, recall, thresholds = skm.precision_recall_curve(a, e)
+    return precision[::-1], recall[::-1], _flag_thresholds(thresholds[::-1])
 
 
 def roc_auc(errors, is_anomaly) -> float | None:
-    """Area under the ROC curve (ties count half); None unless both classes are present."""
-    fpr, tpr, _ = roc_curve(errors, is_anomaly)
-    if not (np.isfinite(fpr).all() and np.isfinite(tpr).all()):
-        return None
-    return auc(fpr, tpr)
+    """Area under the ROC curve, ties counting half (scikit-learn's); None unless both classes are present."""
+    from sklearn import metrics as skm
+
+    e, a, _ = _inputs(errors, is_anomaly)
+    return float(skm.roc_auc_score(a, e)) if a.any() and not a.all() else None
 
 
 def average_precision(errors, is_anomaly) -> float | None:
-    """Step-wise area under the PR curve, as scikit-learn; None without anomalies."""
-    precision, recall, _ = pr_curve(errors, is_anomaly)
-    if not np.isfinite(recall).all():
+    """Step-wise area under the PR curve, ties flagged together: scikit-learn's definition; None without anomalies.
+
+    Written out rather than scikit-learn's call, which takes ~10x as long (2.4 ms against 0.26 ms for 2,300
+    beats): a bootstrap interval computes it a thousand times.
+    """
+    e, a, _ = _inputs(errors, is_anomaly)
+    if not a.any():
         return None
-    return float(np.sum(np.diff(recall) * precision[1:]))
+    order = np.argsort(-e, kind="stable")
+    s, hit = e[order], a[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]  # the last beat of each run of equal errors
+    tp = np.cumsum(hit)[last]
+    recall, precision = tp / tp[-1], tp / (last + 1)
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
 def _between(thresholds: np.ndarray, i: int) -> float:

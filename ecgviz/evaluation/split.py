@@ -38,10 +38,9 @@ class Split:
     files: tuple[str, ...] = ()  # mode "files": (training file, evaluation file)
 
     def eval_indices(self) -> tuple[np.ndarray, np.ndarray]:
-        """Held-out normals then anomalies, with an is-anomaly flag per index."""
-        idx = np.concatenate([self.test, self.anomalies])
-        is_anomaly = np.concatenate([np.zeros(len(self.test), bool), np.ones(len(self.anomalies), bool)])
-        return idx, is_anomaly
+        """held_out() with an is-anomaly flag per index."""
+        idx = self.held_out()
+        return idx, np.isin(idx, self.anomalies)
 
     def held_out(self) -> np.ndarray:
         """Sorted indices the metrics are computed on (held-out normals and anomalies)."""
@@ -57,6 +56,8 @@ class Split:
 
     def describe(self) -> str:
         """One line on how the beats were divided."""
+        if not self.n_beats:  # a detector fitted without labels (a recording's analysis): no beat was held out
+            return "none: fitted to every beat without their labels"
         if self.mode == "files":
             return f"normals of {self.files[0]} for training, {self.files[1]} for evaluation"
         return "seeded {:.0%} / {:.1%} / {:.1%} split of the normals (seed {})".format(*self.fractions, self.seed)
@@ -95,6 +96,24 @@ class Split:
             mode=_mode(d.get("mode", "seed")),
             files=tuple(str(f) for f in d.get("files", ())),
         )
+
+
+def own_split(split: Split | None, n_beats: int, same_data: bool) -> Split | None:
+    """The model's split when it applies to a data set of `n_beats` (the very data it was made on), else None."""
+    return split if same_data and split is not None and split.n_beats == n_beats else None
+
+
+def evaluated_beats(split: Split | None, n_beats: int, normal_labels: Sequence[str]) -> np.ndarray:
+    """Sorted indices of the beats a model is judged on, given its split on this data (see own_split) or None.
+
+    On the model's own data its training and validation beats would flatter it: with the split's normal labels
+    exactly its held-out beats (the metrics stored with it), with other normal labels every beat it never trained
+    or early-stopped on. On other data (`split` None), every beat.
+    """
+    if split is None:
+        return np.arange(n_beats)
+    same = tuple(str(k) for k in normal_labels) == tuple(split.normal_labels)
+    return split.held_out() if same else split.unseen()
 
 
 def _mode(mode: object) -> str:

@@ -44,6 +44,7 @@ from ecgviz.io.codes import decode, encode, tidy
 from ecgviz.io.origin import BeatOrigin
 from ecgviz.io.pack import is_pack, read_pack
 from ecgviz.io.parse import MAX_NAME_CHARS, MIN_LENGTH, DataError, Parsed, _show, parse
+from ecgviz.io.shipped import shipped_folder
 
 __all__ = [
     "ECG5000_CLASS_NAMES",
@@ -65,7 +66,7 @@ ECG5000_CLASS_NAMES: dict[str, str] = {
     "5": "Unclassified",
 }
 ECG5000_LENGTH = 140
-_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+_DATA_DIR = shipped_folder("data")
 _FINGERPRINT_BLOCK = 65_536  # beats hashed at a time: bounds the temporary text
 
 

@@ -18,6 +18,7 @@ from pathlib import Path, PurePath
 
 import numpy as np
 
+from ecgviz.io import recording_limits as limits
 from ecgviz.io.parse import DataError
 
 __all__ = ["AAMI_CLASSES", "RECORDING_SUFFIXES", "Recording", "aami_class", "read_recording", "read_uploads"]
@@ -53,6 +54,7 @@ class Recording:
     units: str = ""
     ann_samples: np.ndarray | None = None  # (k,) int64 sample of each beat annotation
     ann_symbols: tuple[str, ...] | None = None  # (k,) its original symbol
+    notes: tuple[str, ...] = ()  # what reading changed (annotations merged or ignored), one line each
 
     @property
     def duration_s(self) -> float:
@@ -95,12 +97,20 @@ def _expected_bytes(header) -> dict[str, int]:
     return {k: int(v) for k, v in sizes.items()}
 
 
+def _to_lead_samples(samples: np.ndarray, ann_fs: float, fs: float) -> np.ndarray:
+    """Annotation sample numbers counted at the annotation file's own rate, as samples of the lead read at fs."""
+    if not ann_fs or float(ann_fs) == fs:
+        return samples
+    return np.rint(samples * (fs / float(ann_fs))).astype(np.int64)
+
+
 def _read_wfdb(path: Path, lead: str | None, annotator: str) -> Recording:
     import wfdb
 
     base, name = str(path.with_suffix("")), path.stem
     if not Path(base + ".hea").is_file():
         raise DataError(f"{name}: no header file {name}.hea (a WFDB record needs its .hea with the .dat)")
+    limits.check_header_file(Path(base + ".hea"))
     try:
         header = wfdb.rdheader(base)
     except Exception as exc:  # wfdb raises bare ValueError/IndexError on a broken header
@@ -120,23 +130,32 @@ def _read_wfdb(path: Path, lead: str | None, annotator: str) -> Recording:
         if have < size:
             raise DataError(f"{file_name}: the signal file is truncated ({have:,} of {size:,} bytes the header "
                             "implies)")
+    limits.check_signal_layout(f"{name}.hea", header, path.parent)
+    # a lead with several samples per frame is read at its own rate, not averaged down to the frame rate
+    spf = int((header.samps_per_frame or [1] * len(leads))[index] or 1)
+    fs = _check_fs(f"{name}.hea", fs * spf)
     try:
-        rec = wfdb.rdrecord(base, channels=[index], return_res=32)
+        rec = wfdb.rdrecord(base, channels=[index], return_res=32, smooth_frames=spf == 1)
     except Exception as exc:
         raise DataError(f"{name}: cannot read the signal ({type(exc).__name__}: {exc})") from None
-    signal = np.asarray(rec.p_signal[:, 0], dtype=np.float32)
-    if header.sig_len and len(signal) < header.sig_len:
-        raise DataError(f"{name}: the signal file is truncated ({len(signal):,} of {header.sig_len:,} samples)")
+    signal = np.asarray(rec.p_signal[:, 0] if spf == 1 else rec.e_p_signal[0], dtype=np.float32)
+    if header.sig_len and len(signal) < header.sig_len * spf:
+        raise DataError(f"{name}: the signal file is truncated ({len(signal):,} of {header.sig_len * spf:,} "
+                        "samples)")
     samples = symbols = None
+    notes: tuple[str, ...] = ()
     if Path(f"{base}.{annotator}").is_file():
+        limits.check_annotation_file(Path(f"{base}.{annotator}"), len(signal), fs)
         try:
             ann = wfdb.rdann(base, annotator)
         except Exception as exc:
             raise DataError(f"{name}.{annotator}: not a readable annotation file ({exc})") from None
         keep = [i for i, s in enumerate(ann.symbol) if s in _SYMBOL_CLASS]
-        samples = np.asarray(ann.sample, dtype=np.int64)[keep]
+        samples = _to_lead_samples(np.asarray(ann.sample, dtype=np.int64)[keep], ann.fs or header.fs, fs)
         symbols = tuple(ann.symbol[i] for i in keep)
-    return Recording(signal, fs, name, leads[index], leads, (rec.units or [""])[0], samples, symbols)
+        samples, symbols, notes = limits.tidy_beat_annotations(f"{name}.{annotator}", samples, symbols,
+                                                               len(signal), fs)
+    return Recording(signal, fs, name, leads[index], leads, (rec.units or [""])[0], samples, symbols, notes)
 
 
 def _read_edf(name: str, source: Path | bytes, lead: str | None) -> Recording:
@@ -162,11 +181,12 @@ def _read_edf(name: str, source: Path | bytes, lead: str | None) -> Recording:
 def _read_text(name: str, raw: bytes, fs: float | None, column: str | None, time_column: str | None) -> Recording:
     import pandas as pd
 
-    sep = "\t" if name.lower().endswith(".tsv") else None
+    sep = limits.text_separator(name, raw)
+    limits.check_text_columns(name, raw, sep)
     try:
-        frame = pd.read_csv(io.BytesIO(raw), sep=sep, engine="c" if sep else "python")
+        frame = pd.read_csv(io.BytesIO(raw), sep=sep, engine="c")
     except Exception as exc:
-        raise DataError(f"{name}: not a readable CSV/TSV table ({exc})") from None
+        raise DataError(f"{name}: not a readable CSV/TSV table ({' '.join(str(exc).split())})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
     tcol = time_column if time_column is not None else next((c for c in numeric if _TIME_COLUMN.match(c)), None)
@@ -204,6 +224,9 @@ def read_recording(path: str | os.PathLike[str], *, lead: str | None = None, fs:
         except OSError as exc:
             raise DataError(f"{path.name}: cannot read the file ({exc.strerror or exc})") from None
         return _read_text(path.name, raw, fs, column or lead, time_column)
+    if suffix not in ("", *WFDB_SUFFIXES) and not Path(str(path) + ".hea").is_file() \
+            and path.with_suffix(".hea").is_file():
+        path, suffix = path.with_suffix(".hea"), ".hea"  # a signal file its header names: .mat, .xyz, ...
     if suffix in ("", *WFDB_SUFFIXES) or Path(str(path) + ".hea").is_file():
         wfdb_path = path if suffix in WFDB_SUFFIXES else Path(str(path) + ".hea")
         if fs is not None:
@@ -218,11 +241,14 @@ def read_uploads(files: Sequence[tuple[str, bytes]], *, lead: str | None = None,
     names = [PurePath(str(n).replace("\\", "/")).name for n, _ in files]
     if not names:
         raise DataError("no files given")
+    limits.check_upload_size(names, [len(raw) for _, raw in files])
     suffixes = {PurePath(n).suffix.lower() for n in names}
     if suffixes & set(WFDB_SUFFIXES):
         stems = {PurePath(n).stem for n in names}
-        if len(stems) > 1 or suffixes - set(WFDB_SUFFIXES) - {".hea"}:
-            raise DataError(f"{' + '.join(names)}: upload one record's files together (.hea + .dat [+ .atr])")
+        # the header names the signal files, whatever their extension: .dat, .mat (PhysioNet challenges), .xyz (PTB)
+        if len(stems) > 1 or suffixes & set(EDF_SUFFIXES + TEXT_SUFFIXES):
+            raise DataError(f"{' + '.join(names)}: upload one record's files together (.hea + the signal files "
+                            "it names [+ .atr])")
         if ".hea" not in suffixes:
             raise DataError(f"{names[0]}: a WFDB record needs its header; add {PurePath(names[0]).stem}.hea")
         # wfdb reads records from a folder: the files live there only while they are read
@@ -237,4 +263,5 @@ def read_uploads(files: Sequence[tuple[str, bytes]], *, lead: str | None = None,
         return _read_edf(name, raw, lead or column)
     if PurePath(name).suffix.lower() in TEXT_SUFFIXES:
         return _read_text(name, raw, fs, column or lead, None)
-    raise DataError(f"{name}: not a recording (expected .hea/.dat/.atr, .edf/.bdf, or .csv/.tsv)")
+    raise DataError(f"{name}: not a recording (expected a .hea with the signal files it names, .edf/.bdf, or "
+                    ".csv/.tsv)")

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -27,6 +29,7 @@ from ecgviz.pipeline import export
 
 if TYPE_CHECKING:
     import pandas
+    from dask.distributed import Client
 
 INSTALL_HINT = "distributed scoring needs Dask: pip install -r requirements-cluster.txt"
 # Errors that mean "this file is bad", reported per file; anything else is a bug and stops the run.
@@ -115,11 +118,11 @@ def score_data(ckpt: Checkpoint, data: BeatData, options: ScoreOptions):
     never trained on are evaluated (with their roles); on other labelled data every beat is.
     """
     from ecgviz.pipeline.protocol import (  # deferred: a worker imports torch only to score
-        errors_for,
         evaluation_indices,
+        score_beats,
     )
 
-    errors = errors_for(ckpt, data.X)
+    errors = score_beats(ckpt, data.X)
     threshold = ckpt.threshold if options.threshold is None else float(options.threshold)
     roles, outcome = None, None
     if data.has_labels:
@@ -174,6 +177,71 @@ class DaskMissing(UserError):
     """Dask is not installed (a user error: the message says how to install it)."""
 
 
+SCHEMES = ("tcp", "tls")  # Dask's own TCP transports; ucx:// and others need extra packages and set-up
+DEFAULT_SCHEDULER_PORT = 8786
+CONNECT_TIMEOUT_S = 10.0
+
+
+def scheduler_address(address: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a --scheduler address (`tcp://host:port`, `tls://...` or `host:port`)."""
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "tcp", address
+    if scheme not in SCHEMES:
+        raise UserError(f"--scheduler {address}: the {scheme}:// transport is not supported; give "
+                        "tcp://HOST:PORT (or tls://HOST:PORT)")
+    rest = rest.rstrip("/")
+    if rest.startswith("["):  # an IPv6 address: [::1]:8786
+        host, _, tail = rest[1:].partition("]")
+        port = tail.removeprefix(":")
+    else:
+        host, _, port = rest.partition(":")
+    try:
+        number = int(port) if port else DEFAULT_SCHEDULER_PORT
+    except ValueError:
+        number = -1
+    if not host or not 0 < number < 65536:
+        raise UserError(f"--scheduler {address}: expected tcp://HOST:PORT")
+    return scheme, host, number
+
+
+def _connect(address: str) -> Client:
+    """A client of the Dask scheduler at `address`, or a one-line UserError within about CONNECT_TIMEOUT_S."""
+    import asyncio
+
+    from dask.distributed import Client
+    from distributed.comm import connect
+
+    scheme, host, port = scheduler_address(address)
+    url = f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+    try:  # a closed port or an unknown host: said at once, not after Dask's retries
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise UserError(f"--scheduler {address}: cannot connect ({why})") from None
+
+    async def handshake() -> None:
+        # Dask's own client waits for a silent service's handshake for good, and takes another service's
+        # answer for a frame length (an allocation of exabytes); here both end in time, as one line
+        comm = await asyncio.wait_for(connect(url, timeout=CONNECT_TIMEOUT_S), CONNECT_TIMEOUT_S)
+        await comm.close()
+
+    quiet = logging.getLogger("distributed")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # its comm logs a traceback for every failed handshake
+    try:
+        asyncio.run(handshake())
+    except TimeoutError:
+        raise UserError(f"--scheduler {address}: no Dask scheduler answered within {CONNECT_TIMEOUT_S:g} s") from None
+    except Exception as exc:  # whatever another service answers, the user gets one line
+        raise UserError(f"--scheduler {address}: what answers there is not a Dask scheduler "
+                        f"({type(exc).__name__})") from None
+    finally:
+        quiet.setLevel(level)
+    return Client(url, timeout=CONNECT_TIMEOUT_S)
+
+
 @contextlib.contextmanager
 def cluster_client(scheduler: str | None = None, workers: int = 2) -> Iterator:
     """A Dask client on the scheduler at `scheduler`, else on a local cluster of `workers` one-thread processes."""
@@ -182,7 +250,7 @@ def cluster_client(scheduler: str | None = None, workers: int = 2) -> Iterator:
     except ImportError:
         raise DaskMissing(INSTALL_HINT) from None
     if scheduler:
-        with Client(scheduler) as client:
+        with _connect(scheduler) as client:
             yield client
         return
     if workers < 1:

@@ -3,34 +3,33 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ecgviz.checkpoint.store import Checkpoint, CheckpointError, library_versions
-from ecgviz.detectors import baselines as detectors
 from ecgviz.detectors import limits
+from ecgviz.detectors.autoencoder import LSTMAutoencoder, TrainingCancelled
+from ecgviz.detectors.base import Detector
 from ecgviz.detectors.config import (
     BY_TIME,
     BY_USER,
-    DEFAULT_ERROR,
     DEFAULT_PERCENTILE,
-    ERRORS,
     RESUME_LR_FACTOR,
     ModelConfig,
     TrainConfig,
 )
-from ecgviz.detectors.reconstruction import reconstruction_errors, score
-from ecgviz.detectors.train import EpochInfo, Resume, TrainResult, train
+from ecgviz.detectors.train import EpochInfo, Resume
 from ecgviz.errors import UserError
 from ecgviz.evaluation import duplicates, intervals, metrics, quality
-from ecgviz.evaluation.split import DEFAULT_FRACTIONS, Split, make_file_split, make_split
+from ecgviz.evaluation.split import DEFAULT_FRACTIONS, Split, evaluated_beats, make_file_split, make_split, own_split
 from ecgviz.io.data import BeatData, fingerprint
 
-
-class TrainingCancelled(Exception):
-    """Raised by :func:`fit` when its stop event was set."""
+# TrainingCancelled is the autoencoder's; it is named here too because callers of fit() catch it
+__all__ = ["Evaluation", "TrainingCancelled", "assess", "evaluate", "evaluation_indices", "fit", "fit_detector",
+           "protocol_split", "reconstruct_beats", "resume_fit", "resume_plan", "score_beats"]
 
 
 @dataclass(frozen=True)
@@ -74,19 +73,22 @@ class Evaluation:
         }
 
 
-def scores_for(ckpt: Checkpoint, X: np.ndarray, device: str = "cpu",
-               reconstructions: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-    """Errors (in the units of the checkpoint's threshold) and reconstructions of beats `X`; refuses other lengths."""
+def score_beats(ckpt: Checkpoint, X: np.ndarray) -> np.ndarray:
+    """The checkpoint's scores (n,) of beats `X`, in the units of its threshold; refuses beats of another length."""
     ckpt.check_fits(X.shape[1])
-    if ckpt.kind != "lstm_ae":
-        return ckpt.model.score(X), (ckpt.model.reconstruct(X) if reconstructions else None)
-    return score(ckpt.model, X, loss=ckpt.loss, normalisation=ckpt.normalisation, device=device,
-                 reconstructions=reconstructions)
+    return ckpt.detector.decision_function(X)
 
 
-def errors_for(ckpt: Checkpoint, X: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """Reconstruction errors of beats `X` under a checkpoint, in the units of its threshold."""
-    return scores_for(ckpt, X, device, reconstructions=False)[0]
+def reconstruct_beats(ckpt: Checkpoint, X: np.ndarray) -> np.ndarray:
+    """The normal-looking beat (n, T) the checkpoint's detector compares each beat of `X` with."""
+    ckpt.check_fits(X.shape[1])
+    return ckpt.detector.reconstruct(X)
+
+
+def assess(ckpt: Checkpoint, X_normal: np.ndarray, auroc: float | None) -> quality.Quality:
+    """The quality check on held-out normal beats; reconstructions are judged only where training can collapse them."""
+    recon = reconstruct_beats(ckpt, X_normal) if ckpt.detector.learned_reconstruction and len(X_normal) else None
+    return quality.assess(X_normal, recon, auroc)
 
 
 def evaluation_indices(ckpt: Checkpoint, data: BeatData, normal_labels: Sequence[str] | None = None):
@@ -94,14 +96,9 @@ def evaluation_indices(ckpt: Checkpoint, data: BeatData, normal_labels: Sequence
     if not data.has_labels:
         raise UserError("evaluation needs labelled data; use score for unlabelled beats")
     normal = tuple(normal_labels or ckpt.split.normal_labels)
-    if fingerprint(data) == ckpt.data_fingerprint:
-        if normal == ckpt.split.normal_labels:
-            idx, is_anomaly = ckpt.split.eval_indices()
-            return idx, is_anomaly, True
-        # other normal labels on the same data: still never score a beat the model trained on
-        idx = ckpt.split.unseen()
-        return idx, ~data.label_mask(normal)[idx], True
-    return np.arange(data.n_beats), ~data.label_mask(normal), False
+    own = own_split(ckpt.split, data.n_beats, fingerprint(data) == ckpt.data_fingerprint)
+    idx = evaluated_beats(own, data.n_beats, normal)
+    return idx, ~data.label_mask(normal)[idx], own is not None
 
 
 def evaluate(
@@ -109,11 +106,10 @@ def evaluate(
     data: BeatData,
     threshold: float | None = None,
     normal_labels: Sequence[str] | None = None,
-    device: str = "cpu",
 ) -> Evaluation:
     """Metrics of a checkpoint on data, at its stored threshold unless another is given."""
     idx, is_anomaly, held_out = evaluation_indices(ckpt, data, normal_labels)
-    errors = errors_for(ckpt, data.X[idx], device)
+    errors = score_beats(ckpt, data.X[idx])
     labels = data.labels[idx]
     t = ckpt.threshold if threshold is None else float(threshold)
     return Evaluation(
@@ -145,39 +141,44 @@ def protocol_split(data: BeatData, normal_labels: Sequence[str], *, mode: str = 
 
 def fit_detector(
     data: BeatData,
-    detector,
+    detector: Detector,
     normal_labels: Sequence[str] = ("1",),
     *,
     split: Split | None = None,
     percentile: float = DEFAULT_PERCENTILE,
     name: str = "",
+    **fit_params,
 ) -> Checkpoint:
-    """Fit a baseline detector (kNN, PCA) on the split's training normals: a checkpoint like the autoencoder's."""
-    import time
-
+    """Fit a detector on the split's training normals, take the label-free threshold from their scores, and
+    measure it on the held-out beats: a ready checkpoint. `fit_params` go to ``detector.fit``."""
+    if not 0 < percentile <= 100:
+        raise UserError("the threshold percentile must be above 0 and at most 100")
     split = split or protocol_split(data, normal_labels)
     started = time.perf_counter()
-    detector.fit(data.X[split.train])
+    detector.fit(data.X[split.train], **fit_params)
     elapsed = time.perf_counter() - started
     ckpt = Checkpoint(
-        model=detector,
-        model_config=None,
+        detector=detector,
         split=split,
         data_fingerprint=fingerprint(data),
         seq_len=data.length,
-        normalisation=(0.0, 1.0),
-        loss=detector.kind,
-        threshold=float(np.percentile(detector.train_scores_, percentile)),
-        threshold_rule=f"p{percentile:g} of training normals (out-of-sample scores)",
-        train_config={"detector": detector.kind, "params": detectors.baseline_state(detector)["params"],
-                      "elapsed_s": elapsed},
+        threshold=float(np.percentile(detector.decision_scores_, percentile)),
+        threshold_rule=f"p{percentile:g} of training normals{detector.scores_note}",
+        history=detector.fit_history(),
+        train_config={"elapsed_s": elapsed, **detector.training_record()},
         class_names=dict(data.class_names),
         versions=library_versions(),
         name=name or detector.description,
+        data_sources=tuple(dict.fromkeys(str(s) for s in data.sources)),
+        train_state=detector.resume_state(),
     )
+    summary = {}
     if data.has_labels and len(split.anomalies) and len(split.test):
-        ckpt = replace(ckpt, metrics=evaluate(ckpt, data).summary())
-    return ckpt
+        summary = evaluate(ckpt, data).summary()
+    if detector.learned_reconstruction:
+        held = split.test if len(split.test) else split.val
+        summary["quality"] = assess(ckpt, data.X[held], summary.get("auroc")).to_dict()
+    return replace(ckpt, metrics=summary)
 
 
 def fit(
@@ -195,20 +196,21 @@ def fit(
     files: Sequence[str] | None = None,
     error: str | None = None,
 ) -> Checkpoint:
-    """Split, train, choose the label-free threshold, and measure held-out metrics: a ready checkpoint.
+    """Split, train the autoencoder, choose the label-free threshold, and measure held-out metrics.
 
     A set `stop` discards the run (TrainingCancelled) unless it carries `keep = True`: then the best model so far
     is finished like any other, marked as stopped by the user.
     """
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
+    detector = LSTMAutoencoder(model_config, train_config, error=error)
     # the bounds a checkpoint is loaded under: a model that trains can always be loaded again
     limits.check_bounds(model_config, data.length)
     limits.check_memory(model_config, data.length)
     split = protocol_split(data, normal_labels, mode=split_mode, fractions=fractions, seed=train_config.seed,
                            files=files)
-    result = train(data.X[split.train], data.X[split.val], model_config, train_config, on_epoch=on_epoch, stop=stop)
-    return _finish(data, split, model_config, train_config, result, percentile, name, stop, error)
+    return fit_detector(data, detector, normal_labels, split=split, percentile=percentile, name=name,
+                        val_beats=data.X[split.val], on_epoch=on_epoch, stop=stop)
 
 
 def resume_plan(ckpt: Checkpoint, epochs: int | None = None) -> dict:
@@ -248,14 +250,14 @@ def resume_fit(
     fields = {k: tc[k] for k in TrainConfig.__dataclass_fields__ if k in tc}
     config = TrainConfig(**{**fields, "epochs": plan["epochs"], "patience": plan["patience"],
                             "max_seconds": max_seconds, **({"device": device} if device else {})})
-    resume = Resume(model_state=ckpt.model.state_dict(), optimizer_state=ckpt.train_state["optimizer"],
-                    history=tuple(ckpt.history), normalisation=ckpt.normalisation, lr=plan["lr"],
+    before = ckpt.detector
+    resume = Resume(model_state=before.model_.state_dict(), optimizer_state=ckpt.train_state["optimizer"],
+                    history=tuple(ckpt.history), normalisation=before.normalisation_, lr=plan["lr"],
                     cycle=plan["cycle"])
-    result = train(data.X[ckpt.split.train], data.X[ckpt.split.val], ckpt.model_config, config,
-                   on_epoch=on_epoch, stop=stop, resume=resume)
-    percentile = _percentile_of(ckpt.threshold_rule)
-    done = _finish(data, ckpt.split, ckpt.model_config, config, result, percentile,
-                   ckpt.name if name is None else name, stop, ckpt.loss)
+    detector = LSTMAutoencoder(before.model_.config, config, error=before.measure)
+    done = fit_detector(data, detector, ckpt.split.normal_labels, split=ckpt.split,
+                        percentile=_percentile_of(ckpt.threshold_rule), name=ckpt.name if name is None else name,
+                        val_beats=data.X[ckpt.split.val], on_epoch=on_epoch, stop=stop, resume=resume)
     return replace(done, train_config={**done.train_config, "resumed_from": len(ckpt.history),
                                        "cycle_start": plan["cycle_start"], "cycle_lr": plan["lr"]})
 
@@ -266,48 +268,3 @@ def _percentile_of(rule: str) -> float:
         return float(rule.split()[0].removeprefix("p")) if rule.startswith("p") else DEFAULT_PERCENTILE
     except ValueError:
         return DEFAULT_PERCENTILE
-
-
-def _finish(data: BeatData, split: Split, model_config: ModelConfig, train_config: TrainConfig,
-            result: TrainResult, percentile: float, name: str, stop: threading.Event | None,
-            error: str | None = None) -> Checkpoint:
-    """Threshold, metrics and quality of a trained model, as a checkpoint."""
-    import torch
-
-    if stop is not None and stop.is_set() and not getattr(stop, "keep", False):
-        # whoever set the event discards the result: do not spend seconds scoring it
-        raise TrainingCancelled("training was cancelled")
-    norm = result.normalisation
-    loss = error or (DEFAULT_ERROR if train_config.loss == "l1" else train_config.loss)
-    if loss not in ERRORS:
-        raise UserError(f"unknown error measure {loss!r}: use one of {ERRORS}")
-    train_errors = reconstruction_errors(result.model, data.X[split.train], loss=loss, normalisation=norm)
-    threshold = float(np.percentile(train_errors, percentile))
-    ckpt = Checkpoint(
-        model=result.model,
-        model_config=model_config,
-        split=split,
-        data_fingerprint=fingerprint(data),
-        seq_len=data.length,
-        normalisation=norm,
-        loss=loss,
-        threshold=threshold,
-        threshold_rule=f"p{percentile:g} of training normals",
-        history=tuple(result.history),
-        train_config={**train_config.to_dict(), "device_used": result.device, "best_epoch": result.best_epoch,
-                      "cancelled": result.cancelled, "elapsed_s": result.elapsed_s, "ended_by": result.ended_by,
-                      "epoch_cap": result.epoch_cap, "patience_used": result.patience,
-                      "still_improving": result.still_improving, "torch_threads": torch.get_num_threads()},
-        class_names=dict(data.class_names),
-        versions=library_versions(),
-        name=name,
-        data_sources=tuple(dict.fromkeys(str(s) for s in data.sources)),
-        train_state={"optimizer": result.optimizer_state} if result.optimizer_state else {},
-    )
-    summary = {}
-    if data.has_labels and len(split.anomalies) and len(split.test):
-        summary = evaluate(ckpt, data).summary()
-    held = split.test if len(split.test) else split.val
-    _, recon = scores_for(ckpt, data.X[held])
-    summary["quality"] = quality.assess(data.X[held], recon, summary.get("auroc")).to_dict()
-    return replace(ckpt, metrics=summary)

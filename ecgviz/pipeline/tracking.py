@@ -6,7 +6,9 @@ import datetime as _dt
 import json
 import os
 import re
+import socket
 import tempfile
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +23,11 @@ EXPERIMENT = "ecgviz"
 _MAX_PARAM = 6000
 # pipeline.fit's keyword arguments worth a parameter (the others are callbacks, events or the file list)
 _FIT_PARAMS = ("percentile", "fractions", "name", "split_mode", "error")
+# MLflow retries a request 7 times with growing pauses (4.5 min against a closed port) and waits 120 s for each
+# answer; a tracking server that is down should say so within a minute. Values set in the environment win.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+CONNECT_TIMEOUT_S = 5.0
 
 
 class TrackingError(UserError):
@@ -33,6 +40,8 @@ def tracking_uri(explicit: str | None = None) -> str | None:
 
 
 def _mlflow():
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     try:
         import mlflow
     except ImportError:
@@ -44,6 +53,26 @@ def _mlflow():
 def _metric_key(text: str) -> str:
     """User labels as MLflow metric names, which allow letters, digits and _ - . / and space."""
     return re.sub(r"[^\w\-. /]", "_", text)
+
+
+def check_reachable(uri: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """For an http(s) tracking URI, one TCP connection to its server (at most `timeout` s); TrackingError if none."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme not in ("http", "https"):
+        return
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise TrackingError(f"MLflow tracking URI {uri} has no valid port") from None
+    if not parts.hostname:
+        raise TrackingError(f"MLflow tracking URI {uri} names no server")
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise TrackingError(f"MLflow tracking server {parts.hostname}:{port} cannot be reached ({why}); start it, "
+                            "or leave out --mlflow and unset MLFLOW_TRACKING_URI") from None
 
 
 def _artifact_location(uri: str) -> str | None:
@@ -58,6 +87,7 @@ class Run:
 
     def __init__(self, uri: str, run_name: str, tags: Mapping[str, str] | None = None):
         mlflow = _mlflow()
+        check_reachable(uri)
         self.uri = uri
         try:
             self.client = mlflow.MlflowClient(tracking_uri=uri)
@@ -139,7 +169,8 @@ def track_training(fit_fn: Callable, uri: str | None = None, *, checkpoint_name:
     uri = tracking_uri(uri)
     if uri is None:
         return fit_fn
-    _mlflow()  # a missing MLflow must fail before training, not after it
+    _mlflow()  # a missing MLflow, or a server that cannot be reached, must fail before training, not after it
+    check_reachable(uri)
 
     def tracked_fit(data, normal_labels=("1",), model_config=None, train_config=None, *, on_epoch=None, **kwargs):
         from ecgviz.checkpoint.store import to_bytes

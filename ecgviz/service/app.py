@@ -5,38 +5,35 @@ from __future__ import annotations
 import logging
 import math
 import platform
+import re
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from email.message import Message
 from typing import Annotated
 
 import numpy as np
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel, ConfigDict, Field
 
 from ecgviz import __version__
 from ecgviz.checkpoint.store import Checkpoint, CheckpointError
 from ecgviz.io.data import BeatData, DataError, load_uploads
+from ecgviz.pipeline import protocol
 from ecgviz.pipeline.export import _json_safe
-from ecgviz.pipeline.protocol import errors_for
+from ecgviz.service import transport
+from ecgviz.service.beats_json import FIELDS, BeatsReader, Refused
+from ecgviz.service.transport import BodyLimit, Limits
 
 log = logging.getLogger("ecgviz.service.app")
 
 
-@dataclass(frozen=True)
-class Limits:
-    """What one request may ask for; each bound keeps one client from taking the server's memory."""
-
-    max_beats: int = 10_000  # beats per request: 1.4 M samples at ECG5000's 140, a few MB as float32
-    # 10,000 beats of 140 samples as JSON: ~14 MB with 8 significant digits, ~28 MB as full float64 reprs
-    max_body_bytes: int = 32 * 2**20
-
-
 class BeatsRequest(BaseModel):
-    """Beats to score, each a list of samples as long as the model's beats."""
+    """Beats to score, each a list of samples as long as the model's beats (the schema /docs shows; requests are
+    read by beats_json.BeatsReader, which checks the same rules as the body arrives)."""
 
     model_config = ConfigDict(extra="forbid")
     beats: list[list[float]] = Field(description="beats (n, T): one list of T samples per beat",
@@ -104,11 +101,6 @@ def _require_json(request: Request) -> None:
                                  "files go to /score/file as multipart/form-data")
 
 
-async def _body(request: Request) -> bytes:
-    """The raw body (read within BodyLimit's bound), for endpoints that parse it themselves."""
-    return await request.body()
-
-
 def _require_multipart(request: Request) -> None:
     if _content_type(request) != ("multipart", "form-data"):
         got = request.headers.get("content-type") or "no content type"
@@ -116,42 +108,16 @@ def _require_multipart(request: Request) -> None:
                                  "JSON beats go to /score")
 
 
-class BodyLimit:
-    """ASGI middleware: refuse a body over `max_bytes` by its Content-Length, or as soon as a streamed one passes it."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    def _too_large(self) -> str:
-        return f"request body is larger than {self.max_bytes:,} bytes; send fewer beats per request"
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None:
-            if not length.isdigit():
-                return await JSONResponse({"detail": "Content-Length is not a number"}, 400)(scope, receive, send)
-            if int(length) > self.max_bytes:
-                return await JSONResponse({"detail": self._too_large()}, 413)(scope, receive, send)
-        seen = 0
-
-        async def limited_receive():
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:  # chunked bodies carry no length: count what arrives
-                raise HTTPException(413, self._too_large())
-            return message
-
-        await self.app(scope, limited_receive, send)
-
-
 def _where(loc: Sequence) -> str:
-    parts = [str(p) for p in loc if p not in ("body",)]
+    # only the request's own field names and indices: a key the client made up is never repeated back
     text = ""
-    for p in parts:
-        text += f"[{p}]" if p.isdigit() else (f".{p}" if text else p)
+    for p in (str(p) for p in loc if p != "body"):
+        if p.isdigit():
+            text += f"[{p}]"
+        elif p in (*FIELDS, "file"):
+            text += f".{p}" if text else p
+        else:
+            return text or "body"
     return text or "body"
 
 
@@ -170,25 +136,6 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("error while answering %s %s", request.method, request.url.path)
     return JSONResponse({"detail": "internal error; the server log has the details"}, 500)
-
-
-def beats_array(beats: list[list[float]], seq_len: int, limits: Limits) -> np.ndarray:
-    """Check request beats (count, equal lengths, the model's length, finite as float32) and stack them (n, T)."""
-    if not beats:
-        raise HTTPException(422, "beats: no beats given")
-    if len(beats) > limits.max_beats:
-        raise HTTPException(413, f"beats: {len(beats):,} beats in one request; at most {limits.max_beats:,}")
-    for i, beat in enumerate(beats):
-        if len(beat) != seq_len:
-            raise HTTPException(422, f"beats[{i}]: has {len(beat)} samples, but the model was trained on beats "
-                                     f"of {seq_len} samples")
-    X = np.asarray(beats, dtype=np.float64)
-    bad = ~np.isfinite(X.astype(np.float32))
-    if bad.any():
-        i, j = map(int, np.argwhere(bad)[0])
-        what = "NaN" if math.isnan(X[i, j]) else "infinite or too large for float32"
-        raise HTTPException(422, f"beats[{i}][{j}]: sample is {what}; every sample must be a finite number")
-    return X.astype(np.float32)
 
 
 def _threshold(ckpt: Checkpoint, requested: float | None) -> tuple[float, str]:
@@ -217,31 +164,56 @@ def _response(ckpt: Checkpoint, errors: np.ndarray, requested: float | None, dat
         n_flagged=int(flagged.sum()), beats=beats, warnings=list(data.warnings) if data is not None else [])
 
 
+def _answer(ckpt: Checkpoint, X: np.ndarray, requested: float | None, data: BeatData | None = None) -> Response:
+    """Score and serialise (in a worker thread: this is the request's heavy part)."""
+    body = _response(ckpt, protocol.score_beats(ckpt, X), requested, data).model_dump_json(exclude_none=True)
+    return Response(body, media_type="application/json")
+
+
+# A text line that can hold a beat: not blank, not a comment (% or #), not an ARFF header line (@...).
+_ROW_LINE = re.compile(rb"^[ \t]*[^\s%#@]", re.M)
+
+
+def rows_at_most(files: Files) -> int:
+    """An upper bound on the beats in uploaded beat files (ARFF/TSV/CSV), counted in their bytes before parsing.
+
+    Every beat is one line; a CSV/TSV may have one header line. Beat packs (binary) count 0 here: their beats
+    cost their own size in memory and are counted once read.
+    """
+    from ecgviz.io.pack import is_pack
+
+    return sum(0 if is_pack(name, raw[:4]) else sum(1 for _ in _ROW_LINE.finditer(raw)) for name, raw in files)
+
+
 def create_app(ckpt: Checkpoint, limits: Limits | None = None) -> FastAPI:
     """The service around one loaded checkpoint."""
     limits = limits or Limits()
-    app = FastAPI(title="ecgviz scoring service", version=__version__,
-                  description="Reconstruction errors and verdicts for ECG beats from one LSTM autoencoder "
-                              f"('{ckpt.name}', beats of {ckpt.seq_len} samples).")
-    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    # the API docs (/docs, /redoc) from files shipped with the package: they work without internet access
+    app = FastAPIOffline(title="ecgviz scoring service", version=__version__,
+                         description="Reconstruction errors and verdicts for ECG beats from one LSTM autoencoder "
+                                     f"('{ckpt.name}', beats of {ckpt.seq_len} samples).")
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, idle_s=limits.body_idle_s)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
+    config = ckpt.detector.get_params().get("model_config")  # the autoencoder's shape; the baselines have none
     info = _json_safe({
         "name": ckpt.name, "created": ckpt.created, "beat_length": ckpt.seq_len,
         "detector": ckpt.description, "kind": ckpt.kind,
-        "model_config": ckpt.model_config.to_dict() if ckpt.model_config is not None else None, "loss": ckpt.loss,
-        "normalisation": list(ckpt.normalisation), "threshold": ckpt.threshold, "threshold_rule": ckpt.threshold_rule,
+        "model_config": config.to_dict() if config is not None else None, "loss": ckpt.loss,
+        "normalisation": list(ckpt.detector.normalisation_), "threshold": ckpt.threshold,
+        "threshold_rule": ckpt.threshold_rule,
         "metrics": ckpt.metrics, "train_config": ckpt.train_config, "class_names": ckpt.class_names,
         "versions": {"trained_with": ckpt.versions, "serving": _service_versions()},
         "limits": {"max_beats": limits.max_beats, "max_body_bytes": limits.max_body_bytes},
     })  # a hand-made checkpoint may hold NaN, which JSON cannot
 
+    # /health and /model are coroutines: they answer on the event loop, never waiting for a worker thread
     @app.get("/health", summary="Is the service up (and which model it serves)")
-    def health() -> dict:
+    async def health() -> dict:
         return {"status": "ok", "model": ckpt.name}
 
     @app.get("/model", summary="The model: configuration, beat length, stored threshold and its rule, metrics")
-    def model_info() -> dict:
+    async def model_info() -> dict:
         return info
 
     @app.post("/score", response_model=ScoreResponse, response_model_exclude_none=True,
@@ -250,30 +222,39 @@ def create_app(ckpt: Checkpoint, limits: Limits | None = None) -> FastAPI:
                   "application/json": {"schema": BeatsRequest.model_json_schema()}}}},
               responses={400: {"description": "not JSON"}, 413: {"description": "too many beats or body too large"},
                          415: {"description": "not application/json"}, 422: {"description": "invalid beats"}})
-    def score_beats(body: Annotated[bytes, Depends(_body)]) -> ScoreResponse:
-        try:  # pydantic's own JSON parser: ~6x faster than json.loads and then validating the objects
-            request = BeatsRequest.model_validate_json(body)
-        except ValidationError as exc:
-            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
-        X = beats_array(request.beats, ckpt.seq_len, limits)
-        _threshold(ckpt, request.threshold)  # refuse a bad threshold before spending time on scoring
-        return _response(ckpt, errors_for(ckpt, X), request.threshold)
+    async def score_beats(request: Request) -> Response:
+        reader = BeatsReader(ckpt.seq_len, limits.max_beats)
+        try:
+            async for chunk in request.stream():  # each piece is read (and checked) in a worker thread
+                if chunk:
+                    await run_in_threadpool(reader.feed, chunk)
+            X, threshold = reader.close()
+        except Refused as exc:
+            # answered at once; the server reads and drops what the client still sends
+            raise HTTPException(exc.status, exc.detail) from None
+        _threshold(ckpt, threshold)  # refuse a bad threshold before spending time on scoring
+        return await run_in_threadpool(_answer, ckpt, X, threshold)
 
     @app.post("/score/file", response_model=ScoreResponse, response_model_exclude_none=True,
               dependencies=[Depends(_require_multipart)], summary="Score beats in uploaded ARFF/TSV/CSV files",
               responses={413: {"description": "too many beats or body too large"},
                          415: {"description": "not multipart/form-data"}, 422: {"description": "unreadable file"}})
     def score_files(file: Annotated[list[UploadFile], File(description="one or more ARFF/TSV/CSV files")],
-                    threshold: Annotated[float | None, Form()] = None) -> ScoreResponse:
+                    threshold: Annotated[float | None, Form()] = None) -> Response:
         _threshold(ckpt, threshold)
+        files = [(f.filename or "upload", f.file.read()) for f in file]
+        rows = rows_at_most(files)
+        if rows > limits.max_beats + len(files):  # beyond any header lines: refused before parsing
+            raise HTTPException(413, f"file: {rows:,} lines of beats in one request; at most {limits.max_beats:,} "
+                                     "beats")
         try:
-            data = read_uploads([(f.filename or "upload", f.file.read()) for f in file])
+            data = read_uploads(files)
+            del files
             if data.n_beats > limits.max_beats:
                 raise HTTPException(413, f"file: {data.n_beats:,} beats in one request; at most {limits.max_beats:,}")
-            errors = errors_for(ckpt, data.X)
+            return _answer(ckpt, data.X, threshold, data)
         except (DataError, CheckpointError) as exc:
             raise HTTPException(422, f"file: {exc}") from None
-        return _response(ckpt, errors, threshold, data)
 
     return app
 
@@ -281,11 +262,10 @@ def create_app(ckpt: Checkpoint, limits: Limits | None = None) -> FastAPI:
 def serve(ckpt: Checkpoint, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None,
           log_level: str = "info") -> None:
     """Run the service with uvicorn until interrupted; a port that cannot be had raises OSError first."""
-    import uvicorn
-
+    limits = limits or Limits()
     try:  # uvicorn would log the reason and exit with its own status: say it as every other CLI error is said
         with socket.create_server((host, port)):
             pass
     except OSError as exc:
         raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    uvicorn.run(create_app(ckpt, limits), host=host, port=port, log_level=log_level)
+    transport.run(create_app(ckpt, limits), host, port, limits, log_level)

@@ -47,7 +47,7 @@ class Beats:
     peaks: np.ndarray  # (m,) int64 every R-peak, kept or not
     kept: np.ndarray  # (n_beats,) int64 index of each beat's R-peak in `peaks`
     dropped: dict[str, np.ndarray]  # reason -> int64 indices into `peaks` of the beats not cut for that reason
-    peak_source: str  # "annotations" or "sleepecg"
+    peak_source: str  # "annotations", "sleepecg", or the name given with the peaks
 
     def dropped_counts(self) -> dict[str, int]:
         """Dropped beats per reason (every reason listed, zero included)."""
@@ -120,8 +120,12 @@ def _annotated_peaks(rec: Recording) -> tuple[np.ndarray, np.ndarray] | None:
     return np.asarray(rec.ann_samples, dtype=np.int64)[order], np.asarray(rec.ann_symbols, dtype=object)[order]
 
 
-def cut_beats(rec: Recording, length: int = DEFAULT_LENGTH, *, use_annotations: bool = True) -> Beats:
-    """Beats of `length` samples around each R-peak, z-normalised per beat like the UCR/ECG5000 training beats."""
+def cut_beats(rec: Recording, length: int = DEFAULT_LENGTH, *, use_annotations: bool = True,
+              peaks: np.ndarray | None = None, peak_source: str = "given") -> Beats:
+    """Beats of `length` samples around each R-peak, z-normalised per beat like the UCR/ECG5000 training beats.
+
+    `peaks` (R-peak samples found elsewhere, named by `peak_source`) replace both the annotations and the detector.
+    """
     if length < 8:
         raise DataError(f"{rec.record}: a beat needs at least 8 samples, not {length}")
     x = np.asarray(rec.signal, dtype=np.float32)
@@ -131,8 +135,10 @@ def cut_beats(rec: Recording, length: int = DEFAULT_LENGTH, *, use_annotations: 
     pre, post = round(PRE_S * rec.fs), round(POST_S * rec.fs)
     if len(x) < pre + post:
         raise DataError(f"{rec.record}: {rec.duration_s:.2f} s of signal is shorter than two beats")
-    annotated = _annotated_peaks(rec) if use_annotations else None
-    if annotated is not None:
+    annotated = _annotated_peaks(rec) if use_annotations and peaks is None else None
+    if peaks is not None:
+        peaks, symbols, source = np.unique(np.asarray(peaks, dtype=np.int64)), None, peak_source
+    elif annotated is not None:
         peaks, symbols, source = annotated[0], annotated[1], "annotations"
     else:
         peaks, symbols, source = detect_r_peaks(x, rec.fs), None, "sleepecg"
@@ -198,7 +204,7 @@ def cut_beats(rec: Recording, length: int = DEFAULT_LENGTH, *, use_annotations: 
         lead_codes=np.zeros(n, dtype=np.int32), lead_names=(rec.lead,),
         samples=peaks[kept], fs=(rec.fs,), symbol_codes=symbol_codes, symbol_names=symbol_names,
     )
-    notes = [f"{rec.record}: {len(v):,} beat(s) not cut: {DROP_REASONS[k]}" for k, v in dropped.items()]
+    notes = [*rec.notes, *(f"{rec.record}: {len(v):,} beat(s) not cut: {DROP_REASONS[k]}" for k, v in dropped.items())]
     data = BeatData.from_codes(X=X, label_codes=label_codes, label_names=label_names, class_names=class_names,
                                source_codes=np.zeros(n, dtype=np.int32), source_names=(rec.record,),
                                rows=kept + 1, warnings=tuple(notes), origin=origin)

@@ -21,13 +21,13 @@ def open_beat(index: int) -> None:
     st.session_state[ROW] = int(index) + 1
 
 
-def show(ev: explore.Evaluation, model: session.ActiveModel, data: session.ActiveData, errors: np.ndarray,
+def show(ev: explore.ExplorerView, model: session.ActiveModel, data: session.ActiveData, errors: np.ndarray,
          t: float) -> None:
     """The viewer, for the active model's errors at threshold `t`."""
     st.subheader("One beat, original and reconstructed", anchor="one-beat")
     if model.ckpt.kind == "knn":
         st.caption(f"For {plain(model.ckpt.description)} the second line is the mean of the beat's "
-                   f"{model.ckpt.model.k} nearest training normals, the normal shape its distance is measured to.")
+                   f"{model.ckpt.detector.k} nearest training normals, the normal shape its distance is measured to.")
     elif model.ckpt.kind == "pca":
         st.caption("For PCA the second line is the beat projected onto the normals' principal components.")
     controls, chart = st.columns([1, 3])
@@ -58,7 +58,7 @@ def show(ev: explore.Evaluation, model: session.ActiveModel, data: session.Activ
                                                       colors=ev.colors), config=PLOT_CONFIG)
 
 
-def _choose(ev: explore.Evaluation, model: session.ActiveModel, data: session.ActiveData, errors: np.ndarray,
+def _choose(ev: explore.ExplorerView, model: session.ActiveModel, data: session.ActiveData, errors: np.ndarray,
             t: float) -> int | None:
     """The viewer's controls; the chosen beat's index, or None (with a word why)."""
     browse_modes = tuple(beat_picker.BROWSE_MODES) if ev.labelled else ()
@@ -92,7 +92,7 @@ def _choose(ev: explore.Evaluation, model: session.ActiveModel, data: session.Ac
     return i
 
 
-def _browse(ev: explore.Evaluation, mode: str, t: float, disagree: dict | None) -> int | None:
+def _browse(ev: explore.ExplorerView, mode: str, t: float, disagree: dict | None) -> int | None:
     """Step through false alarms, missed anomalies or disagreements with Previous/Next; the beat index or None."""
     if mode == DISAGREEMENTS:
         items = disagree["beats"]

@@ -1,7 +1,7 @@
 """Results computed once and shared: the start-up model, each (model, data) pair's errors, the explorer's
-Evaluation, the chart's base and the quality check, keyed by content ids so sessions that share them agree.
+ExplorerView, the chart's base and the quality check, keyed by content ids so sessions that share them agree.
 
-The errors, the Evaluation and the chart base are cache_resource, not cache_data: cache_data unpickles a fresh copy
+The errors, the ExplorerView and the chart base are cache_resource, not cache_data: cache_data unpickles a fresh copy
 on every call, which at a million beats costs more than a slider step may take. Nothing writes to them (the errors
 are made read-only).
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ecgviz.dashboard import explore, session
+from ecgviz.dashboard import config, explore, session
 from pages.common.state import active_data, active_model, normal_labels
 
-session.limit_torch_threads()  # once per server process (a module is imported once): sessions share the cores
+config.limit_torch_threads()  # once per server process (a module is imported once): sessions share the cores
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
@@ -25,7 +25,7 @@ def _load_file_model(path: str, mtime_ns: int) -> session.ActiveModel:
 
 def default_model() -> session.ActiveModel | None:
     """The start-up checkpoint (shipped unless overridden), or None when it is missing."""
-    path = session.default_checkpoint_path()
+    path = config.default_checkpoint_path()
     if not path.is_file():
         return None
     return _load_file_model(str(path.resolve()), path.stat().st_mtime_ns)
@@ -35,16 +35,16 @@ def default_model() -> session.ActiveModel | None:
 def errors_of(model_id: str, data_fp: str, _model: session.ActiveModel, _data: session.ActiveData) -> np.ndarray:
     """Every beat's error under a model, keyed by content ids only (the objects themselves are not hashed)."""
     # errors only: a million beats' reconstructions would be 560 MB; the viewer asks for one (reconstruction())
-    errors = session.score(_model, _data, reconstructions=False)[0]
+    errors = session.scores(_model, _data)
     errors.flags.writeable = False
     return errors
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def evaluation_of(model_id: str, data_fp: str, normals: tuple[str, ...], names: str, _model: session.ActiveModel,
-                  _data: session.ActiveData, _errors: np.ndarray) -> explore.Evaluation:
-    """The explorer's Evaluation of one model's errors with these normal labels and class names."""
-    return session.evaluation(_model, _data, normals, _errors)
+                  _data: session.ActiveData, _errors: np.ndarray) -> explore.ExplorerView:
+    """The explorer's ExplorerView of one model's errors with these normal labels and class names."""
+    return session.explorer_view(_model, _data, normals, _errors)
 
 
 def scores() -> np.ndarray:
@@ -53,7 +53,7 @@ def scores() -> np.ndarray:
     return errors_of(model.id, data.fingerprint, model, data)
 
 
-def evaluation(model: session.ActiveModel | None = None) -> explore.Evaluation:
+def evaluation(model: session.ActiveModel | None = None) -> explore.ExplorerView:
     """The explorer's view of `model` (default: the active one) on the active data with the chosen normal labels."""
     model, data = model or active_model(), active_data()
     errors = errors_of(model.id, data.fingerprint, model, data)
@@ -74,14 +74,14 @@ def reconstruction(index: int) -> np.ndarray:
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def _chart_base(model_id: str, data_fp: str, normals: tuple[str, ...], names: str, lo: float, hi: float,
-                step: float, _ev: explore.Evaluation):
+                step: float, _ev: explore.ExplorerView):
     from ecgviz.dashboard import livechart
 
     # `names` (the class display names' id) is in the key: the chart shows them, and a rename must reach it
     return livechart.chart_base(_ev, explore.SliderRange(lo, hi, step))
 
 
-def chart_base(ev: explore.Evaluation, rng: explore.SliderRange):
+def chart_base(ev: explore.ExplorerView, rng: explore.SliderRange):
     """The live chart's data (livechart.ChartBase) for the active model, data and normals, once per slider range."""
     model, data = active_model(), active_data()
     return _chart_base(model.id, data.fingerprint, normal_labels(), data.names_key, rng.lo, rng.hi, rng.step, ev)
@@ -89,20 +89,16 @@ def chart_base(ev: explore.Evaluation, rng: explore.SliderRange):
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _quality(model_id: str, data_fp: str, normals: tuple[str, ...], _model: session.ActiveModel,
-             _data: session.ActiveData, _ev: explore.Evaluation):
-    from ecgviz.evaluation import quality
-    from ecgviz.pipeline.protocol import scores_for
+             _data: session.ActiveData, _ev: explore.ExplorerView):
+    from ecgviz.pipeline.protocol import assess
 
     idx = _ev.eval_idx if _ev.is_anomaly is None else _ev.eval_idx[~_ev.is_anomaly]
     auroc = _ev.roc_auc if _ev.labelled else None
-    if not len(idx) or _model.ckpt.kind != "lstm_ae":  # the variance check is about autoencoders
-        return quality.assess(_data.data.X[idx], None, auroc)
     idx = idx[np.linspace(0, len(idx) - 1, min(len(idx), 2000)).astype(int)]  # a sample is enough for variances
-    X = _data.data.X[idx]
-    return quality.assess(X, scores_for(_model.ckpt, X)[1], auroc)
+    return assess(_model.ckpt, _data.data.X[idx], auroc)
 
 
-def model_quality(model: session.ActiveModel, ev: explore.Evaluation | None = None):
+def model_quality(model: session.ActiveModel, ev: explore.ExplorerView | None = None):
     """The model's quality check: on the explorer's held-out normal beats when given, else as stored."""
     from ecgviz.evaluation import quality
 

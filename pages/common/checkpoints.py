@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ecgviz.dashboard import session, workspace
+from ecgviz.dashboard import config, session, workspace
 from ecgviz.dashboard.text import plain
 from pages.common import state, sync
 
@@ -16,8 +16,8 @@ def checkpoint_choices() -> list[Path]:
     from ecgviz.checkpoint.store import list_checkpoints
 
     seen, out = set(), []
-    default = session.default_checkpoint_path()
-    for path in ([default] if default.is_file() else []) + list_checkpoints(session.checkpoint_dir()):
+    default = config.default_checkpoint_path()
+    for path in ([default] if default.is_file() else []) + list_checkpoints(config.checkpoint_dir()):
         if path.resolve() not in seen:
             seen.add(path.resolve())
             out.append(path)

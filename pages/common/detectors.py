@@ -7,14 +7,14 @@ import hashlib
 
 import streamlit as st
 
-from ecgviz.dashboard import explore, session
+from ecgviz.dashboard import baseline_models, explore, session
 from ecgviz.errors import USER_ERRORS
 from pages.common.keys import BASELINES, PRIMARY
 from pages.common.state import active_data, active_model, normal_labels
 
 
 @st.cache_data(max_entries=16, show_spinner="Computing 95% intervals…")
-def _area_intervals(model_id: str, data_fp: str, normals: tuple[str, ...], _ev: explore.Evaluation) -> dict:
+def _area_intervals(model_id: str, data_fp: str, normals: tuple[str, ...], _ev: explore.ExplorerView) -> dict:
     from ecgviz.evaluation import intervals
 
     if not _ev.labelled:
@@ -22,7 +22,7 @@ def _area_intervals(model_id: str, data_fp: str, normals: tuple[str, ...], _ev: 
     return intervals.bootstrap_areas(_ev.errors[_ev.eval_idx], _ev.is_anomaly)
 
 
-def area_intervals(ev: explore.Evaluation) -> dict:
+def area_intervals(ev: explore.ExplorerView) -> dict:
     """Bootstrap 95 % intervals of AUROC and AP for the active model (cached: ~1 s for 2,300 beats)."""
     model, data = active_model(), active_data()
     return _area_intervals(model.id, data.fingerprint, normal_labels(), ev)
@@ -32,7 +32,7 @@ def area_intervals(ev: explore.Evaluation) -> dict:
 def _fit_baselines(data_fp: str, normals: tuple[str, ...], split_key: str, names: str, _data: session.ActiveData,
                    _split) -> list[session.ActiveModel]:
     # shared between sessions (the built-in data is the same for everyone); the models are read-only
-    return session.fit_baselines(_data, list(normals), _split)
+    return baseline_models.fit_baselines(_data, list(normals), _split)
 
 
 def baselines(fit: bool = False) -> list[session.ActiveModel]:
@@ -41,7 +41,7 @@ def baselines(fit: bool = False) -> list[session.ActiveModel]:
     normals = normal_labels()
     primary = st.session_state.get(PRIMARY) or active_model()
     try:
-        split = session.baseline_split(data, normals, primary) if normals and data.data.has_labels else None
+        split = baseline_models.baseline_split(data, normals, primary) if normals and data.data.has_labels else None
     except USER_ERRORS:  # e.g. too few normal beats to split: no baselines, and the explorer says why elsewhere
         split = None
     if split is None:

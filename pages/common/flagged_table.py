@@ -22,7 +22,7 @@ def _open_chosen() -> None:
         beat_viewer.open_beat(int(shown[rows[0]]))
 
 
-def show(ev: explore.Evaluation, data: session.ActiveData, t: float, counts: flagged.FlagCounts) -> None:
+def show(ev: explore.ExplorerView, data: session.ActiveData, t: float, counts: flagged.FlagCounts) -> None:
     """Filters and the table; choosing a row opens that beat in the viewer below."""
     st.subheader("Flagged beats", anchor="flagged-beats")
     columns = flagged.columns_for(data.data)

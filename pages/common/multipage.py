@@ -33,9 +33,9 @@ def run(page) -> None:
         _FRAMED.reset(token)
 
 
-def framed() -> None:
-    """First call of every page: when app.py did not run first, run it now (it runs this page) and stop."""
+def framed(app: Path = APP) -> None:
+    """First call of every page: when `app` (app.py) did not run first, run it now (it runs this page) and stop."""
     if _FRAMED.get():
         return
-    runpy.run_path(str(APP), run_name="__main__")
+    runpy.run_path(str(app), run_name="__main__")
     st.stop()

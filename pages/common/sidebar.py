@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ecgviz.dashboard.text import plain
-from pages.common import keys, state, tab_watch, training
+from pages.common import keys, state, tab_watch, training_progress
 
 
 def sidebar() -> None:
@@ -29,7 +29,7 @@ def sidebar() -> None:
         show_threshold()
         job = state.running_job()
         if job is not None:
-            training.training_status(job)
+            training_progress.training_status(job)
         st.caption("Your work is kept under this page's address: a reload, or the link in another tab, finds it.",
                    help="The `ws` value in the address names your workspace; anyone with the link sees it. A tab "
                         "you come back to catches up with what another tab changed.")

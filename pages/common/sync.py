@@ -98,7 +98,8 @@ def start_job(job) -> None:
     """
     ws = workspace_of_session()
     owner = ws.id if ws is not None else f"session:{memory.session_id()}"
-    st.session_state[keys.JOB] = jobs.slots().start(owner, job)
+    # the client (its address; None on localhost) caps the jobs of one visitor's many tabs
+    st.session_state[keys.JOB] = jobs.slots().start(owner, job, client=st.context.ip_address)
     st.session_state[keys.JOB_ADOPTED] = False
     push(job=job, job_adopted=False)
 
