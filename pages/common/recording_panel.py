@@ -44,7 +44,8 @@ def load_panel() -> None:
     """Widgets to load a recording; the server folder serves 24-hour files that exceed the upload limit."""
     with st.container(border=True):
         st.markdown("**Or load a recording** (WFDB, EDF or CSV): beats are cut around each R-peak")
-        folder, upload = st.tabs(["From the server's data folder", "Upload"])
+        # keyed, so a rerun (choosing files for a second recording) keeps the tab the user is on
+        folder, upload = st.tabs(["From the server's data folder", "Upload"], key="rec_source_tab")
         with folder:
             paths = recording_view.server_recordings()
             base = recording_view.recordings_dir()
