@@ -133,7 +133,7 @@ def check_every_page(page, ref, threshold: float, *, shots: bool = False) -> Non
     assert seen["table"] == expected[0]
     assert f"{threshold:.4g}" in seen["sidebar"]
     if shots:
-        screenshot(page, "explorer")
+        screenshot(page, "pages_explorer")
 
     goto(page, "Export")
     assert held_out_headline(page) == first_count(page) == expected
@@ -155,14 +155,14 @@ def check_every_page(page, ref, threshold: float, *, shots: bool = False) -> Non
     assert doc["n_flagged_all_beats"] == len(every) and doc["n_held_out"] == expected[1]
     assert_no_error(page)
     if shots:
-        screenshot(page, "export")
+        screenshot(page, "pages_export")
 
     goto(page, "Compare detectors")
     expect(page.get_by_text(re.compile("has the highest AUROC|No clear winner"))).to_be_visible()
     assert held_out_headline(page) == first_count(page) == expected
     assert_no_error(page)
     if shots:
-        screenshot(page, "compare")
+        screenshot(page, "pages_compare")
     goto(page, "Threshold explorer")
 
 
@@ -176,7 +176,7 @@ def test_every_page_states_the_explorers_held_out_count_first(page, reference): 
     # the Model page: the same count, at the model's own stored threshold
     goto(page, "Model")
     assert held_out_headline(page) == first_count(page) == expected_held_out(ref, ckpt.threshold)
-    screenshot(page, "model")
+    screenshot(page, "pages_model")
 
     # a threshold of the user's: every page follows it
     goto(page, "Threshold explorer")
@@ -262,7 +262,7 @@ def test_training_shows_an_estimate_of_its_end_and_ends_the_bar_with_the_run(pag
     uploader.set_input_files(str(write_arff(tmp_path / "train_me.arff", X, labels)))
     wait_idle(page)
     expect(metric(page, "Beats")).to_have_text("80")
-    screenshot(page, "data")
+    screenshot(page, "pages_data")
     goto(page, "Model")
     page.get_by_role("tab", name=re.compile("Train a model")).click()
     wait_idle(page)
@@ -278,7 +278,7 @@ def test_training_shows_an_estimate_of_its_end_and_ends_the_bar_with_the_run(pag
     estimated = int(re.search(r"stops near epoch (\d+)", text).group(1))
     value = float(progress.get_by_role("progressbar").get_attribute("aria-valuenow"))
     assert 0 < value < 100 and estimated < 400, text  # scaled to the estimate, not to the cap
-    screenshot(page, "model_training")
+    screenshot(page, "pages_model_training")
     expect(page.get_by_text(re.compile(r"Training finished after \d+ epochs"))).to_be_visible()
     epochs = int(re.search(r"after (\d+) epochs", page.get_by_text(re.compile("Training finished")).inner_text())
                  .group(1))

@@ -103,3 +103,10 @@ def test_every_figure_is_valid_plotly():
         spec = fig.to_dict()
         go.Figure(spec)  # raises ValueError on any invalid property
         assert spec["data"]
+
+
+def test_a_long_class_preview_title_is_set_smaller_not_cut():
+    short = figures.class_preview(np.ones((3, 11)), title="PVC (3): 96 beats").layout.title
+    long = figures.class_preview(np.ones((3, 11)), title="Normal or bundle branch block (N): 2,237 beats").layout.title
+    assert long.text == "Normal or bundle branch block (N): 2,237 beats"  # the whole title, one line
+    assert short.font.size == figures.TITLE_SIZE and long.font.size < 0.85 * figures.TITLE_SIZE

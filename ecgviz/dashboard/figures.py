@@ -20,6 +20,7 @@ MAX_CURVE_POINTS = 400
 # (x range, y range) of the corner where good detectors differ: few false alarms, most anomalies caught
 ZOOM = {"roc": ([-0.005, 0.2], [0.8, 1.005]), "pr": ([0.8, 1.005], [0.95, 1.002])}
 FULL_RANGE = [-0.02, 1.02]
+TITLE_CHARS, TITLE_SIZE = 38, 16.0  # characters of a class preview's title that fit a third of a 1400 px page
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,9 @@ def class_preview(beats: np.ndarray, *, title: str = "", color: str = NORMAL_COL
                                fillcolor=_rgba(color, 0.25), name="±1 std"))
         traces.append(_scatter(t, mean, mode="lines", line={"color": color, "width": 3}, name="mean"))
     layout = {
-        "title": {"text": plotly_text(title)},
+        # a third of the page is narrow: a long class name gets a smaller font rather than running past the edge
+        "title": {"text": plotly_text(title),
+                  "font": {"size": max(9.0, TITLE_SIZE * min(1.0, TITLE_CHARS / max(len(title), 1)))}},
         "xaxis": {"title": {"text": "sample"}},
         "yaxis": {"title": {"text": "amplitude"}},
         "legend": {"orientation": "h", "y": -0.25},

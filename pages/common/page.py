@@ -49,6 +49,7 @@ def table(frame, text_columns: tuple[str, ...] = ()) -> None:
     for column in text_columns:
         shown[column] = [plain(v) if isinstance(v, str) else v for v in shown[column]]
     shown.index = [plain(v) for v in shown.index]
+    shown.index.name = None if frame.index.name is None else plain(frame.index.name)
     shown.columns = [plain(c) for c in shown.columns]
     st.table(shown)
 
