@@ -15,18 +15,6 @@ PLOT_CONFIG = {"displaylogo": False}
 LOAD_TAB, TRAIN_TAB = ":material/folder_open: Load a checkpoint", ":material/model_training: Train a model"
 
 
-def _model_dir():
-    """This workspace's model area: models are trained and saved there, seen by no other visitor until shared."""
-    ws = sync.workspace_of_session()
-    return ws.model_dir() if ws is not None else config.checkpoint_dir()
-
-
-def _choices() -> list:
-    """This workspace's models, then the shared checkpoints (the shipped one first)."""
-    ws = sync.workspace_of_session()
-    return (ws.model_files() if ws is not None else []) + checkpoints.checkpoint_choices()
-
-
 @st.cache_data(max_entries=64, show_spinner=False)
 def _summary(path: str, mtime_ns: int) -> dict | None:
     try:
@@ -38,7 +26,7 @@ def _summary(path: str, mtime_ns: int) -> dict | None:
 @shows_errors
 def models_table() -> None:
     """Every saved model (any detector) and the baselines of this session, with their held-out metrics."""
-    rows = [_summary(str(p), p.stat().st_mtime_ns) for p in _choices() if p.is_file()]
+    rows = [_summary(str(p), p.stat().st_mtime_ns) for p in checkpoints.offered() if p.is_file()]
     rows = [r for r in rows if r is not None]
     fitted = detectors.baselines()
     rows += [{**session.model_summary(b), "file": "(this session, not saved)"} for b in fitted]
@@ -56,7 +44,7 @@ def models_table() -> None:
         saved = []
         for b in fitted:
             name = session.safe_name(f"{b.ckpt.kind}_{b.name}_{state.active_data().fingerprint[:8]}")
-            path = _model_dir() / f"{name}.pt"
+            path = checkpoints.model_dir() / f"{name}.pt"
             try:
                 save_checkpoint(b.ckpt, path, exclusive=True)
             except FileExistsError:
@@ -125,7 +113,7 @@ with st.container(border=True):
                                                     "else a new cycle as long as the last"):
                 try:
                     sync.start_job(training.start_resume(model, state.active_data(),
-                                                         directory=_model_dir()))
+                                                         directory=checkpoints.model_dir()))
                 except ValueError as exc:
                     st.error(plain(exc), icon=":material/error:")
                 else:
@@ -148,7 +136,7 @@ load_tab, train_tab = st.tabs([LOAD_TAB, TRAIN_TAB], key="model_tab",
                               on_change=lambda: sync.remember_form(tab=st.session_state["model_tab"]))
 
 with load_tab:
-    choices = _choices()
+    choices = checkpoints.offered()
     if choices:
         left, right = st.columns([3, 1], vertical_alignment="bottom")
         chosen = left.selectbox("Saved checkpoints", [str(p) for p in choices],
@@ -238,7 +226,7 @@ with train_tab:
                                           if k not in ("train_file", "test_file", "split_mode")})
         try:
             new_job = training.start_training(data, st.session_state.get(state.NORMALS) or [], name.strip(),
-                                             settings, directory=_model_dir())
+                                             settings, directory=checkpoints.model_dir())
         except ValueError as exc:
             st.error(plain(exc), icon=":material/error:")
         else:

@@ -177,6 +177,9 @@ def test_every_page_states_the_explorers_held_out_count_first(page, reference): 
     goto(page, "Model")
     assert held_out_headline(page) == first_count(page) == expected_held_out(ref, ckpt.threshold)
     screenshot(page, "pages_model")
+    goto(page, "Data")
+    assert_no_error(page)
+    screenshot(page, "pages_data")
 
     # a threshold of the user's: every page follows it
     goto(page, "Threshold explorer")
@@ -262,7 +265,6 @@ def test_training_shows_an_estimate_of_its_end_and_ends_the_bar_with_the_run(pag
     uploader.set_input_files(str(write_arff(tmp_path / "train_me.arff", X, labels)))
     wait_idle(page)
     expect(metric(page, "Beats")).to_have_text("80")
-    screenshot(page, "pages_data")
     goto(page, "Model")
     page.get_by_role("tab", name=re.compile("Train a model")).click()
     wait_idle(page)

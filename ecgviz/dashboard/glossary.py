@@ -11,8 +11,10 @@ import numpy as np
 from ecgviz.detectors.config import TRIM_FRACTION
 from ecgviz.io.recording import AAMI_CLASSES, aami_class
 
-# each beat is scaled by the training beats' mean and standard deviation before it is scored
+# the autoencoder scales each beat by the training beats' mean and standard deviation before scoring it; the
+# baselines measure the beats as loaded (UCR sets and cut recordings are z-normalised per beat)
 _UNIT = "in standard deviations of the training beats"
+_RAW = "in the beats' own amplitude units"
 
 
 def score_name(kind: str) -> str:
@@ -25,10 +27,10 @@ def score_definition(ckpt) -> str:
     detector, length = ckpt.detector, ckpt.seq_len
     if ckpt.kind == "knn":
         return (f"Distance: the mean {detector.metric.upper()} distance from a beat to its {detector.k} nearest "
-                f"training normals, over its {length} samples {_UNIT}; higher is more abnormal.")
+                f"training normals, over its {length} samples {_RAW}; higher is more abnormal.")
     if ckpt.kind == "pca":
         return (f"PCA reconstruction error: the squared difference between a beat and its projection onto the "
-                f"normals' leading principal components, over its {length} samples {_UNIT} (squared); higher is "
+                f"normals' leading principal components, over its {length} samples {_RAW} (squared); higher is "
                 "more abnormal.")
     if ckpt.kind != "lstm_ae":  # a detector that says what its scores are
         return f"Score: {detector.measure}; higher is more abnormal."

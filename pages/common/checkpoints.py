@@ -24,6 +24,18 @@ def checkpoint_choices() -> list[Path]:
     return out
 
 
+def model_dir() -> Path:
+    """This workspace's model area: models are trained and saved there, seen by no other visitor until shared."""
+    ws = sync.workspace_of_session()
+    return ws.model_dir() if ws is not None else config.checkpoint_dir()
+
+
+def offered() -> list[Path]:
+    """This workspace's models, then the shared checkpoints (the start-up one first)."""
+    ws = sync.workspace_of_session()
+    return (ws.model_files() if ws is not None else []) + checkpoint_choices()
+
+
 def data_provenance(model: session.ActiveModel) -> None:
     """When the model was trained on other data: name that data and offer to load it where it is at hand."""
     ckpt, data = model.ckpt, state.active_data()
