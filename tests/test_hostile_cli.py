@@ -86,13 +86,14 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_mlflow_at_a_closed_port_is_one_line_at_once(saved, tiny_files, tmp_path, capsys):
+def test_mlflow_at_a_closed_port_is_one_line_at_once(tiny_ckpt_path, tiny_files, tmp_path, capsys):
     import time
 
     port = _closed_port()
     uri = f"http://127.0.0.1:{port}"
     t0 = time.perf_counter()
-    assert main(["evaluate", "--checkpoint", str(saved), "--data", *map(str, tiny_files), "--mlflow", uri]) == 2
+    assert main(["evaluate", "--checkpoint", str(tiny_ckpt_path), "--data", *map(str, tiny_files),
+                 "--mlflow", uri]) == 2
     assert time.perf_counter() - t0 < 60  # was 271-276 s of MLflow's retries
     assert capsys.readouterr().err == (f"ecgviz: error: MLflow tracking server 127.0.0.1:{port} cannot be reached "
                                        "(Connection refused); start it, or leave out --mlflow and unset "
@@ -136,14 +137,14 @@ class _Talker:
                                                                 "(MemoryError)"),
     (b"", "no Dask scheduler answered within 10 s"),
 ], ids=["http", "silent"])
-def test_a_scheduler_that_is_not_dask_is_one_line(answer, why, saved, tiny_files, tmp_path, capsys):
+def test_a_scheduler_that_is_not_dask_is_one_line(answer, why, tiny_ckpt_path, tiny_files, tmp_path, capsys):
     import time
 
     talker = _Talker(answer)
     try:
         address = f"tcp://127.0.0.1:{talker.port}"
         t0 = time.perf_counter()
-        assert main(["score", "--checkpoint", str(saved), "--data", *map(str, tiny_files), "--out",
+        assert main(["score", "--checkpoint", str(tiny_ckpt_path), "--data", *map(str, tiny_files), "--out",
                      str(tmp_path / "o.csv"), "--scheduler", address]) == 2
         assert time.perf_counter() - t0 < 30  # a silent one hung for good; the other was a 47-line traceback
     finally:
@@ -157,19 +158,19 @@ def test_a_scheduler_that_is_not_dask_is_one_line(answer, why, saved, tiny_files
     ("tcp://127.0.0.1:99999", "expected tcp://HOST:PORT"),
     ("tcp://127.0.0.1:{closed}", "cannot connect (Connection refused)"),
 ])
-def test_scheduler_addresses_are_checked(address, why, saved, tiny_files, tmp_path, capsys):
+def test_scheduler_addresses_are_checked(address, why, tiny_ckpt_path, tiny_files, tmp_path, capsys):
     address = address.format(closed=_closed_port())
-    assert main(["score", "--checkpoint", str(saved), "--data", *map(str, tiny_files), "--out",
+    assert main(["score", "--checkpoint", str(tiny_ckpt_path), "--data", *map(str, tiny_files), "--out",
                  str(tmp_path / "o.csv"), "--scheduler", address]) == 2
     assert capsys.readouterr().err == f"ecgviz: error: --scheduler {address}: {why}\n"
 
 
-def test_a_real_scheduler_is_still_used(saved, tiny_files):
+def test_a_real_scheduler_is_still_used(tiny_ckpt_path, tiny_files):
     from dask.distributed import LocalCluster
 
     from ecgviz.pipeline import batch
 
-    options = batch.ScoreOptions(str(saved))
+    options = batch.ScoreOptions(str(tiny_ckpt_path))
     with LocalCluster(n_workers=1, processes=False, threads_per_worker=1, dashboard_address=None, protocol="tcp://",
                       host="127.0.0.1") as cluster, \
             batch.cluster_client(cluster.scheduler_address) as client:
