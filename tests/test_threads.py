@@ -11,7 +11,7 @@ import torch
 from ecgviz.detectors import threads
 from ecgviz.detectors.config import ModelConfig, TrainConfig
 from ecgviz.detectors.lstm import RecurrentAutoencoder
-from ecgviz.detectors.reconstruction import score
+from ecgviz.detectors.reconstruction import measure as score
 from ecgviz.detectors.train import train
 
 DEFAULT = ModelConfig()
