@@ -19,6 +19,7 @@ import torch
 
 from bench.scoring import scoring_speed
 from bench.training import ecgviz_training, protocol
+from ecgviz.detectors import threads
 from ecgviz.detectors.config import ModelConfig, TrainConfig
 from ecgviz.io.data import load_ecg5000
 
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench/results/candidates.jsonl"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    threads.force(args.threads)  # training and scoring jobs too (they choose per job otherwise)
     data = load_ecg5000()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for spec in args.spec:

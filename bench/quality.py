@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ecgviz.detectors import baselines as detectors
+from ecgviz.detectors import threads
 from ecgviz.detectors.config import DEFAULT_PERCENTILE, TrainConfig
 from ecgviz.evaluation import intervals
 from ecgviz.io.data import load_ecg5000
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench/results/quality.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    threads.force(args.threads)  # training and scoring jobs too (they choose per job otherwise)
     seeds, epochs = ([0], 2) if args.quick else (args.seeds, args.epochs)
     results = run(seeds, epochs)
     best = max((n for n in results if n in BASELINES), key=lambda n: np.mean([r["auroc"] for r in results[n]]))

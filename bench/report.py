@@ -11,6 +11,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench.speed import RATIOS
+
 # Every run reports every row, in this order; a row that could not run says why in `note` and has value None.
 ROW_IDS = (
     "training.classic.s_per_epoch",
@@ -42,6 +44,7 @@ ROW_IDS = (
     "analysis.day.s",
     "analysis.day.over_read",
     "analysis.day.peak_rss_mib",
+    *(ratio[0] for ratio in RATIOS),  # start-up, parsing and threads (bench.speed)
 )
 
 
@@ -66,7 +69,7 @@ def _num(x: float | None, unit: str) -> str:
     if unit in ("beats/s",):
         return f"{x:,.0f}"
     if unit == "x":
-        return f"{x:.1f}x"
+        return f"{x:.2f}x" if x < 10 else f"{x:.1f}x"
     if unit == "ms":
         return f"{x:.0f}" if x >= 10 else f"{x:.1f}"
     return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:,.0f}"

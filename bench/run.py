@@ -8,6 +8,7 @@ Prints a markdown table on stdout (progress on stderr) and writes the JSON to be
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -36,7 +37,7 @@ class Plan:
     quick: bool = False
 
 
-SECTIONS = ("training", "scoring", "explorer", "browser", "analysis")
+SECTIONS = ("training", "scoring", "explorer", "browser", "analysis", "speed")
 QUICK = Plan(classic_beats=3, classic_warmup=1, train_limit=64, epochs=2, scoring_beats=256, scoring_repeats=1,
              steps=4, moves=3, cold_starts=1, warmup_moves=1, day_hours=0.05, quick=True)
 
@@ -51,8 +52,6 @@ def _met(quick: bool, ok: bool | None) -> bool | None:
 
 def run_training(plan: Plan, device: str, seed: int, rows: list, details: dict) -> None:
     """Classic loop, default training, candidate training: seconds per epoch and to the AUROC targets."""
-    import torch
-
     from bench.candidates import parse_spec
     from bench.report import Row
     from bench.training import classic_epoch, ecgviz_training, protocol
@@ -95,13 +94,9 @@ def run_training(plan: Plan, device: str, seed: int, rows: list, details: dict) 
                     "Speed-up to AUROC 0.99, lower bound (one classic epoch / ecgviz to 0.99)",
                     _ratio(classic["s_per_epoch"], hit and hit["s"]), "x",
                     note="the classic loop needs more than one epoch to get there"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with _one_thread():
         _log("training: ecgviz defaults on one torch thread, 2 epochs")
         one = ecgviz_training(p, ModelConfig(), TrainConfig(device=device, epochs=2))
-    finally:
-        torch.set_num_threads(threads)
     details["training"]["default_1_thread"] = one
     rows.append(Row("training.default_1_thread.s_per_epoch", "Training, ecgviz default, one torch thread",
                     one["s_per_epoch"], "s/epoch", cpu_value=one["cpu_s_per_epoch"],
@@ -111,6 +106,19 @@ def run_training(plan: Plan, device: str, seed: int, rows: list, details: dict) 
                     None if hit is None else hit["s"], "s", cpu_value=None if hit is None else hit["cpu_s"],
                     note=_reached_note(hit, candidate) + f"; {candidate['s_per_epoch']:.2f} s/epoch, AUROC kept "
                                                          f"{_f(candidate['kept_auroc'])}"))
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Every job on one torch thread for the block (ecgviz.detectors.threads chooses otherwise)."""
+    from ecgviz.detectors import threads
+
+    before = threads.forced()
+    threads.force(1)
+    try:
+        yield
+    finally:
+        threads.force(before)
 
 
 def _lr(lr: float) -> str:
@@ -137,8 +145,6 @@ def _reached_note(hit: dict | None, run: dict) -> str:
 
 def run_scoring(plan: Plan, device: str, rows: list, details: dict) -> None:
     """Beats per second for the default model, the classic width, the candidate, and one thread."""
-    import torch
-
     from bench.candidates import parse_spec
     from bench.report import Row
     from bench.scoring import scoring_speed
@@ -152,13 +158,9 @@ def run_scoring(plan: Plan, device: str, rows: list, details: dict) -> None:
     for key, config in shapes.items():
         _log(f"scoring: {key} on {device}, {len(X):,} beats")
         out[key] = scoring_speed(X, config, device, repeats=1 if key == "emb128" else plan.scoring_repeats)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with _one_thread():
         _log("scoring: default on one thread")
         out["default_1_thread"] = scoring_speed(X, ModelConfig(), device, repeats=plan.scoring_repeats)
-    finally:
-        torch.set_num_threads(threads)
     details["scoring"] = out
     labels = {"default": f"Scoring, ecgviz default ({_shape(shapes['default'])})",
               "emb128": f"Scoring, classic shape ({_shape(CLASSIC_MODEL)})",
@@ -282,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"comma-separated sections to run (default all: {','.join(SECTIONS)}); "
                          "a GPU machine without streamlit or Chromium runs training,scoring")
     ap.add_argument("--threads", type=int,
-                    help="torch threads here and in the apps under test (default: torch's choice, one per core)")
+                    help="torch threads here and in the apps under test (default: ecgviz.detectors.threads' rule)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     sections = [s for s in args.rows.split(",") if s]
@@ -298,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     if args.threads:
+        from ecgviz.detectors import threads
+
+        threads.force(args.threads)  # every training and scoring job, not only this thread
         torch.set_num_threads(args.threads)
 
     from bench.report import ROW_IDS, Row, machine, markdown, write_json
@@ -321,6 +326,11 @@ def main(argv: list[str] | None = None) -> int:
         run_browser(plan, rows, details, skip, args.threads)
     if "analysis" in sections:
         run_analysis(plan, rows, details)
+    if "speed" in sections:
+        from bench.speed import bench_rows
+
+        speed_rows, details["speed"] = bench_rows(plan.quick, _log)
+        rows += speed_rows
     done = {r.id for r in rows}
     rows += [Row(i, i, None, "", note=f"left out (--rows {args.rows})") for i in ROW_IDS if i not in done]
     meta["load_average_end"] = machine()["load_average"]

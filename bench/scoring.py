@@ -8,9 +8,10 @@ import time
 import numpy as np
 import torch
 
+from ecgviz.detectors import threads
 from ecgviz.detectors.config import ModelConfig
 from ecgviz.detectors.lstm import RecurrentAutoencoder
-from ecgviz.detectors.reconstruction import measure
+from ecgviz.detectors.reconstruction import DEFAULT_BATCH, measure
 from ecgviz.detectors.train import resolve_device
 
 
@@ -33,7 +34,8 @@ def scoring_speed(X: np.ndarray, model_config: ModelConfig, device: str = "cpu",
     return {
         "model_config": model_config.to_dict(),
         "device": str(dev),
-        "threads": torch.get_num_threads(),
+        # the count the rule gives a call of this size (score() sets it for the call, and then restores the caller's)
+        "threads": threads.choose(threads.lstm_work(model_config, min(DEFAULT_BATCH, n))),
         "n_beats": n,
         "beats_per_s": n / min(walls),
         "beats_per_s_median": n / statistics.median(walls),

@@ -139,7 +139,7 @@ def ecgviz_training(p: Protocol, model_config: ModelConfig | None = None, config
         "model_config": model_config.to_dict(),
         "train_config": config.to_dict(),
         "device": result.device,
-        "threads": torch.get_num_threads(),
+        "threads": result.threads,
         "n_train": len(p.X_train),
         "epochs_run": len(epochs),
         "s_per_epoch": last["train_s"] / max(len(epochs), 1),

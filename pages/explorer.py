@@ -200,7 +200,7 @@ def explorer() -> None:
     _cards(m, t, counts)
     if m is not None:
         _curves(m)
-    flagged_table.show(ev, data, t, counts)
+    flagged_table.show(ev, data, model, t, counts)
     beat_viewer.show(ev, model, data, errors, t)
     sidebar.show_threshold()
     st.session_state["explorer_step_ms"] = (time.perf_counter() - started) * 1000

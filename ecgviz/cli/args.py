@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import functools
 import math
-import os
 from pathlib import Path
 
+from ecgviz.detectors.threads import usable_cores as cores  # noqa: F401 (the bounds' "cores here")
 from ecgviz.errors import UserError
-from ecgviz.signal.beats import DEFAULT_LENGTH
+from ecgviz.signal import DEFAULT_LENGTH
 
 
 class Parser(argparse.ArgumentParser):
@@ -40,14 +40,6 @@ FINITE = number(float, -math.inf, math.inf, "a finite number")
 
 
 @functools.cache
-def cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return max(len(os.sched_getaffinity(0)), 1)
-    except (AttributeError, OSError):
-        return max(os.cpu_count() or 1, 1)
-
-
 def bounded(kind: type, lo: float, hi: float, why: str = ""):
     """number(kind, lo, hi), whose message gives the bounds and why there is an upper one."""
     def show(x: float) -> str:

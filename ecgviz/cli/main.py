@@ -117,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT), metavar="PATH")
     v.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to listen on every interface")
     v.add_argument("--port", type=PORT, default=8000)
-    v.add_argument("--threads", type=bounded(int, 1, cores(), "the cores here"), default=1,
-                   help="torch threads; concurrent requests use the other cores")
+    v.add_argument("--threads", type=bounded(int, 1, cores(), "the cores here"),
+                   help="torch threads per request (default: chosen per request from the model's size, the free "
+                   "cores and the requests running; see docs/benchmarks.md)")
     v.add_argument("--max-beats", type=bounded(int, 1, MAX_BEATS_ARG), help="beats per request (default 10,000)")
     v.add_argument("--max-body-mb", type=bounded(float, 0.001, MAX_BODY_MB_ARG),
                    help="request body limit in MiB (default 32)")

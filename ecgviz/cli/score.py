@@ -69,9 +69,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the checkpoint over HTTP until interrupted."""
-    import torch
-
     from ecgviz.checkpoint.store import load_checkpoint
+    from ecgviz.detectors import threads
     from ecgviz.service import app as service  # FastAPI is imported only by the command that needs it
 
     ckpt = load_checkpoint(args.checkpoint)
@@ -80,7 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         limits = replace(limits, max_beats=args.max_beats)
     if args.max_body_mb is not None:
         limits = replace(limits, max_body_bytes=int(args.max_body_mb * 2**20))
-    torch.set_num_threads(args.threads)
+    threads.force(args.threads)
     print(f"serving model '{ckpt.name}' (beats of {ckpt.seq_len} samples) on http://{args.host}:{args.port} "
           f"(docs at /docs)", file=sys.stderr)
     service.serve(ckpt, args.host, args.port, limits)

@@ -10,10 +10,11 @@ import os
 from pathlib import Path
 
 from ecgviz.checkpoint.files import CHECKPOINT_DIR, SHIPPED_CHECKPOINT
+from ecgviz.detectors import threads
 
 CHECKPOINT_ENV = "ECGVIZ_CHECKPOINT"
 CHECKPOINT_DIR_ENV = "ECGVIZ_CHECKPOINT_DIR"
-TORCH_THREADS_ENV = "ECGVIZ_TORCH_THREADS"
+TORCH_THREADS_ENV = threads.THREADS_ENV
 # A folder on the server whose files any session may load by name: data too big to upload (a beat pack of a
 # million beats is 560 MB) is put there once and read from disk, never through the browser.
 DATA_DIR_ENV = "ECGVIZ_DATA_DIR"
@@ -47,15 +48,15 @@ def folder_files() -> list[str]:
 
 
 def limit_torch_threads() -> int:
-    """Torch threads for a dashboard server: $ECGVIZ_TORCH_THREADS, else 1.
+    """Torch threads of a dashboard server's own work: $ECGVIZ_TORCH_THREADS, else 1.
 
     Sessions already share the cores; torch's own threads on top of them oversubscribe the CPU and spin
-    (training 3 epochs took 45 s instead of 5 s beside eight busy sessions on 2 cores).
+    (training 3 epochs took 45 s instead of 5 s beside eight busy sessions on 2 cores). Training and scoring
+    choose their own count per job (ecgviz.detectors.threads).
     """
     import torch
 
-    raw = os.environ.get(TORCH_THREADS_ENV, "")
-    n = int(raw) if raw.isdigit() and int(raw) > 0 else 1
+    n = threads.forced() or 1
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n

@@ -96,6 +96,7 @@ class Query:
     outcomes: tuple[str, ...] = ()  # "TP" (caught), "FP" (false alarm); () lists both (and unevaluated beats)
     labels: tuple[str, ...] = ()  # classes listed; () lists every class
     order: str = "margin"  # a number Column's key: the table follows it (see Column.descending)
+    reasons: tuple[str, ...] = ()  # why a beat is flagged ("shape", "timing", "both"); () lists every reason
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class Rows:
     data: object  # ecgviz.io.data.BeatData
     threshold: float
     outcome: np.ndarray = field(repr=False)  # (len(idx),) TP/FP/TN/FN, '' for beats not in the metrics
+    reason: np.ndarray | None = field(default=None, repr=False)  # (len(idx),) why each is flagged, if the model says
 
 
 @dataclass(frozen=True)
@@ -156,14 +158,24 @@ RECORDING_COLUMNS: tuple[Column, ...] = (
 )
 
 
-def columns_for(data) -> tuple[Column, ...]:
-    """The columns a table of these beats shows."""
-    return COLUMNS + (RECORDING_COLUMNS if getattr(data, "origin", None) is not None else ())
+# a detector whose score has named parts (the recording analysis: shape and timing) says which part flagged a beat
+REASON_COLUMN = Column("reason", "reason", lambda r: r.reason, help="which part of the score passed the threshold: "
+                       "shape (unlike the recording's median beat), timing (premature against the local RR) or both")
 
 
-def select(ev: ExplorerView, data, threshold: float, query: Query = Query(), limit: int = MAX_ROWS) -> Rows:
-    """The flagged beats `query` asks for in its order, at most `limit` of them."""
+def columns_for(data, reasons: np.ndarray | None = None) -> tuple[Column, ...]:
+    """The columns a table of these beats shows (a reason column when the model gives reasons)."""
+    recording = RECORDING_COLUMNS if getattr(data, "origin", None) is not None else ()
+    return COLUMNS + recording + ((REASON_COLUMN,) if reasons is not None else ())
+
+
+def select(ev: ExplorerView, data, threshold: float, query: Query = Query(), limit: int = MAX_ROWS,
+           reasons: np.ndarray | None = None) -> Rows:
+    """The flagged beats `query` asks for in its order, at most `limit` of them; `reasons` (one per beat of the
+    data, from the detector at this threshold) adds why each is flagged and lets the query filter by it."""
     mask = ev.errors > threshold
+    if query.reasons and reasons is not None:
+        mask &= np.isin(np.asarray(reasons, dtype=object), list(query.reasons))
     if query.roles == (HELD_OUT,):
         mask &= held_out_mask(ev)
     elif query.roles:
@@ -182,7 +194,9 @@ def select(ev: ExplorerView, data, threshold: float, query: Query = Query(), lim
     base = Rows(idx, n, ev, data, float(threshold), outcome)
     values = np.asarray(key.values(base), dtype=np.float64)
     order = np.argsort(-values if key.descending else values, kind="stable")[:limit]
-    return Rows(idx[order], n, ev, data, float(threshold), outcome[order])
+    idx = idx[order]
+    reason = None if reasons is None else np.asarray(reasons, dtype=object)[idx]
+    return Rows(idx, n, ev, data, float(threshold), outcome[order], reason)
 
 
 def _outcomes(ev: ExplorerView, idx: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from ecgviz.detectors.threads import usable_cores
 from ecgviz.errors import UserError
 
 T = TypeVar("T")
@@ -302,12 +303,7 @@ def _env_int(name: str) -> int:
 def default_max_jobs() -> int:
     """Concurrent training jobs per server: $ECGVIZ_MAX_TRAINING_JOBS, else one per CPU core the process may use."""
     value = _env_int(MAX_JOBS_ENV)
-    if value > 0:
-        return value
-    try:
-        return max(len(os.sched_getaffinity(0)), 1)
-    except (AttributeError, OSError):
-        return max(os.cpu_count() or 1, 1)
+    return value if value > 0 else usable_cores()
 
 
 _SLOTS: JobSlots | None = None

@@ -114,13 +114,11 @@ class LSTMAutoencoder(Detector):
 
     def training_record(self) -> dict:
         """The training settings and how the run went (device, best epoch, why it ended, threads)."""
-        import torch
-
         r = self.result_
         return {**(self.train_config or TrainConfig()).to_dict(), "device_used": r.device,
                 "best_epoch": r.best_epoch, "cancelled": r.cancelled, "elapsed_s": r.elapsed_s,
                 "ended_by": r.ended_by, "epoch_cap": r.epoch_cap, "patience_used": r.patience,
-                "still_improving": r.still_improving, "torch_threads": torch.get_num_threads()}
+                "still_improving": r.still_improving, "torch_threads": r.threads}
 
     def fit_history(self) -> tuple[dict, ...]:
         """Train and validation loss of every epoch."""

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ecgviz.detectors import threads
 from ecgviz.detectors.config import TRIM_FRACTION
 from ecgviz.detectors.limits import scoring_batch
 from ecgviz.detectors.lstm import RecurrentAutoencoder
@@ -58,7 +59,9 @@ def measure(
         batch_size = scoring_batch(model.config, T, batch_size)
     errors = np.empty(n, dtype=np.float64)
     recon = np.empty((n, T), dtype=np.float32) if reconstructions else None
-    with torch.inference_mode():
+    # a small call is one job's worth of work whatever its batch size: threads follow the beats it holds
+    work = threads.lstm_work(model.config, min(batch_size, n)) if isinstance(model, RecurrentAutoencoder) else 0
+    with threads.job(work), torch.inference_mode():
         for i in range(0, n, batch_size):
             # normalise one batch at a time so memory does not grow with n
             xb = torch.from_numpy((X[i : i + batch_size] - mean) / std).unsqueeze(-1).to(dev)  # (B, T, 1)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ecgviz.detectors import threads
 from ecgviz.detectors.config import (
     BY_CAP,
     BY_PATIENCE,
@@ -85,6 +86,7 @@ class TrainResult:
     patience: int = 0
     still_improving: bool = False  # ended by the cap or the time budget while validation loss still fell
     optimizer_state: dict = field(default_factory=dict, repr=False)  # Adam's state at the end, for a resume
+    threads: int = 1  # torch threads the run used (threads.job's rule)
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -146,10 +148,19 @@ def train(
 
     With `resume` the run continues an earlier one from its weights and Adam state, its loss curve numbered on:
     the rest of a cosine cycle that was cut short (`resume.cycle`), else a new cycle of `config.epochs` epochs
-    from `resume.lr`.
+    from `resume.lr`. The run's torch threads follow threads.job's rule (one for the default model).
     """
     model_config = model_config or ModelConfig()
     config = config or TrainConfig()
+    with threads.job(threads.lstm_work(model_config, config.batch_size)) as n:
+        result = _train(X_train, X_val, model_config, config, on_epoch, stop, resume)
+    result.threads = n
+    return result
+
+
+def _train(X_train: np.ndarray, X_val: np.ndarray, model_config: ModelConfig, config: TrainConfig,
+           on_epoch: Callable[[EpochInfo], bool | None] | None, stop: threading.Event | None,
+           resume: Resume | None) -> TrainResult:
     if config.loss not in LOSSES:
         raise UserError(f"unknown loss {config.loss!r}: use one of {LOSSES}")
     if len(X_train) == 0 or len(X_val) == 0:

@@ -1,28 +1,32 @@
-"""Parsers for ARFF and UCR-style delimited text: raw bytes in, validated float32 beats out."""
+"""Parsers for ARFF and UCR-style delimited text: raw bytes in, validated float32 beats out.
+
+The header (ARFF declarations, or a text file's first line) is read line by line; the data rows go through
+pandas' C parser in blocks, with a line-by-line reader that names the first bad row (rows.py). Nothing is split
+into lines as a whole, so memory stays within the file's bytes, the beats and one block.
+"""
 
 from __future__ import annotations
 
+import codecs
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import NoReturn
 
 import arff
-import numpy as np
 
 from ecgviz.errors import DataError
-from ecgviz.io.codes import tidy
+from ecgviz.io import blocks
+from ecgviz.io.parsed import LABEL_NAMES, MAX_COLUMNS, MAX_LABEL_CHARS, MAX_NAME_CHARS, MIN_LENGTH, Parsed, is_number
+from ecgviz.io.parsed import show as _show
+from ecgviz.io.rows import _CHUNK, Rows
 
-MIN_LENGTH = 3
-MAX_COLUMNS = 100_000  # samples per beat (and other columns): minutes of ECG, far beyond any heartbeat
-MAX_LABEL_CHARS = 100  # a class label is a short name; a longer one is shown in messages, legends and cards
-MAX_NAME_CHARS = 255  # a file name (most file systems allow 255); it is shown with every beat and stored once
-LABEL_NAMES = ("target", "class", "label")
+__all__ = ["LABEL_NAMES", "MAX_COLUMNS", "MAX_LABEL_CHARS", "MAX_NAME_CHARS", "MIN_LENGTH", "_CHUNK", "DataError",
+           "Parsed", "parse"]
+
 _NUMERIC = {"NUMERIC", "REAL", "INTEGER"}
-_CHUNK = 2048  # rows converted per numpy call: bounds memory on big files, keeps per-row Python work small
 _TEXT_BYTES = bytes(range(32, 127)) + bytes(range(128, 256)) + b"\t\n\r\f"
-_QUOTED = re.compile(r"""\s*('(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|[^,'"]*?)\s*(,|$)""")
+_VALIDATE_BYTES = 1 << 20  # UTF-8 is checked this many bytes at a time, so no decoded copy of the file is kept
 _ATTR = re.compile(r"""@attribute\s+('(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|\S+)\s+(.*)$""", re.IGNORECASE)
 _LIAC_HINTS = {
     "BadAttributeName": "duplicate attribute name",
@@ -33,206 +37,69 @@ _LIAC_HINTS = {
 }
 
 
-@dataclass
-class Parsed:
-    """One file's beats: X (n, T) float32, labels as (n,) int32 codes into label_names (or None), 1-based rows."""
+@dataclass(frozen=True)
+class _Text:
+    """A file's bytes in `codec` (UTF-8 or Latin-1), its text starting at byte `start` (after a BOM)."""
 
-    X: np.ndarray
-    label_codes: np.ndarray | None
-    label_names: tuple[str, ...]
-    rows: np.ndarray
-    warnings: list[str]
+    raw: bytes
+    start: int
+    codec: str
+
+    def lines(self, pos: int | None = None) -> Iterator[tuple[int, int, str]]:
+        """(byte offset of the line, offset after it, text) from `pos` on."""
+        pos = self.start if pos is None else pos
+        for end, text in blocks.lines(self.raw, pos, len(self.raw), self.codec):
+            yield pos, end, text
+            pos = end
 
 
-def _show(text: str, limit: int = 40) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "...")
-
-
-def _is_number(token: str) -> bool:
+def _valid_utf8(raw: bytes, start: int) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")()
     try:
-        float(token)
-    except ValueError:
+        for i in range(start, len(raw), _VALIDATE_BYTES):
+            decoder.decode(raw[i : i + _VALIDATE_BYTES])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
         return False
     return True
 
 
-def _decode(name: str, raw: bytes, notes: list[str]) -> list[str]:
+def _decode(name: str, raw: bytes, notes: list[str]) -> _Text:
     if not raw or raw.isspace():
         raise DataError(f"{name}: the file is empty")
     utf16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
     head = raw[:65536]
     if not utf16 and (b"\x00" in raw or len(head.translate(None, _TEXT_BYTES)) > len(head) // 100):
         raise DataError(f"{name}: binary data, not an ARFF, CSV or TSV text file")
-    try:
-        text = raw.decode("utf-16" if utf16 else "utf-8-sig")
-    except UnicodeDecodeError as exc:
-        if utf16:
+    if utf16:
+        try:
+            return _Text(raw.decode("utf-16").encode("utf-8"), 0, "utf-8")
+        except UnicodeDecodeError as exc:
             raise DataError(f"{name}: broken UTF-16 text ({exc.reason})") from None
-        text = raw.decode("latin-1")
+    start = 3 if raw.startswith(codecs.BOM_UTF8) else 0
+    if raw.isascii() or _valid_utf8(raw, start):
+        return _Text(raw, start, "utf-8")
+    try:
+        raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        notes.append(f"{name}: not valid UTF-8 (first bad byte on line {line}); read as Latin-1")
-    if "\r" in text:  # skip two full-size copies for files that already use \n
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text.split("\n")
+    notes.append(f"{name}: not valid UTF-8 (first bad byte on line {line}); read as Latin-1")
+    return _Text(raw, 0, "latin-1")
 
 
-def _to_f32(values: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):  # overflow becomes inf, which the callers reject with a location
-        return values.astype(np.float32)
-
-
-def _num_label(value: float) -> str:
-    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
-
-
-def _split_quoted(text: str) -> list[str] | None:
-    out, pos = [], 0
-    while True:
-        m = _QUOTED.match(text, pos)
-        if m is None:
-            return None
-        tok = m.group(1)
-        if tok[:1] in ("'", '"'):
-            tok = re.sub(r"\\(.)", r"\1", tok[1:-1])
-        out.append(tok)
-        if not m.group(2):
-            return out
-        pos = m.end()
-
-
-@dataclass
-class _Table:
-    """Dense rows of `ncols` fields: some columns are samples, one may be the label."""
-
-    name: str
-    texts: list[str]
-    where: list[int]
-    columns: list[str]
-    samples: list[int]
-    label: int | None
-    kind: str  # "nominal", "numeric", "text" or "auto" (numeric if every label is a number)
-    allowed: frozenset[str] = frozenset()
-    sep: str | None = ","
-
-    def split(self, text: str) -> list[str] | None:
-        if self.sep is None:
-            return text.split()
-        if self.sep == "," and ("'" in text or '"' in text):
-            return _split_quoted(text)
-        return text.split(self.sep)  # float() ignores surrounding blanks; labels are stripped separately
-
-    def fail(self, j: int, col: int | None, msg: str) -> DataError:
-        where = f"{self.name}, row {j + 1} (line {self.where[j]})"
-        return DataError(f"{where}, {self.columns[col]}: {msg}" if col is not None else f"{where}: {msg}")
-
-    def explain(self, j: int) -> None:
-        """Raise the first problem in row j (called only once a chunk failed its fast checks)."""
-        text = self.texts[j]
-        if text.startswith("{"):
-            raise self.fail(j, None, "sparse ARFF rows ({index value, ...}) are not supported; save it dense")
-        fields = self.split(text)
-        if fields is None:
-            raise self.fail(j, None, "unbalanced quotes")
-        if len(fields) != len(self.columns):
-            raise self.fail(j, None, f"{len(fields)} values, but {len(self.columns)} columns are declared")
-        fields = [f.strip() for f in fields]
-        for c in self.samples:
-            tok = fields[c]
-            if tok == "?":
-                raise self.fail(j, c, "missing value '?' (beats must be complete: fill or remove the row)")
-            if not _is_number(tok):
-                raise self.fail(j, c, f"{_show(tok)} is not a number" if tok else "empty value")
-            if not np.isfinite(float(tok)):
-                raise self.fail(j, c, f"{_show(tok)} is not a finite number")
-            if not np.isfinite(_to_f32(np.array([float(tok)]))[0]):
-                raise self.fail(j, c, f"{_show(tok)} is outside the float32 range (about ±3.4e38)")
-        if self.label is not None:
-            tok = fields[self.label]
-            if tok in ("?", ""):
-                raise self.fail(j, self.label, f"missing label {_show(tok)}")
-            if len(tok) > MAX_LABEL_CHARS:
-                raise self.fail(j, self.label, f"label {_show(tok)} is {len(tok):,} characters long; a class "
-                                               f"label may have at most {MAX_LABEL_CHARS}")
-            if self.kind == "nominal" and tok not in self.allowed:
-                values = ",".join(sorted(self.allowed))
-                values = values if len(values) < 60 else values[:60] + "..."
-                raise self.fail(j, self.label, f"label {_show(tok)} is not one of the declared values {{{values}}}")
-            if self.kind == "numeric" and not (_is_number(tok) and np.isfinite(float(tok))):
-                raise self.fail(j, self.label, f"label {_show(tok)} is not a finite number")
-
-    def run(self, notes: list[str]) -> Parsed:
-        """Convert every row, checking each chunk in bulk and explaining the first failure."""
-        n = len(self.texts)
-        X = np.empty((n, len(self.samples)), dtype=np.float32)
-        # each distinct label is kept once (table); beats hold int32 codes into it
-        codes = np.empty(n if self.label is not None else 0, dtype=np.int32)
-        table: dict[str, int] = {}
-        for start in range(0, n, _CHUNK):
-            part = [self.split(t) for t in self.texts[start : start + _CHUNK]]
-            if any(f is None or len(f) != len(self.columns) or f[0][:1] == "{" for f in part):
-                self._explain_chunk(start, len(part))
-            cells = np.array(part, dtype=object).reshape(len(part), len(self.columns))
-            try:
-                vals = _to_f32(cells[:, self.samples].astype(np.float64))
-            except (ValueError, TypeError):
-                self._explain_chunk(start, len(part))
-            if not np.isfinite(vals).all():
-                self._explain_chunk(start, len(part))
-            X[start : start + len(part)] = vals
-            if self.label is not None:
-                chunk = [s.strip() for s in cells[:, self.label].tolist()]
-                if not self._labels_ok(chunk) or max(map(len, chunk)) > MAX_LABEL_CHARS:
-                    self._explain_chunk(start, len(part))
-                codes[start : start + len(part)] = [table.setdefault(v, len(table)) for v in chunk]
-        rows = np.arange(1, n + 1, dtype=np.int64)
-        if self.label is None:
-            return Parsed(X, None, (), rows, notes)
-        return Parsed(X, *self._finish_labels(codes, tuple(table)), rows, notes)
-
-    def _explain_chunk(self, start: int, count: int) -> NoReturn:
-        for j in range(start, start + count):
-            self.explain(j)
-        raise DataError(f"{self.name}: unreadable data rows {start + 1}-{start + count}")  # pragma: no cover
-
-    def _labels_ok(self, chunk: Sequence[str]) -> bool:
-        values = set(chunk)
-        if "?" in values or "" in values:
-            return False
-        if self.kind == "nominal":
-            return values <= self.allowed
-        return self.kind != "numeric" or all(_is_number(v) and np.isfinite(float(v)) for v in values)
-
-    def _finish_labels(self, codes: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
-        """Codes into distinct label texts; numeric labels as canonical numbers (1.0 and 1 are both "1")."""
-        if self.kind == "auto":
-            self.kind = "numeric" if all(_is_number(v) for v in names) else "text"
-            if self.kind == "numeric" and not self._labels_ok(names):
-                for j in range(len(codes)):
-                    self.explain(j)
-        if self.kind != "numeric":
-            return codes, names
-        return tidy(codes, [_num_label(float(v)) for v in names])
-
-
-def _content(lines: Sequence[str], start: int, comments: str) -> tuple[list[str], list[int]]:
-    texts, where = [], []
-    for i in range(start, len(lines)):
-        s = lines[i].strip()
-        if s and s[0] not in comments:
-            texts.append(s)
-            where.append(i + 1)
-    return texts, where
-
-
-def _arff_header(name: str, lines: list[str]) -> tuple[list[tuple[str, object]], set[str], int]:
+def _arff_header(name: str, text: _Text) -> tuple[list[tuple[str, object]], set[str], int, int]:
+    """Attributes, date attribute names, the @data line's number and the byte offset after it."""
     header: list[str] = []
+    seen: list[str] = []  # each header line as liac-arff's messages quote it ("" for blank and comment lines)
     dates: set[str] = set()
     where: list[int] = []  # file line of each @attribute, for messages about its declaration
-    for i, line in enumerate(lines):
+    for i, (_, after, line) in enumerate(text.lines()):
         s = line.strip()
         word = s.split(None, 1)[0].lower() if s else ""
         if word == "@data":
+            data = after
             break
+        seen.append("" if not s or s[0] == "%" else s)
         if not s or s[0] == "%":
             header.append("%")  # keeps line numbers aligned with the file for liac-arff's messages
         elif word == "@attribute" and (m := _ATTR.match(s)):
@@ -265,17 +132,18 @@ def _arff_header(name: str, lines: list[str]) -> tuple[list[tuple[str, object]],
     except arff.ArffException as exc:
         line = exc.line if 0 < exc.line <= len(header) else i + 1
         hint = _LIAC_HINTS.get(type(exc).__name__, str(exc))
-        raise DataError(f"{name}, line {line}: {hint}: {_show(lines[line - 1].strip())}") from None
+        quoted = seen[line - 1] if line <= len(seen) else s
+        raise DataError(f"{name}, line {line}: {hint}: {_show(quoted)}") from None
     except (ValueError, TypeError, IndexError, KeyError) as exc:  # liac-arff lets a few through unwrapped
         raise DataError(f"{name}: unreadable ARFF header ({exc})") from None
     for (attr, kind), line in zip(attrs, where, strict=False):
         if isinstance(kind, list) and (None in kind or "" in kind):
             raise DataError(f"{name}, line {line}: empty value in the nominal declaration of {attr!r}")
-    return attrs, dates, i
+    return attrs, dates, i + 1, data
 
 
-def _parse_arff(name: str, lines: list[str], notes: list[str]) -> Parsed:
-    attrs, dates, at = _arff_header(name, lines)
+def _parse_arff(name: str, text: _Text, notes: list[str]) -> Parsed:
+    attrs, dates, at, pos = _arff_header(name, text)
     names = [a[0] for a in attrs]
     label = next((i for i, (n, t) in enumerate(attrs) if n.lower() in LABEL_NAMES and n not in dates), None)
     if label is None and isinstance(attrs[-1][1], list):
@@ -289,48 +157,58 @@ def _parse_arff(name: str, lines: list[str], notes: list[str]) -> Parsed:
     if len(samples) < MIN_LENGTH:
         what = "no numeric sample attributes" if not samples else f"only {len(samples)} numeric attribute(s)"
         raise DataError(f"{name}: {what}; a beat needs at least {MIN_LENGTH} samples")
-    texts, where = _content(lines, at + 1, "%")
-    if not texts:
-        raise DataError(f"{name}: no data rows after @data (line {at + 1})")
     ltype = attrs[label][1] if label is not None else "STRING"
     kind = "nominal" if isinstance(ltype, list) else "numeric" if ltype in _NUMERIC else "text"
     allowed = frozenset(ltype) if isinstance(ltype, list) else frozenset()
-    return _Table(name, texts, where, [f"attribute {n}" for n in names], samples, label, kind, allowed).run(notes)
+    rows = Rows(name, [f"attribute {n}" for n in names], samples, label, kind, allowed, sep=",", comments="%")
+    parsed = rows.read(text.raw, pos, at + 1, text.codec)
+    if not len(parsed.X):
+        raise DataError(f"{name}: no data rows after @data (line {at})")
+    parsed.warnings = notes
+    return parsed
 
 
-def _parse_delimited(name: str, lines: list[str], notes: list[str]) -> Parsed:
-    texts, where = _content(lines, 0, "%#")
-    first = texts[0]
+def _count_fields(first: str, sep: str | None) -> int:
+    # counted without splitting, so a line of millions of fields is refused before it is split
+    return first.count(sep) + 1 if sep is not None else sum(1 for _ in re.finditer(r"\S+", first))
+
+
+def _parse_delimited(name: str, text: _Text, pos: int, line: int, first: str, notes: list[str]) -> Parsed:
     sep = "\t" if "\t" in first else "," if "," in first else None
+    width = _count_fields(first, sep)
+    if width > MAX_COLUMNS + 1:
+        raise DataError(f"{name}, line {line}: {width:,} columns; a beat may have at most {MAX_COLUMNS:,} samples")
     head = first.split() if sep is None else [f.strip().strip("'\"") for f in first.split(sep)]
-    if len(head) > MAX_COLUMNS + 1:
-        raise DataError(f"{name}, line {where[0]}: {len(head):,} columns; a beat may have at most "
-                        f"{MAX_COLUMNS:,} samples")
     if len(head) - 1 < MIN_LENGTH:
-        raise DataError(f"{name}, line {where[0]}: {len(head)} column(s); expected the class label "
+        raise DataError(f"{name}, line {line}: {len(head)} column(s); expected the class label "
                         f"then at least {MIN_LENGTH} samples")
-    if head[0].lower() in LABEL_NAMES or not any(_is_number(f) for f in head[1:]):
-        notes.append(f"{name}: line {where[0]} read as a column header: {_show(first)}")
-        texts, where = texts[1:], where[1:]
-        if not texts:
-            raise DataError(f"{name}: a header line but no data rows")
+    header = head[0].lower() in LABEL_NAMES or not any(is_number(f) for f in head[1:])
+    if header:
+        notes.append(f"{name}: line {line} read as a column header: {_show(first)}")
+        pos, line = next(text.lines(pos))[1], line + 1
     columns = [f"column {c + 1}" for c in range(len(head))]
-    return _Table(name, texts, where, columns, list(range(1, len(head))), 0, "auto", sep=sep).run(notes)
+    rows = Rows(name, columns, list(range(1, len(head))), 0, "auto", sep=sep, comments="%#")
+    parsed = rows.read(text.raw, pos, line, text.codec)
+    if header and not len(parsed.X):
+        raise DataError(f"{name}: a header line but no data rows")
+    parsed.warnings = notes
+    return parsed
 
 
 def parse(name: str, raw: bytes) -> Parsed:
     """Parse one file's bytes; the format is sniffed from the content (first line '@...' means ARFF)."""
     notes: list[str] = []
-    lines = _decode(name, raw, notes)
-    first = next((s for s in (ln.strip() for ln in lines) if s and s[0] not in "%#"), None)
-    if first is None:
+    text = _decode(name, raw, notes)
+    found = next(((pos, number, s) for number, (pos, _, line) in enumerate(text.lines(), start=1)
+                  if (s := line.strip()) and s[0] not in "%#"), None)
+    if found is None:
         raise DataError(f"{name}: no content (only blank or comment lines)")
+    pos, number, first = found
     if first.startswith("@"):
-        return _parse_arff(name, lines, notes)
+        return _parse_arff(name, text, notes)
     if PurePath(name).suffix.lower() == ".arff":
-        fields = re.split(r"[,\t ]+", first)
-        if not all(_is_number(f) for f in fields if f):
+        if not all(is_number(m.group()) for m in re.finditer(r"[^,\t ]+", first)):
             raise DataError(f"{name}: not an ARFF file (no @relation/@attribute header); "
                             f"first line is {_show(first)}")
         notes.append(f"{name}: no ARFF header; read as UCR-style text with the class label first")
-    return _parse_delimited(name, lines, notes)
+    return _parse_delimited(name, text, pos, number, first, notes)

@@ -17,10 +17,10 @@ from ecgviz.io.data import BeatData
 from ecgviz.io.origin import BeatOrigin
 from ecgviz.io.parse import DataError
 from ecgviz.io.recording import AAMI_CLASSES, Recording, aami_class
+from ecgviz.signal import DEFAULT_LENGTH
 
 __all__ = ["DEFAULT_LENGTH", "DROP_REASONS", "Beats", "cut_beats", "detect_r_peaks", "filter_ecg"]
 
-DEFAULT_LENGTH = 140  # the shipped ECG5000 model's beat length
 PRE_S, POST_S = 0.25, 0.45  # window around the R-peak: P wave before, T wave after, at resting heart rates
 BAND_HZ = (0.5, 40.0)  # keeps QRS and T-wave energy; removes baseline wander below and mains/EMG above
 _ISO_S = (0.10, 0.06)  # PR segment (seconds before the R-peak): the isoelectric level each beat's baseline uses

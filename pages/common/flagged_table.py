@@ -12,6 +12,7 @@ KEY = "flagged_table"
 _SHOWN = "_flagged_table_beats"  # the beat indices of the rows on screen, in order, for the selection callback
 ROLE_CHOICES = ("held-out", "train", "validation", "not used")
 OUTCOME_CHOICES = {"TP": "caught (abnormal)", "FP": "false alarm (normal)"}
+REASON_CHOICES = ("shape", "timing", "both")
 ORDERS = {"margin": "largest margin first", "beat": "in the data's order", "time": "in time order"}
 
 
@@ -22,10 +23,12 @@ def _open_chosen() -> None:
         beat_viewer.open_beat(int(shown[rows[0]]))
 
 
-def show(ev: explore.ExplorerView, data: session.ActiveData, t: float, counts: flagged.FlagCounts) -> None:
+def show(ev: explore.ExplorerView, data: session.ActiveData, model: session.ActiveModel, t: float,
+         counts: flagged.FlagCounts) -> None:
     """Filters and the table; choosing a row opens that beat in the viewer below."""
     st.subheader("Flagged beats", anchor="flagged-beats")
-    columns = flagged.columns_for(data.data)
+    reasons = model.ckpt.detector.reasons(data.data.X, t)  # None unless the score has named parts
+    columns = flagged.columns_for(data.data, reasons)
     roles_col, outcome_col, class_col, order_col = st.columns([1.2, 1.2, 2, 1])
     roles = roles_col.multiselect("Split roles", ROLE_CHOICES, default=["held-out"], key="flagged_roles",
                                   help="held-out: the beats the metrics count (the model never trained on them)")
@@ -43,8 +46,13 @@ def show(ev: explore.ExplorerView, data: session.ActiveData, t: float, counts: f
     order = order_col.selectbox("Order", orders, format_func=ORDERS.get, key="flagged_order",
                                 help="which beats come first (and stay when the table is cut); click a column's "
                                      "title to sort what is shown")
-    query = flagged.Query(roles=tuple(roles), outcomes=outcomes, labels=labels, order=order)
-    rows = flagged.select(ev, data.data, t, query)
+    why = ()
+    if reasons is not None:
+        why = tuple(st.multiselect("Reasons", REASON_CHOICES, key="flagged_reasons", placeholder="every reason",
+                                   help="shape: unlike the recording's median beat; timing: premature against the "
+                                        "local RR; both"))
+    query = flagged.Query(roles=tuple(roles), outcomes=outcomes, labels=labels, order=order, reasons=why)
+    rows = flagged.select(ev, data.data, t, query, reasons=reasons)
     st.session_state[_SHOWN] = rows.idx
     what = "held-out" if query.roles == (flagged.HELD_OUT,) else "matching"
     listed = (f"{len(rows.idx):,} of the {rows.n_matching:,} {what} flagged beats, the first by this order"
