@@ -152,7 +152,8 @@ view = active.class_view(st.session_state.get(state.NORMALS) or [])
 colors = view.colors
 grid = st.columns(3)
 for n, (label, idx) in enumerate(groups.items()):
-    title = "All beats" if label is None else f"{view.name(label)} ({label}): {len(idx):,} beats"
+    count = f"{len(idx):,} beat{'' if len(idx) == 1 else 's'}"
+    title = "All beats" if label is None else f"{view.name(label)} ({label}): {count}"
     grid[n % 3].plotly_chart(
         figures.class_preview(data.X[idx], title=title, color=colors.get(label, figures.NORMAL_COLOR)),
         config=PLOT_CONFIG,
