@@ -86,6 +86,6 @@ async def goto(page, title: str) -> None:
     """Open a page through the sidebar navigation and wait until it has run."""
     from playwright.async_api import expect
 
-    await page.locator("[data-testid=stSidebarNav]").get_by_role("link", name=title, exact=True).click()
+    await page.locator(".st-key-menu").get_by_role("link", name=title, exact=True).click()
     await expect(page.locator("h1")).to_have_text(title, timeout=TIMEOUT_MS)
     await idle(page)

@@ -36,7 +36,7 @@ class Scene:
 
 
 def make_scene(errors, labels, beat, class_names=ECG5000_CLASS_NAMES, normal_labels=("1",), split=None) -> Scene:
-    """Build the ExplorerView the way the dashboard does (pages/common/state.py via session.explorer_view)."""
+    """Build the ExplorerView the way the dashboard does (pages/common/caches.py via session.explorer_view)."""
     started = time.perf_counter()
     ev = explore.explorer_view(errors, labels, class_names, normal_labels, split=split, same_data=split is not None,
                           percentile=95.0)
@@ -68,7 +68,7 @@ def step(scene: Scene, t: float, mode: str = beat_picker.PICK_MODES[0]) -> list:
     """What one slider step builds, in the page's order: the threshold chart's data, then the plotly Figures."""
     ev = scene.ev
     m = ev.metrics_at(t)
-    # the chart's evaluation-wide part is cached by the page (pages/common/state.chart_base); a step adds the threshold
+    # the chart's evaluation-wide part is cached by the page (pages/common/caches.chart_base); a step adds the threshold
     figs = [livechart.chart_data(scene.chart_base, t, revision=1)]
     if m is not None:
         fpr = 1.0 - m.normal_recall

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.browser_support import StreamlitServer
 
-STARTUP_MODEL_CACHE = "pages.common.state._load_file_model"  # the st.cache_resource that holds the start-up model
+STARTUP_MODEL_CACHE = "pages.common.caches._load_file_model"  # the st.cache_resource that holds the start-up model
 
 
 def server_pid(server: StreamlitServer) -> int | None:

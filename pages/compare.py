@@ -2,26 +2,20 @@
 
 import streamlit as st
 
-from ecgviz.dashboard import compare
+from ecgviz.dashboard import compare, flagged, session
 from ecgviz.dashboard.text import plain
-from pages.common import detectors, state
-
-state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
+from pages.common import caches, detectors, page, state
 
 PLOT_CONFIG = {"displaylogo": False}
 
-st.title("Compare detectors")
-state.show_notice()
-model = state.require_model()
-if model is None:
-    st.stop()
+model = page.start("Compare detectors", needs_model=True)
 data = state.active_data()
 if not data.data.has_labels or not st.session_state.get(state.NORMALS):
     st.info("Comparing detectors needs labelled beats and at least one normal label (see the **Data** page).",
             icon=":material/info:")
     st.stop()
 
-auto = data.name == state.session.BUILTIN_NAME
+auto = data.name == session.BUILTIN_NAME
 if not detectors.baselines(fit=auto):
     st.caption("kNN distance (k = 5, L1 and L2) and PCA reconstruction fit on the same training normals as the "
                "active model, in seconds.")
@@ -31,26 +25,48 @@ if not detectors.baselines(fit=auto):
     st.stop()
 
 models = detectors.detector_choices()
-entries = [compare.Entry(m.name, detectors.evaluation_of(m), m.ckpt.threshold) for m in models]
+entries = [compare.Entry(m.name, caches.evaluation(m), m.ckpt.threshold) for m in models]
 if not compare.same_beats(entries):
     st.warning("These detectors are not judged on the same beats (the active model was trained on other data or "
                "another split); compare them with care.", icon=":material/warning:")
 active_ev = next(e.ev for e, m in zip(entries, models, strict=True) if m.id == model.id)
+flag_counts = flagged.counts(active_ev, state.threshold())
+st.markdown(f"**{plain(model.name)}: {plain(flag_counts.headline())}**")  # the explorer's count, first as on every page
 st.caption(f"{len(active_ev.eval_idx):,} held-out beats, the same for every detector; each detector's scores are in "
            "its own units, so each has its own threshold.")
 
-rule = st.radio("Threshold for each detector", list(compare.RULES), format_func=lambda r: compare.RULES[r],
+
+@st.cache_data(max_entries=8, show_spinner="Comparing the detectors (paired bootstrap)…")
+def _verdicts(ids: tuple[str, ...], data_fp: str, normals: tuple[str, ...], _entries) -> list[compare.Verdict]:
+    return compare.verdicts(_entries)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _areas(ids: tuple[str, ...], data_fp: str, normals: tuple[str, ...], _entries):
+    return compare.areas_table(_entries)
+
+
+key = (tuple(m.id for m in models), data.fingerprint, state.normal_labels())
+found = _verdicts(*key, entries)
+if compare.summary(found):
+    with st.container(border=True):
+        st.markdown(f"**{plain(compare.summary(found))}**")
+        st.markdown("\n".join(f"- {plain(v.a)} vs **{plain(v.b)}**: {plain(v.detail())}" for v in found))
+        st.caption("Paired bootstrap: the same resampled beats score both detectors, 1,000 times; a difference whose "
+                   "95% interval holds 0 is one these beats cannot confirm.")
+# st.table wraps long names and fits the page; its few rows need no scrolling
+st.markdown("**Over every threshold** (AUROC and average precision, each with its 95% interval)")
+page.table(_areas(*key, entries).set_index("detector"))
+rule = st.radio("**At each detector's threshold**", list(compare.RULES), format_func=lambda r: compare.RULES[r],
                 key="compare_rule", horizontal=True,
                 help="the label-free rule is the one you can use on new, unlabelled recordings")
 target = compare.fpr_at(active_ev, state.threshold()) if rule == "same_fpr" else None
 if rule == "same_fpr":
     st.caption(f"The explorer's threshold {state.threshold():.4g} flags "
                f"{'—' if target is None else f'{100 * target:.1f}%'} of the held-out normals of {plain(model.name)}.")
-st.dataframe(compare.table(entries, rule, target), hide_index=True,
-             column_config={"AUROC": st.column_config.NumberColumn(format="%.4f"),
-                            "AP": st.column_config.NumberColumn(format="%.4f"),
-                            "balanced accuracy": st.column_config.NumberColumn(format="%.4f"),
-                            "threshold": st.column_config.NumberColumn(format="%.4g")})
+at_threshold = compare.threshold_table(entries, rule, target)
+at_threshold["threshold"] = [("—" if t is None or t != t else f"{t:.4g}") for t in at_threshold["threshold"]]
+page.table(at_threshold.set_index("detector"))
 for note in active_ev.caveats():
     st.caption(plain(note))
 
@@ -73,13 +89,6 @@ if ta is None or tb is None:
     st.stop()
 d = compare.disagreements(ea, ta, eb, tb)
 counts = compare.disagreement_counts(ea, ta, eb, tb, data.data.labels, st.session_state.get(state.NORMALS))
-c1, c2 = st.columns(2)
-c1.metric(f"{plain(ma.name)} flags, {plain(mb.name)} passes", f"{counts['a_only']:,}",
-          f"{counts.get('a_only_anomalies', 0):,} of them anomalies", delta_color="off", delta_arrow="off",
-          border=True)
-c2.metric(f"{plain(mb.name)} flags, {plain(ma.name)} passes", f"{counts['b_only']:,}",
-          f"{counts.get('b_only_anomalies', 0):,} of them anomalies", delta_color="off", delta_arrow="off",
-          border=True)
 
 
 def _view(m, beats, text: str) -> None:
@@ -92,12 +101,15 @@ def _view(m, beats, text: str) -> None:
     state.set_threshold(ta if m.id == ma.id else tb)
 
 
-v1, v2 = st.columns(2)
-if v1.button(f"View these beats as {plain(ma.name)}", key="view_a", disabled=not len(d["a_only"]),
-             icon=":material/visibility:"):
-    _view(ma, d["a_only"], f"{ma.name} flags these at {ta:.4g}; {mb.name} passes them at {tb:.4g}.")
-    st.switch_page("pages/explorer.py")
-if v2.button(f"View these beats as {plain(mb.name)}", key="view_b", disabled=not len(d["b_only"]),
-             icon=":material/visibility:"):
-    _view(mb, d["b_only"], f"{mb.name} flags these at {tb:.4g}; {ma.name} passes them at {ta:.4g}.")
-    st.switch_page("pages/explorer.py")
+# full names in the cards' text (a metric's label is cut to one line), short labels on the buttons
+for column, (key, (x, tx), (y, ty)) in zip(st.columns(2), (("a", (ma, ta), (mb, tb)), ("b", (mb, tb), (ma, ta))),
+                                            strict=True):
+    with column.container(border=True):
+        st.markdown(f"**{plain(x.name)}** flags these, **{plain(y.name)}** passes them")
+        st.metric(f"beats {key}", f"{counts[f'{key}_only']:,}",
+                  f"{counts.get(f'{key}_only_anomalies', 0):,} of them anomalies", delta_color="off",
+                  delta_arrow="off", label_visibility="collapsed")
+        if st.button("Open them in the explorer", key=f"view_{key}", disabled=not len(d[f"{key}_only"]),
+                     icon=":material/visibility:", help=f"as {plain(x.name)}, at its threshold {tx:.4g}"):
+            _view(x, d[f"{key}_only"], f"{x.name} flags these at {tx:.4g}; {y.name} passes them at {ty:.4g}.")
+            st.switch_page("pages/explorer.py")

@@ -4,13 +4,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ecgviz.dashboard import config, figures, session
+from ecgviz.dashboard import config, figures, glossary, session
 from ecgviz.dashboard.text import plain
 from ecgviz.evaluation import duplicates
 from ecgviz.io.data import DataError
-from pages.common import recording_panel, state
-
-state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
+from ecgviz.io.recording import AAMI_CLASSES
+from pages.common import page, recording_panel, state
 
 PLOT_CONFIG = {"displaylogo": False}
 MAX_PREVIEWS = 12  # more classes than this is unusual; previews beyond it would only slow the page
@@ -27,8 +26,7 @@ def check_total_size(files) -> None:
                         "score larger data with `python -m ecgviz score`, which has no limit")
 
 
-st.title("Data")
-state.show_notice()
+page.start("Data")
 
 with st.container(border=True):
     st.markdown("**Load beats**")
@@ -116,12 +114,25 @@ if data.has_labels:
         "share": [c / data.n_beats for c in counts.values()],
         "role": ["normal" if k in normals else "abnormal" for k in counts],
     })
+    symbols = data.origin.symbols() if data.origin is not None else None
+    if symbols is not None:
+        # beats cut from an annotated recording: which of its annotations each AAMI class holds (an "A" beat is an S)
+        made_of = glossary.aami_breakdown(data.labels, symbols)
+        table["annotations"] = [made_of.get(k, "") for k in counts]
     edited = st.data_editor(
-        table, hide_index=True, disabled=["label", "beats", "share", "role"], key=f"class_names_{active.fingerprint}",
+        table, hide_index=True, disabled=["label", "beats", "share", "role", "annotations"],
+        key=f"class_names_{active.fingerprint}",
         column_config={"share": st.column_config.NumberColumn(format="percent"),
                        "name": st.column_config.TextColumn(help="display name, used on every page, in exports and "
-                                                                "in models trained from here; edit to rename")},
+                                                                "in models trained from here; edit to rename"),
+                       "annotations": st.column_config.TextColumn(
+                           "MIT-BIH annotations", width="large",
+                           help="the recording's beat annotations in each class (AAMI EC57 classes)")},
     )
+    if symbols is not None:
+        st.caption("Classes follow AAMI EC57: " + plain("; ".join(
+            f"{k} = {AAMI_CLASSES[k]} ({', '.join(s for s, _ in members)})"
+            for k, members in glossary.aami_members().items())) + ".")
     renamed = active.with_names({str(k): str(v or "") for k, v in zip(edited["label"], edited["name"], strict=True)})
     if renamed.names != active.names:
         state.set_class_names(renamed)
@@ -141,7 +152,8 @@ view = active.class_view(st.session_state.get(state.NORMALS) or [])
 colors = view.colors
 grid = st.columns(3)
 for n, (label, idx) in enumerate(groups.items()):
-    title = "All beats" if label is None else f"{view.name(label)} ({label}): {len(idx):,} beats"
+    count = f"{len(idx):,} beat{'' if len(idx) == 1 else 's'}"
+    title = "All beats" if label is None else f"{view.name(label)} ({label}): {count}"
     grid[n % 3].plotly_chart(
         figures.class_preview(data.X[idx], title=title, color=colors.get(label, figures.NORMAL_COLOR)),
         config=PLOT_CONFIG,

@@ -4,26 +4,22 @@ import time
 
 import streamlit as st
 
-from ecgviz.dashboard import beat_picker, explore, figures, livechart, recording_view
+from ecgviz.dashboard import explore, figures, flagged, glossary, livechart, session
 from ecgviz.dashboard.text import plain
 from ecgviz.evaluation import intervals
-from pages.common import analysis_panel, detectors, state
+from pages.common import analysis_panel, beat_viewer, caches, detectors, flagged_table, page, sidebar, state
+from pages.common.guard import shows_errors
 from pages.common.threshold_chart import slider_value, threshold_chart
 
-state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
-
 PLOT_CONFIG = {"displaylogo": False}
-# button text and what it means: (short label, tooltip)
-SUGGESTIONS = {"max_f1": ("Max F1", "the threshold with the highest F1 on these beats"),
-               "youden": ("Youden", "the threshold maximising Youden's J = normal recall + anomaly recall - 1"),
-               "percentile": ("p{p:g}", "the {p:g}th percentile of the normal beats' errors (needs no labels)")}
+# button text and what it means: (short label, tooltip); {ref} is whose errors the percentile is taken over
+SUGGESTIONS = {"max_f1": ("Max F1", "the threshold with the highest F1 on these beats (uses their labels)"),
+               "youden": ("Youden", "the threshold maximising Youden's J = normal recall + anomaly recall - 1 "
+                                    "(uses the labels)"),
+               "percentile": ("p{p:g}", "the {p:g}th percentile of the errors of {ref}: it passes {p:g}% of them "
+                                        "(needs no labels)")}
 
-st.title("Threshold explorer")
-state.show_notice()
-model = state.require_model()
-if model is None:
-    st.stop()
-
+model = page.start("Threshold explorer", needs_model=True)
 data = state.active_data()
 
 
@@ -60,28 +56,29 @@ if (data.data.has_labels and trained_normals and current_normals != trained_norm
                  f"calls {plain(', '.join(current_normals)) or 'nothing'} normal: its stored threshold and metrics "
                  "assume the former.", icon=":material/warning:")
     if back.button("Switch back", key="normals_back", help=f"use {plain(', '.join(trained_normals))} as normal again"):
-        st.session_state[state.NORMALS] = list(trained_normals)
+        state.set_normals(list(trained_normals))
         st.session_state.pop("normals_widget", None)
         st.rerun()
 
-errors = state.scores()
-ev = state.evaluation()
+errors = caches.scores()
+ev = caches.evaluation()
 if state.threshold() is None:
     state.set_threshold(model.ckpt.threshold)
 rng = explore.slider_range(ev.errors, [model.ckpt.threshold, state.threshold()])
+reference = glossary.percentile_reference(session.same_data(model, data), data.data.has_labels)
 analysis_panel.caution(errors)  # a model fitted on other data: its numbers, and a fit or threshold on this data
 
 if ev.n_excluded:
-    st.caption(f"Metrics use the {len(ev.eval_idx):,} beats the model never trained on; "
+    st.caption(f"Metrics use the {len(ev.eval_idx):,} held-out beats, which the model never trained on; "
                f"{ev.n_excluded:,} training and validation beats are left out.")
 if not data.data.has_labels:
-    st.info("These beats have no labels, so this is score-only mode: the threshold, the error histogram and the "
-            "beat viewer work; the metrics, recall curves, ROC/PR curves and confusion matrix need labels.",
-            icon=":material/info:")
+    st.info("These beats have no labels, so this is score-only mode: the threshold, the error histogram, the "
+            "flagged beats and the beat viewer work; the metrics, recall curves, ROC/PR curves and confusion matrix "
+            "need labels.", icon=":material/info:")
 elif not ev.labelled:
     st.info("Every label is marked normal (or no normal label is chosen), so there is nothing to catch. "
             "Choose the normal labels on the **Data** page.", icon=":material/info:")
-state.warn_if_degenerate(state.model_quality(model, ev))
+quality_slot = st.empty()  # filled once the page is drawn: the check scores a sample of beats again
 
 
 def _from_chart() -> None:
@@ -108,25 +105,15 @@ def _metric(column, label: str, flagged: int, total: int, share: float | None, h
                   delta_arrow="off", help=f"{help_text}; the interval is Wilson's for a proportion", border=True)
 
 
-@st.fragment
-@state.shows_errors
-def explorer() -> None:
-    """Everything the threshold drives; a slider step reruns only this."""
-    global rng
-    started = time.perf_counter()
-    # a typed threshold may lie outside the errors: the range grows to hold it (a fragment run keeps the old one)
-    rng = explore.slider_range(ev.errors, [model.ckpt.threshold, state.threshold()])
-    t = rng.clamp(state.threshold())
-    # the number box survives page changes only through the shared threshold; re-seed it
-    st.session_state.thr_number = float(st.session_state.get("thr_number", t))
-
+def _controls(t: float) -> bool:
+    """The threshold box, the suggestions and the log switch; whether the histogram's axis is logarithmic."""
     number, *buttons, log = st.columns([1.5] + [1] * (len(SUGGESTIONS) + 1) + [0.9], vertical_alignment="bottom")
-    number.number_input("Threshold", step=rng.step, format="%.4f",
-                        key="thr_number", on_change=_from_number,
-                        help="a beat whose reconstruction error is above the threshold is flagged as abnormal")
+    number.number_input("Threshold", step=rng.step, format="%.4f", key="thr_number", on_change=_from_number,
+                        help=f"a beat whose {glossary.score_name(model.ckpt.kind)} is above the threshold is "
+                             "flagged as abnormal")
     for column, (key, (label, why)) in zip(buttons, SUGGESTIONS.items(), strict=False):
         value = ev.suggestions.get(key)
-        text, why = label.format(p=ev.percentile), why.format(p=ev.percentile)
+        text, why = label.format(p=ev.percentile), why.format(p=ev.percentile, ref=reference)
         if value is None:
             column.button(text, disabled=True, help=f"{why}: needs labelled data with normal and abnormal beats",
                           key=f"suggest_{key}", width="stretch")
@@ -137,148 +124,92 @@ def explorer() -> None:
                        key="suggest_model", width="stretch",
                        help="the threshold stored with the model "
                             f"({plain(model.ckpt.threshold_rule) or 'no rule recorded'})")
-    log_y = log.toggle("Log", key="hist_log", help="logarithmic count axis for the histogram")
+    st.caption(f"Max F1 and Youden are the best thresholds on these beats' labels; p{ev.percentile:g} is the "
+               f"{ev.percentile:g}th percentile of the errors of {reference}; Model is the one stored with the model.")
+    return log.toggle("Log", key="hist_log", help="logarithmic count axis for the histogram")
 
-    # the slider and its figure update in the browser at once; the value reaches this fragment when it rests
-    threshold_chart(livechart.chart_data(state.chart_base(ev, rng), t, revision=state.threshold_revision(),
-                                         log_y=log_y), key="thr_chart", on_change=_from_chart)
 
-    m = ev.metrics_at(t)
+def _cards(m, t: float, counts: flagged.FlagCounts) -> None:
+    """The headline figures and the per-class catch rates at the threshold."""
+    cols = st.columns(4)
     if m is None:
-        cols = st.columns(4)
-        cols[0].metric("Beats flagged", f"{ev.n_flagged(t):,} / {len(ev.errors):,}", border=True,
-                       help="beats whose reconstruction error is above the threshold")
-    else:
-        cols = st.columns(4)
-        _metric(cols[0], "Normal beats passed", m.tn, m.n_normal, m.normal_recall,
-                "held-out normal beats at or below the threshold (specificity)")
-        _metric(cols[1], "Anomalies caught", m.tp, m.n_anomaly, m.anomaly_recall,
-                "abnormal beats above the threshold (recall)")
-        precision_ci = intervals.fmt_interval(intervals.wilson(m.tp, m.tp + m.fp))
-        cols[2].metric("Precision", explore.percent(m.precision),
-                       None if m.precision is None else f"95% CI {precision_ci}", delta_color="off", delta_arrow="off",
-                       border=True, help="share of flagged beats that really are abnormal (undefined when nothing is "
-                                         "flagged); inflated when most evaluated beats are anomalies")
-        cols[3].metric("F1", "—" if m.f1 is None else f"{m.f1:.3f}", border=True,
-                       help="harmonic mean of precision and recall")
-        groups = ev.abnormal_groups(m)
-        st.caption(plain(" ".join(["Anomalies caught, per abnormal class.", ev.view.note()])))
-        per_class = st.columns(max(len(groups), 4))
-        for column, (name, flagged, total, labels) in zip(per_class, groups, strict=False):
-            what = f"class {labels[0]}" if len(labels) == 1 else f"the {len(labels):,} smaller classes"
-            _metric(column, plain(name), flagged, total, flagged / total if total else None,
-                    f"beats of {plain(what)} above the threshold")
+        label = "Held-out beats flagged" if counts.held_out_total != counts.all_total else "Beats flagged"
+        cols[0].metric(label, f"{counts.held_out:,} / {counts.held_out_total:,}", border=True,
+                       help="beats the model never trained on whose score is above the threshold")
+        return
+    _metric(cols[0], "Normal beats passed", m.tn, m.n_normal, m.normal_recall,
+            "held-out normal beats at or below the threshold (specificity)")
+    _metric(cols[1], "Anomalies caught", m.tp, m.n_anomaly, m.anomaly_recall,
+            "held-out abnormal beats above the threshold (recall)")
+    precision_ci = intervals.fmt_interval(intervals.wilson(m.tp, m.tp + m.fp))
+    cols[2].metric("Precision", explore.percent(m.precision),
+                   None if m.precision is None else f"95% CI {precision_ci}", delta_color="off", delta_arrow="off",
+                   border=True, help="share of flagged held-out beats that really are abnormal (undefined when "
+                                     "nothing is flagged); inflated when most evaluated beats are anomalies")
+    cols[3].metric("F1", "—" if m.f1 is None else f"{m.f1:.3f}", border=True,
+                   help="harmonic mean of precision and recall")
+    groups = ev.abnormal_groups(m)
+    st.caption(plain(" ".join(["Anomalies caught, per abnormal class.", ev.view.note()])))
+    per_class = st.columns(max(len(groups), 4))
+    for column, (name, caught, total, labels) in zip(per_class, groups, strict=False):
+        what = f"class {labels[0]}" if len(labels) == 1 else f"the {len(labels):,} smaller classes"
+        _metric(column, plain(name), caught, total, caught / total if total else None,
+                f"held-out beats of {plain(what)} above the threshold")
 
+
+def _curves(m) -> None:
+    """ROC, precision-recall and the confusion matrix at the threshold, with the areas' intervals."""
+    for note in ev.caveats():
+        st.caption(plain(note))
+    zoom = st.toggle("Zoom the curves to the corner where they differ", value=bool(ev.roc_auc >= 0.95),
+                     key="explorer_zoom", help="ROC: up to 20% of normals flagged; precision-recall: recall above 80%")
+    roc_col, pr_col, cm_col = st.columns(3)
+    roc_col.plotly_chart(figures.roc_figure(*ev.roc, ev.roc_auc, (1.0 - m.normal_recall, m.anomaly_recall), zoom),
+                         config=PLOT_CONFIG)
+    pr_point = None if m.precision is None else (m.anomaly_recall, m.precision)
+    pr_col.plotly_chart(figures.pr_figure(*ev.pr, ev.average_precision, pr_point, zoom), config=PLOT_CONFIG)
+    areas = detectors.area_intervals(ev)
+    roc_col.caption(f"AUROC {ev.roc_auc:.4f}, 95% CI {intervals.fmt_interval(areas['auroc'], percent=False)} "
+                    "(bootstrap)")
+    pr_col.caption(f"AP {ev.average_precision:.4f}, 95% CI "
+                   f"{intervals.fmt_interval(areas['average_precision'], percent=False)} (bootstrap)")
+    cm_col.plotly_chart(figures.confusion_figure(m.confusion), config=PLOT_CONFIG)
+
+
+@st.fragment
+@shows_errors
+def explorer() -> None:
+    """Everything the threshold drives; a slider step reruns only this."""
+    global rng
+    started = time.perf_counter()
+    # a typed threshold may lie outside the errors: the range grows to hold it (a fragment run keeps the old one)
+    rng = explore.slider_range(ev.errors, [model.ckpt.threshold, state.threshold()])
+    t = rng.clamp(state.threshold())
+    # the number box survives page changes only through the shared threshold; re-seed it
+    st.session_state.thr_number = float(st.session_state.get("thr_number", t))
+    log_y = _controls(t)
+    # the slider and its figure update in the browser at once; the value reaches this fragment when it rests
+    threshold_chart(livechart.chart_data(caches.chart_base(ev, rng), t, revision=state.threshold_revision(),
+                                         log_y=log_y), key="thr_chart", on_change=_from_chart)
+    st.caption(plain(glossary.score_definition(model.ckpt)))
+    counts = flagged.counts(ev, t)
+    st.markdown(f"**{plain(counts.headline())}**")  # the count every page states first
+    if counts.others():
+        st.caption(plain(counts.others()))
+    m = ev.metrics_at(t)
+    _cards(m, t, counts)
     if m is not None:
-        for note in ev.caveats():
-            st.caption(plain(note))
-        roc_col, pr_col, cm_col = st.columns(3)
-        fpr = 1.0 - m.normal_recall
-        roc_col.plotly_chart(figures.roc_figure(*ev.roc, ev.roc_auc, (fpr, m.anomaly_recall)), config=PLOT_CONFIG)
-        pr_point = None if m.precision is None else (m.anomaly_recall, m.precision)
-        pr_col.plotly_chart(figures.pr_figure(*ev.pr, ev.average_precision, pr_point), config=PLOT_CONFIG)
-        areas = detectors.area_intervals(ev)
-        roc_col.caption(f"AUROC {ev.roc_auc:.4f}, 95% CI {intervals.fmt_interval(areas['auroc'], percent=False)} "
-                        "(bootstrap)")
-        pr_col.caption(f"AP {ev.average_precision:.4f}, 95% CI "
-                       f"{intervals.fmt_interval(areas['average_precision'], percent=False)} (bootstrap)")
-        cm_col.plotly_chart(figures.confusion_figure(m.confusion), config=PLOT_CONFIG)
-
-    beat_viewer(t)
-    state.show_threshold()
+        _curves(m)
+    flagged_table.show(ev, data, model, t, counts)
+    beat_viewer.show(ev, model, data, errors, t)
+    sidebar.show_threshold()
     st.session_state["explorer_step_ms"] = (time.perf_counter() - started) * 1000
 
 
-def beat_viewer(t: float) -> None:
-    """A chosen beat with its reconstruction, error and verdict."""
-    st.subheader("One beat, original and reconstructed")
-    if model.ckpt.kind == "knn":
-        st.caption(f"For {plain(model.ckpt.description)} the second line is the mean of the beat's "
-                   f"{model.ckpt.detector.k} nearest training normals, the normal shape its distance is measured to.")
-    elif model.ckpt.kind == "pca":
-        st.caption("For PCA the second line is the beat projected onto the normals' principal components.")
-    controls, chart = st.columns([1, 3])
-    with controls:
-        browse_modes = tuple(beat_picker.BROWSE_MODES) if ev.labelled else ()
-        disagree = st.session_state.get("disagreements")
-        disagree = disagree if disagree and disagree.get("model") == model.id else None
-        modes = beat_picker.PICK_MODES + browse_modes + (("disagreements",) if disagree else ())
-        if st.session_state.get("beat_mode") not in modes:
-            st.session_state.beat_mode = modes[0]
-        mode = st.selectbox("Which beat", modes, key="beat_mode")
-        label = None
-        i = None
-        if mode in browse_modes or mode == "disagreements":
-            i = _browse(mode, t, disagree)
-            if i is None:
-                return
-        elif mode == "by row":
-            st.session_state.beat_row = min(max(int(st.session_state.get("beat_row", 1)), 1), data.data.n_beats)
-            st.number_input("Beat number (1 = first beat of the data)", min_value=1, max_value=data.data.n_beats,
-                            step=1, key="beat_row")
-        elif data.data.has_labels:
-            options = ev.view.options()
-            if st.session_state.get("beat_class") not in options:  # new data, other labels
-                st.session_state.beat_class = ev.view.shown[0] if ev.view.shown else options[0]
-            label = st.selectbox("Class", options, format_func=lambda k: f"{ev.name(k)} ({k})",
-                                 key="beat_class")
-            if len(options) < len(ev.view.names):
-                st.caption(f"{len(options):,} of {len(ev.view.names):,} classes listed; any beat: choose by row.")
-        if mode == "random":
-            st.button("Another random beat", key="beat_reroll", on_click=lambda: st.session_state.update(
-                beat_seed=st.session_state.get("beat_seed", 0) + 1))
-        if mode in beat_picker.PICK_MODES:
-            i = beat_picker.pick_beat(errors, data.data.labels, label, mode, threshold=t,
-                                  seed=st.session_state.get("beat_seed", 0), row=st.session_state.get("beat_row", 1))
-        if i is None:
-            st.info("No beat of that class.")
-            return
-        error = float(errors[i])
-        verdict = beat_picker.verdict(error, t)
-        st.metric("Reconstruction error", f"{error:.3f}", f"{error - t:+.3f} vs threshold", delta_color="inverse")
-        if verdict == "flagged":
-            st.markdown(":red[**Flagged as abnormal**]")
-        else:
-            st.markdown(":green[**Passed as normal**]")
-        source = data.data.source_names[data.data.source_codes[i]]
-        beat_label = data.data.label_names[data.data.label_codes[i]] if data.data.has_labels else None
-        origin = f"beat {i + 1:,}: {source}, row {int(data.data.rows[i]):,}"
-        if beat_label is not None:
-            origin += f", {ev.name(beat_label)} ({beat_label})"
-        st.caption(plain(origin))
-        st.caption(f"This is {beat_picker.role_text(str(ev.roles[i]))}.")
-    color = ev.colors.get(beat_label, figures.NORMAL_COLOR) if beat_label is not None else figures.NORMAL_COLOR
-    chart.plotly_chart(figures.beat_figure(data.data.X[i], state.reconstruction(i), title=f"Beat {i + 1:,} ({verdict})",
-                                           color=color), config=PLOT_CONFIG)
-    if data.recording is not None:  # a beat cut from a recording: show where it sits, flagged neighbours marked
-        st.plotly_chart(recording_view.context_figure(data.recording, i, errors > t, labels=data.data.labels,
-                                                      colors=ev.colors), config=PLOT_CONFIG)
-
-
-def _browse(mode: str, t: float, disagree: dict | None) -> int | None:
-    """Step through false alarms, missed anomalies or disagreements with Previous/Next; the beat index or None."""
-    if mode == "disagreements":
-        items = disagree["beats"]
-        st.caption(plain(disagree["text"]))
-    else:
-        items = beat_picker.browse(ev, t, mode)
-    key = f"browse_pos_{mode}"
-    if not len(items):
-        st.info(f"No {mode} at this threshold.")
-        return None
-    pos = min(int(st.session_state.get(key, 0)), len(items) - 1)
-    prev, where, nxt = st.columns([1, 2, 1], vertical_alignment="center")
-    if prev.button("Previous", key=f"prev_{mode}", icon=":material/chevron_left:"):
-        pos = beat_picker.step(pos, len(items), -1)
-    if nxt.button("Next", key=f"next_{mode}", icon=":material/chevron_right:"):
-        pos = beat_picker.step(pos, len(items), +1)
-    st.session_state[key] = pos
-    where.caption(f"{pos + 1:,} of {len(items):,} {mode}")
-    return int(items[pos])
-
-
 explorer()
-if data.name == state.session.BUILTIN_NAME and data.data.has_labels and st.session_state.get(state.NORMALS):
+with quality_slot:
+    page.warn_if_degenerate(caches.model_quality(model, ev))
+if data.name == session.BUILTIN_NAME and data.data.has_labels and st.session_state.get(state.NORMALS):
     # the built-in data gets its baselines without a click, once the page is drawn (shared by every session)
     if not detectors.baselines():
         detectors.baselines(fit=True)

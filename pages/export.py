@@ -1,39 +1,45 @@
-"""Export: the flagged beats (or all) as CSV, the metrics as JSON, and the active checkpoint."""
+"""Export: the flagged beats (held-out only, every role, or all beats) as CSV, the metrics as JSON, and the active
+checkpoint."""
 
 from dataclasses import replace
 
+import numpy as np
 import streamlit as st
 
 from ecgviz.checkpoint.store import to_bytes
-from ecgviz.dashboard import explore, recording_analysis
+from ecgviz.dashboard import explore, flagged, recording_analysis
 from ecgviz.dashboard.text import plain
 from ecgviz.pipeline import export
-from pages.common import detectors, state
-
-state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
+from pages.common import caches, detectors, page, state
 
 PREVIEW_ROWS = 200
+# which rows the CSV holds: (choice, file name prefix)
+ROWS = {"Flagged held-out beats (the explorer's count)": "ecgviz_flagged_heldout",
+        "Every flagged beat (training and validation beats too)": "ecgviz_flagged",
+        "All beats": "ecgviz_all"}
 
-st.title("Export")
-state.show_notice()
-model = state.require_model()
-if model is None:
-    st.stop()
+model = page.start("Export", needs_model=True)
 
 active = state.active_data()
-ev = state.evaluation()
+ev = caches.evaluation()
 t = state.threshold()
-n_flagged = ev.n_flagged(t)
-st.markdown(f"**{n_flagged:,}** of {len(ev.errors):,} beats are flagged as abnormal at threshold **{t:.4g}**.")
+counts = flagged.counts(ev, t)
+st.markdown(f"**{plain(counts.headline())}**")  # the explorer's count, stated first as on every page
+if counts.others():
+    st.caption(plain(counts.others()))
 
 st.subheader("Beats as CSV")
 left, right = st.columns(2)
-rows = left.radio("Rows", ["Flagged beats only", "All beats"], horizontal=True, key="export_rows")
+choices = list(ROWS) if counts.others() else [c for c in ROWS if "training" not in c]
+rows = left.radio("Rows", choices, key="export_rows",
+                  help="held-out: the beats the metrics count, which the model never trained on; the split_role and "
+                       "outcome columns say which is which")
 samples = right.checkbox("Include the beat samples (columns s1, s2, …)", key="export_samples")
-flagged_only = rows == "Flagged beats only"
+keep = {"ecgviz_flagged_heldout": (ev.errors > t) & flagged.held_out_mask(ev), "ecgviz_flagged": ev.errors > t,
+        "ecgviz_all": np.ones(len(ev.errors), dtype=bool)}[ROWS[rows]]
 # the split role and the outcome at the threshold: the explorer's counts are the held-out rows' outcomes
-table = ev.beat_table(active.data, t, flagged_only=flagged_only, include_samples=samples)
-file_name = export.export_filename("ecgviz_flagged" if flagged_only else "ecgviz_all", t)
+table = ev.beat_table(active.data, t, include_samples=samples)[keep].reset_index(drop=True)
+file_name = export.export_filename(ROWS[rows], t)
 st.download_button(f"Download {file_name} ({len(table):,} rows)", export.to_csv(table), file_name=file_name,
                    mime="text/csv", icon=":material/download:", key="export_csv", on_click="ignore")
 st.dataframe(table.head(PREVIEW_ROWS), hide_index=True, height=280)

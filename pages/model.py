@@ -4,28 +4,15 @@ import pandas as pd
 import streamlit as st
 
 from ecgviz.checkpoint.store import CheckpointError, save_checkpoint
-from ecgviz.dashboard import config, explore, figures, session, training
+from ecgviz.dashboard import config, explore, figures, flagged, glossary, session, training
 from ecgviz.dashboard.jobs import CANCELLED, DONE, ERROR, format_seconds
 from ecgviz.dashboard.text import plain
-from ecgviz.detectors.config import DEFAULT_PERCENTILE, ERROR_NAMES
-from pages.common import detectors, state
-
-state.run_through_app()  # first line of every page: app.py's set-up and navigation run first
+from ecgviz.detectors.config import DEFAULT_PERCENTILE
+from pages.common import caches, checkpoints, detectors, page, state, sync, training_progress
+from pages.common.guard import shows_errors
 
 PLOT_CONFIG = {"displaylogo": False}
 LOAD_TAB, TRAIN_TAB = ":material/folder_open: Load a checkpoint", ":material/model_training: Train a model"
-
-
-def _model_dir():
-    """This workspace's model area: models are trained and saved there, seen by no other visitor until shared."""
-    ws = st.session_state.get(state.WORKSPACE)
-    return ws.model_dir() if ws is not None else config.checkpoint_dir()
-
-
-def _choices() -> list:
-    """This workspace's models, then the shared checkpoints (the shipped one first)."""
-    ws = st.session_state.get(state.WORKSPACE)
-    return (ws.model_files() if ws is not None else []) + state.checkpoint_choices()
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -36,24 +23,28 @@ def _summary(path: str, mtime_ns: int) -> dict | None:
         return None
 
 
-@state.shows_errors
+@shows_errors
 def models_table() -> None:
     """Every saved model (any detector) and the baselines of this session, with their held-out metrics."""
-    rows = [_summary(str(p), p.stat().st_mtime_ns) for p in _choices() if p.is_file()]
+    rows = [_summary(str(p), p.stat().st_mtime_ns) for p in checkpoints.offered() if p.is_file()]
     rows = [r for r in rows if r is not None]
     fitted = detectors.baselines()
     rows += [{**session.model_summary(b), "file": "(this session, not saved)"} for b in fitted]
     if rows:
         st.markdown("**Models and their held-out metrics** (at each model's own stored threshold)")
-        st.dataframe(pd.DataFrame(rows), hide_index=True,
-                     column_config={k: st.column_config.NumberColumn(format="%.4f")
-                                    for k in ("AUROC", "AP", "balanced accuracy")})
+        table = pd.DataFrame(rows)
+        # the interval beside its value, and numbers as text: a static table wraps long names and fits the page
+        table["AUROC"] = [("—" if a is None or a != a else f"{a:.4f} {ci}") for a, ci in
+                          zip(table["AUROC"], table.pop("AUROC 95% CI"), strict=True)]
+        for key, fmt in (("AP", "{:.4f}"), ("balanced accuracy", "{:.4f}"), ("threshold", "{:.4g}")):
+            table[key] = ["—" if v is None or v != v else fmt.format(v) for v in table[key]]
+        page.table(table.set_index("name"), text_columns=("detector", "threshold rule", "split", "file"))
     if fitted and st.button("Save the baselines", key="save_baselines", icon=":material/save:",
                             help="to this workspace's models; share one to make it visible to everyone"):
         saved = []
         for b in fitted:
             name = session.safe_name(f"{b.ckpt.kind}_{b.name}_{state.active_data().fingerprint[:8]}")
-            path = _model_dir() / f"{name}.pt"
+            path = checkpoints.model_dir() / f"{name}.pt"
             try:
                 save_checkpoint(b.ckpt, path, exclusive=True)
             except FileExistsError:
@@ -61,9 +52,6 @@ def models_table() -> None:
             saved.append(path.name)
         state.notify(f"Saved {', '.join(saved)}.")
         st.rerun()
-
-st.title("Model")
-state.show_notice()
 
 
 def activate(load) -> None:
@@ -78,7 +66,7 @@ def activate(load) -> None:
     st.rerun()
 
 
-model = state.active_model()
+model = page.start("Model")
 with st.container(border=True):
     if model is None:
         st.info("No model is loaded yet.", icon=":material/info:")
@@ -92,15 +80,20 @@ with st.container(border=True):
         cols[2].metric("Split", ckpt.split.mode, help=plain(ckpt.split.describe()), border=True)
         cols[3].metric("Stored threshold", f"{ckpt.threshold:.4g}", help=plain(ckpt.threshold_rule), border=True)
         held_out = ckpt.metrics or {}
-        st.caption(f"Scores: {plain(ERROR_NAMES.get(ckpt.loss, ckpt.loss))}; split: {plain(ckpt.split.describe())}.")
+        stored = flagged.stored_counts(held_out)
+        if stored is not None:
+            # the explorer's count at the stored threshold, on the data the model was trained on
+            st.markdown(f"**At its stored threshold, {stored[0]:,} of its {stored[1]:,} held-out beats are flagged as "
+                        "abnormal.**")
+        st.caption(f"{plain(glossary.score_definition(ckpt))} Split: {plain(ckpt.split.describe())}.")
         if held_out.get("auroc") is not None:
             st.caption(
                 f"On its held-out beats: ROC AUC {held_out['auroc']:.4f}, normal beats passed "
                 f"{explore.percent(held_out.get('normal_recall'))}, anomalies caught "
                 f"{explore.percent(held_out.get('anomaly_recall'))} at the stored threshold."
             )
-        quality = state.model_quality(model)
-        state.warn_if_degenerate(quality)
+        quality = caches.model_quality(model)
+        page.warn_if_degenerate(quality)
         tc = ckpt.train_config
         if tc.get("ended_by") == "user":
             st.caption(f"Stopped early by the user at epoch {len(ckpt.history)}; this is the best model up to then "
@@ -119,15 +112,15 @@ with st.container(border=True):
                                                     "split; the rest of its schedule if it was cut short, "
                                                     "else a new cycle as long as the last"):
                 try:
-                    state.start_job(training.start_resume(model, state.active_data(),
-                                                         directory=_model_dir()))
+                    sync.start_job(training.start_resume(model, state.active_data(),
+                                                         directory=checkpoints.model_dir()))
                 except ValueError as exc:
                     st.error(plain(exc), icon=":material/error:")
                 else:
-                    state.remember_form(tab=TRAIN_TAB)
+                    sync.remember_form(tab=TRAIN_TAB)
                     st.session_state["model_tab"] = TRAIN_TAB
                     st.rerun()
-        state.data_provenance(model)
+        checkpoints.data_provenance(model)
         if ckpt.history:
             with st.expander("Training history"):
                 best = ckpt.train_config.get("best_epoch")
@@ -138,12 +131,12 @@ with st.container(border=True):
 job = st.session_state.get(state.JOB)
 running = job is not None and not job.state().finished
 if "model_tab" not in st.session_state:
-    st.session_state["model_tab"] = TRAIN_TAB if running else state.form_value("tab", LOAD_TAB)
+    st.session_state["model_tab"] = TRAIN_TAB if running else sync.form_value("tab", LOAD_TAB)
 load_tab, train_tab = st.tabs([LOAD_TAB, TRAIN_TAB], key="model_tab",
-                              on_change=lambda: state.remember_form(tab=st.session_state["model_tab"]))
+                              on_change=lambda: sync.remember_form(tab=st.session_state["model_tab"]))
 
 with load_tab:
-    choices = _choices()
+    choices = checkpoints.offered()
     if choices:
         left, right = st.columns([3, 1], vertical_alignment="bottom")
         chosen = left.selectbox("Saved checkpoints", [str(p) for p in choices],
@@ -154,7 +147,7 @@ with load_tab:
     else:
         st.caption("No checkpoint files found.")
     models_table()
-    own = st.session_state[state.WORKSPACE].model_files() if st.session_state.get(state.WORKSPACE) else []
+    own = sync.workspace_of_session().model_files() if sync.workspace_of_session() is not None else []
     if own:
         left, right = st.columns([3, 1], vertical_alignment="bottom")
         shared = left.selectbox("Share a model of this workspace", [str(p) for p in own], key="share_choice",
@@ -162,7 +155,7 @@ with load_tab:
                                 help="copies it to checkpoints/, where every visitor of this server can load it")
         if right.button("Share", icon=":material/share:", key="share_model"):
             try:
-                target = st.session_state[state.WORKSPACE].share(shared, config.checkpoint_dir())
+                target = sync.workspace_of_session().share(shared, config.checkpoint_dir())
             except (ValueError, OSError) as exc:
                 st.error(plain(exc), icon=":material/error:")
             else:
@@ -179,7 +172,7 @@ with train_tab:
     st.caption(f"Trains on the normal beats of **{plain(data.name)}** (normal: {plain(state.normal_names(data))}); "
                "15% of them are held back for early stopping and for honest metrics.")
     d = training.TrainSettings()
-    kept = state.form_value
+    kept = sync.form_value
     with st.form("train_form", border=False):
         name = st.text_input("Save as", value=kept("name", "my_model"),
                              help="file name in this workspace's models, letters/digits/_/-; an existing name, or "
@@ -229,20 +222,20 @@ with train_tab:
                                          loss=loss, seed=seed, device=device, patience=patience, max_minutes=minutes,
                                          percentile=percentile, split_mode=split_mode if len(sources) >= 2 else "seed",
                                          train_file=train_file or "", test_file=test_file or "")
-        state.remember_form(name=name, **{k: getattr(settings, k) for k in training.TrainSettings.__dataclass_fields__
+        sync.remember_form(name=name, **{k: getattr(settings, k) for k in training.TrainSettings.__dataclass_fields__
                                           if k not in ("train_file", "test_file", "split_mode")})
         try:
             new_job = training.start_training(data, st.session_state.get(state.NORMALS) or [], name.strip(),
-                                             settings, directory=_model_dir())
+                                             settings, directory=checkpoints.model_dir())
         except ValueError as exc:
             st.error(plain(exc), icon=":material/error:")
         else:
-            state.start_job(new_job)
+            sync.start_job(new_job)
             st.rerun()
 
 
 @st.fragment(run_every=1.0)
-@state.shows_errors
+@shows_errors
 def progress() -> None:
     """Live view of the background job; polls its state every second while it runs."""
     job = st.session_state.get(state.JOB)
@@ -250,8 +243,8 @@ def progress() -> None:
     if s.finished:
         # hand over to a full run, which adopts the model and shows the outcome
         st.rerun(scope="app")
-    text = (f"Epoch {s.epoch} (at most {s.epochs}) · {format_seconds(s.elapsed_s)} elapsed · at most about "
-            f"{format_seconds(s.eta_s)} left; early stopping usually ends it sooner")
+    est, shown = training_progress.estimate(job, s)
+    text = f"{est.text()} · {format_seconds(s.elapsed_s)} elapsed"
     if job.keep_requested:
         text = "Stopping; scoring and saving the best model so far…"
     elif job.cancel_requested:
@@ -259,13 +252,13 @@ def progress() -> None:
     elif s.status == "finishing" or s.epoch >= s.epochs:
         text = "Scoring held-out beats and saving the checkpoint…"
     st.markdown(f"**Training {plain(job.label)}**")
-    st.progress(s.progress, text=text)
-    left, right, _ = st.columns([1, 1, 3])
-    left.button("Stop and keep the best", on_click=job.stop_and_keep, disabled=job.cancel_requested,
-                icon=":material/save:", key="train_keep",
-                help="stop now; the best model so far is saved, activated and marked as stopped early by you")
-    right.button("Cancel and discard", on_click=job.cancel, disabled=job.cancel_requested, icon=":material/stop:",
-                 key="train_cancel", help="stop now and save nothing")
+    st.progress(shown, text=text)
+    with st.container(horizontal=True):
+        st.button("Stop and keep the best", on_click=job.stop_and_keep, disabled=job.cancel_requested,
+                  icon=":material/save:", key="train_keep",
+                  help="stop now; the best model so far is saved, activated and marked as stopped early by you")
+        st.button("Cancel and discard", on_click=job.cancel, disabled=job.cancel_requested, icon=":material/stop:",
+                  key="train_cancel", help="stop now and save nothing")
     if s.history:
         st.plotly_chart(figures.loss_curves(list(s.history), s.best_epoch), config=PLOT_CONFIG, key="live_history")
 

@@ -34,7 +34,7 @@ def expected_metrics(tiny_app, threshold: float):
 
 def chart(at: AppTest) -> dict:
     """The data the explorer sends to its browser-side threshold chart."""
-    return json.loads(at.get("bidi_component")[0].proto.json)
+    return json.loads(at.get("bidi_component")[0].proto.json)[0]  # the payload is sent inside a list
 
 
 def arff_bytes(tmp_path: Path, name: str, X: np.ndarray, labels=None) -> bytes:
@@ -210,9 +210,14 @@ def test_data_of_another_length_is_refused_by_the_model(tiny_app, tmp_path):
 def test_export_downloads_match_the_data(tiny_app, downloads):
     at = start(tiny_app, "pages/export.py")
     t = at.session_state["threshold"]
-    _, errors = expected_metrics(tiny_app, t)
-    flagged = next(v for k, v in downloads.items() if k.startswith("ecgviz_flagged"))
-    assert len(pd.read_csv(io.BytesIO(flagged))) == int((errors > t).sum())
+    m, errors = expected_metrics(tiny_app, t)
+    # the default rows are the explorer's count: the flagged held-out beats, and the page says so first
+    held = pd.read_csv(io.BytesIO(next(v for k, v in downloads.items() if k.startswith("ecgviz_flagged_heldout"))))
+    assert len(held) == m.tp + m.fp and set(held["split_role"]) <= {"held-out"}
+    assert at.markdown[0].value.startswith(f"**{m.tp + m.fp:,} of {m.n_normal + m.n_anomaly:,} held-out beats")
+    at.radio(key="export_rows").set_value("Every flagged beat (training and validation beats too)").run()
+    every = next(v for k, v in downloads.items() if k.startswith("ecgviz_flagged_t"))
+    assert len(pd.read_csv(io.BytesIO(every))) == int((errors > t).sum())
     at.radio(key="export_rows").set_value("All beats").run()
     assert_clean(at)
     table = pd.read_csv(io.BytesIO(next(v for k, v in downloads.items() if k.startswith("ecgviz_all"))))
@@ -273,7 +278,8 @@ def test_real_start_with_ecg5000_and_the_shipped_checkpoint(monkeypatch):
     data = at.session_state["active_data"]
     assert data.name == session.BUILTIN_NAME and data.data.n_beats == 5000
     assert at.session_state["active_model"].source == "shipped"
-    assert len(at.get("plotly_chart")) == 4 and len(at.get("bidi_component")) == 1
+    # the threshold chart in the page, the tab watcher in the sidebar
+    assert len(at.get("plotly_chart")) == 4 and [c.key for c in at.get("bidi_component")] == ["thr_chart", "tab_watch"]
     ev = session.explorer_view(at.session_state["active_model"], data, ["1"], session.scores(
         at.session_state["active_model"], data))
     m = ev.metrics_at(at.session_state["threshold"])

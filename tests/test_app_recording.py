@@ -19,6 +19,10 @@ def test_server_recording_strip_and_beat_in_context(tiny_app):
     assert at.subheader[0].value == "100"
     table = at.dataframe[0].value
     assert table["label"].tolist() == ["N", "S", "V"] and table["beats"].tolist() == [2237, 33, 1]
+    # the record's annotations behind each class: its 33 "A" beats are the S class
+    assert table["annotations"].tolist() == ["N (Normal beat) 2,237", "A (Atrial premature contraction) 33",
+                                             "V (Premature ventricular contraction) 1"]
+    assert any("S = Supraventricular ectopic (a, J, A, S)" in c.value for c in at.caption)
     dropped = at.dataframe[1].value
     assert dropped["reason"].tolist() == ["edge"] and dropped["beats"].tolist() == [2]
     strip = at.get("plotly_chart")[0]

@@ -62,9 +62,9 @@ def test_a_second_session_with_the_same_link_finds_data_threshold_and_normals(ti
     assert again.number_input(key="thr_number").value == pytest.approx(chosen)
 
     # a server restart: the store forgets everything in memory and rereads the workspace from disk
-    from pages.common import state
+    from pages.common import sync
 
-    state._store.cache_clear()
+    sync._store.cache_clear()
     restarted = AppTest.from_file(APP, default_timeout=TIMEOUT)
     restarted.query_params["ws"] = wid
     assert_clean(restarted.run())

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from ecgviz.checkpoint.store import save_checkpoint
 from ecgviz.dashboard import compare, session
+from ecgviz.dashboard.text import plain
 from tests.app_support import APP, TIMEOUT, assert_clean, start
 
 # every test starts the app with the tiny model and clean caches
@@ -46,16 +47,23 @@ def test_compare_page_table_and_disagreements_into_the_viewer(tiny_app):
     at.switch_page("pages/compare.py").run()
     at.button(key="compare_fit").click().run()
     assert_clean(at)
-    table = at.dataframe[0].value
-    assert len(table) == 4 and {"AUROC", "AUROC 95% CI", "balanced accuracy", "normal recall"} <= set(table.columns)
-    # each detector's row is what ecgviz computes for it on the same held-out beats
+    areas, at_threshold = at.table[0].value, at.table[1].value  # static tables: they wrap and fit the page
+    assert len(areas) == len(at_threshold) == 4
+    assert list(areas.columns) == ["AUROC", "AP"]
+    assert {"threshold", "balanced accuracy", "normal recall"} <= set(at_threshold.columns)
+    # each detector's row is what ecgviz computes for it on the same held-out beats, its interval in the same cell
     models = {m.id: m for m in [at.session_state["active_model"], *at.session_state["baselines"][1]]}
     entries = {i: compare.Entry(m.name, session.explorer_view(m, data, ["1"], session.scores(m, data)),
                                 m.ckpt.threshold) for i, m in models.items()}
-    assert dict(zip(table["detector"], table["AUROC"], strict=True)) == pytest.approx(
-        {e.name: e.ev.roc_auc for e in entries.values()}, rel=1e-12)
-    assert dict(zip(table["detector"], table["AP"], strict=True)) == pytest.approx(
-        {e.name: e.ev.average_precision for e in entries.values()}, rel=1e-12)
+    shown = {name: cell.split(" [") for name, cell in areas["AUROC"].items()}
+    assert {name: float(v) for name, (v, _) in shown.items()} == pytest.approx(
+        {e.name: e.ev.roc_auc for e in entries.values()}, abs=5e-5)
+    assert {name: float(cell.split(" [")[0]) for name, cell in areas["AP"].items()} == pytest.approx(
+        {e.name: e.ev.average_precision for e in entries.values()}, abs=5e-5)
+    # the paired-bootstrap verdict in words
+    found = compare.verdicts(list(entries.values()))
+    assert any(m.value == f"**{plain(compare.summary(found))}**" for m in at.markdown)
+    assert all(plain(v.detail()) in " ".join(m.value for m in at.markdown) for v in found)
     for rule in ("label-free", "max_f1", "youden"):
         at.radio(key="compare_rule").set_value(rule).run()
         assert_clean(at)
@@ -128,9 +136,9 @@ def test_model_page_lists_saved_models_of_any_kind(tiny_app):
     at = start(tiny_app)
     at.switch_page("pages/model.py").run()
     assert_clean(at)
-    listed = at.dataframe[0].value
+    listed = at.table[0].value
     assert {"LSTM autoencoder (embedding 4)", "kNN-3 (L2)"} <= set(listed["detector"])
-    assert listed["AUROC"].notna().all()
+    assert listed["AUROC"].str.match(r"^[01]\.\d{4} \[").all()  # every model's AUROC, with its interval
 
 
 def test_other_normal_labels_are_noticed_and_can_be_switched_back(tiny_app):

@@ -132,9 +132,10 @@ def test_metrics_payload_matches_the_metrics_at_the_threshold(beats):
     expected = metrics.at_threshold(errors, labels != "1", 12.5, labels).to_dict()
     assert doc["metrics"] == expected
     assert doc["threshold"] == 12.5 and doc["model"] == "m" and doc["n_beats"] == 100
-    assert doc["n_flagged"] == int((errors > 12.5).sum())
+    assert doc["n_flagged_all_beats"] == doc["n_flagged_held_out"] == int((errors > 12.5).sum())
+    assert doc["metrics"]["n_flagged"] == doc["n_flagged_held_out"]
     unlabelled = json.loads(explore.metrics_payload(explore.explorer_view(errors, None, {}, []), 12.5))
-    assert unlabelled["metrics"] is None and unlabelled["n_flagged"] == doc["n_flagged"]
+    assert unlabelled["metrics"] is None and unlabelled["n_flagged_all_beats"] == doc["n_flagged_all_beats"]
 
 
 def test_slider_range_ends_are_written_as_whole_steps():

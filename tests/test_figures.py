@@ -82,7 +82,8 @@ def test_loss_curves_plot_both_losses_and_tolerate_a_missing_validation_loss():
     fig = figures.loss_curves(history, best_epoch=1)
     assert list(fig.data[0].y) == [2.0, 1.0]
     assert fig.data[1].y[0] == 2.5 and np.isnan(fig.data[1].y[1])
-    assert fig.layout.shapes[0].x0 == 1
+    best = fig.data[2]  # a trace, so the legend names it
+    assert best.name == "best epoch (1)" and list(best.x) == [1, 1] and list(best.y) == [1.0, 2.5]
 
 
 def test_every_figure_is_valid_plotly():
@@ -102,3 +103,10 @@ def test_every_figure_is_valid_plotly():
         spec = fig.to_dict()
         go.Figure(spec)  # raises ValueError on any invalid property
         assert spec["data"]
+
+
+def test_a_long_class_preview_title_is_set_smaller_not_cut():
+    short = figures.class_preview(np.ones((3, 11)), title="PVC (3): 96 beats").layout.title
+    long = figures.class_preview(np.ones((3, 11)), title="Normal or bundle branch block (N): 2,237 beats").layout.title
+    assert long.text == "Normal or bundle branch block (N): 2,237 beats"  # the whole title, one line
+    assert short.font.size == figures.TITLE_SIZE and long.font.size < 0.85 * figures.TITLE_SIZE

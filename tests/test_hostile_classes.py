@@ -145,7 +145,7 @@ def test_the_explorer_draws_a_few_cards_and_sends_little_for_thousands_of_classe
     at.session_state["active_data"] = session.make_data(beats, "many")
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.exception or at.error]
-    chart = json.loads(at.get("bidi_component")[0].proto.json)
+    chart = json.loads(at.get("bidi_component")[0].proto.json)[0]
     assert len(chart["groups"]) == MAX_GROUPS
     cards = [m.label for m in at.metric]
     per_class = cards[4:-1]  # after the four summary cards, before the beat viewer's error
@@ -184,7 +184,7 @@ def test_class_2_as_normal_renames_and_recolours_class_1_on_ecg5000():
 
     at.switch_page("pages/explorer.py").run()
     assert not at.exception
-    chart = json.loads(at.get("bidi_component")[0].proto.json)
+    chart = json.loads(at.get("bidi_component")[0].proto.json)[0]
     assert [(g["name"], g["kind"]) for g in chart["groups"]] == [
         ("Normal (R-on-T PVC)", "normal"), ("Class 1", "anomaly"), ("PVC", "anomaly"),
         ("Supraventricular ectopic", "anomaly"), ("Unclassified", "anomaly")]
@@ -238,12 +238,12 @@ def test_a_class_renamed_on_the_data_page_is_renamed_in_the_chart(tiny_app, tiny
     data = session.make_data(tiny_data, "tiny")
     at.session_state["active_data"] = data
     at.run()
-    names = [g["name"] for g in json.loads(at.get("bidi_component")[0].proto.json)["groups"]]
+    names = [g["name"] for g in json.loads(at.get("bidi_component")[0].proto.json)[0]["groups"]]
     assert names == ["Normal", "Class 2", "Class 3"]
     at.session_state["active_data"] = data.with_names({"2": "Spiky"})
     at.run()
     assert not at.exception
-    chart = json.loads(at.get("bidi_component")[0].proto.json)
+    chart = json.loads(at.get("bidi_component")[0].proto.json)[0]
     assert [g["name"] for g in chart["groups"]] == [s["name"] for s in chart["curves"]["series"]] == \
         ["Normal", "Spiky", "Class 3"]
     assert "Spiky" in [m.label for m in at.metric]
@@ -256,7 +256,7 @@ def test_the_compare_table_has_a_column_per_drawn_group_not_per_label(tiny_app):
     at.switch_page("pages/compare.py").run()
     at.button(key="compare_fit").click().run()
     assert not at.exception and not at.error, [e.value for e in at.exception or at.error]
-    table = at.dataframe[0].value
+    table = at.table[1].value  # the second table: figures at each detector's threshold
     recall = [c for c in table.columns if c.endswith(" recall") and c != "normal recall"]
     assert recall == ["Class 2 recall", "Class 3 recall"] + [f"Class c{i:05d} recall" for i in range(MAX_SHOWN - 2)] \
         + ["Other (1,995 classes) recall"], list(table.columns)

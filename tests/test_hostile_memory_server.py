@@ -67,7 +67,7 @@ def test_without_session_information_the_time_since_last_use_decides(tmp_path):
 
 def test_replacing_a_sessions_data_frees_the_old_beats_and_asks_for_memory_back(monkeypatch, tmp_path, tiny_ckpt,
                                                                                  tiny_files):
-    from pages.common import memory, state
+    from pages.common import memory, sync
 
     st.cache_data.clear()
     st.cache_resource.clear()
@@ -94,7 +94,7 @@ def test_replacing_a_sessions_data_frees_the_old_beats_and_asks_for_memory_back(
     gc.collect()
     assert old() is None  # no session state, workspace or server-wide cache holds the replaced beats
     # the replacement asked for memory back: the next sweep (the janitor's, or this one) collects and trims
-    memory.sweep(state.store())
+    memory.sweep(sync.store())
     assert calls and not memory._RELEASE.is_set()
 
 

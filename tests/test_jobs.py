@@ -48,6 +48,7 @@ def test_progress_eta_and_result_with_a_stepped_clock():
     assert state.eta_s == pytest.approx(30.0)  # 3 epochs left at 10 s each
     clock.t += 4.0  # time passes inside epoch 3: the ETA counts down
     assert job.state().eta_s == pytest.approx(26.0)
+    assert state.since_epoch_s == 0.0 and job.state().since_epoch_s == pytest.approx(4.0)
     assert [h["train_loss"] for h in state.history] == [1.0, 0.5]
     assert state.history[0]["val_loss"] == 1.5
     assert job.result is None  # not done yet

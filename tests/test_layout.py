@@ -74,7 +74,7 @@ def test_switch_page_runs_the_app_set_up_first(page, tmp_path, monkeypatch):
 
 
 def test_streamlit_still_treats_a_pages_folder_as_its_older_mode():
-    # Why pages/common/state.run_through_app exists: Streamlit decides from the folder's existence alone. When
+    # Why pages/common/multipage.py exists: Streamlit decides from the folder's existence alone. When
     # this starts failing, Streamlit has dropped that rule and the workaround can go.
     from streamlit.runtime.pages_manager import PagesManager
 

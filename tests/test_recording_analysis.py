@@ -107,3 +107,25 @@ def test_reference_annotations_label_the_beats_for_evaluation_only(record_100):
     assert f"Balanced accuracy {ev['balanced_accuracy']:.4f}" in " ".join(view["lines"])
     assert [(r["class"], r["beats"], r["handled right"]) for r in view["rows"]] == [
         ("N", 2237, "passed"), ("S", 33, "flagged"), ("V", 1, "flagged")]
+
+
+def test_the_explorers_table_shows_and_filters_by_the_reason(record_100):
+    from ecgviz.dashboard import flagged
+
+    result, data, model = record_100
+    errors = session.scores(model, data)
+    ev = session.explorer_view(model, data, [], errors)
+    reasons = model.ckpt.detector.reasons(data.data.X, 1.0)
+    assert flagged.REASON_COLUMN in flagged.columns_for(data.data, reasons)
+    every = flagged.select(ev, data.data, 1.0, flagged.Query(roles=()), reasons=reasons)
+    np.testing.assert_array_equal(every.reason, result.reason[every.idx])
+    assert len(every.idx) == result.summary["flagged"]
+    for why in ("shape", "timing", "both"):
+        rows = flagged.select(ev, data.data, 1.0, flagged.Query(roles=(), reasons=(why,)), reasons=reasons)
+        assert rows.n_matching == result.summary["flagged_by_reason"][why] and set(rows.reason) <= {why}
+    # a detector with one score gives no reasons, and its table has no reason column
+    from ecgviz.detectors.baselines import KNNDistance
+
+    knn = KNNDistance().fit(data.data.X[:200])
+    assert knn.reasons(data.data.X, 1.0) is None
+    assert flagged.REASON_COLUMN not in flagged.columns_for(data.data, None)

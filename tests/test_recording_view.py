@@ -49,3 +49,15 @@ def test_server_folder_lists_headers_and_edf(tmp_path, monkeypatch):
         (tmp_path / name).write_bytes(b"")
     monkeypatch.setenv(recording_view.RECORDINGS_DIR_ENV, str(tmp_path))
     assert [p.relative_to(tmp_path).as_posix() for p in recording_view.server_recordings()] == ["a/x.hea", "b.edf"]
+
+
+def test_the_strip_writes_every_tick_alike_and_leaves_room_for_the_beat_letters():
+    beats = cut_beats(read_recording(MITDB / "100.hea"))
+    view = recording_view.RecordingView.from_beats(beats)
+    wide = recording_view.strip_figure(view, beats.data.labels, 1500.0, 30.0)
+    assert wide.layout.xaxis.tickformat == ",.0f"  # not "1517" beside "1,517.5"
+    peaks = np.concatenate([np.asarray(t.y) for t in wide.data if t.mode == "markers+text"])
+    low, high = wide.layout.yaxis.range
+    assert high - peaks.max() >= 0.15 * (high - low)  # the letters above the highest R-peak stay inside
+    close = recording_view.context_figure(view, 10)
+    assert close.layout.xaxis.tickformat == ",.1f"

@@ -110,7 +110,7 @@ def test_a_reload_mid_training_reattaches_to_the_progress_view(browser, server, 
     expect(pg.locator("h1")).to_have_text("Model")
     # the job re-attached: its live progress is in view (the training tab opens by itself) and still moves
     progress = pg.locator("[data-testid=stProgress]")
-    expect(progress).to_contain_text(re.compile(r"Epoch \d+ \(at most 3000\)"))
+    expect(progress).to_contain_text(re.compile(r"Epoch \d+ of at most 3000"))
     first = int(re.search(r"Epoch (\d+)", progress.inner_text()).group(1))
     expect(progress).not_to_contain_text(f"Epoch {first} ")
     expect(pg.get_by_role("tab", name=re.compile("Train a model"))).to_have_attribute("aria-selected", "true")

@@ -47,14 +47,6 @@ def step(position: int, n: int, delta: int) -> int:
     return 0 if n <= 0 else (position + delta) % n
 
 
-def role_text(role: str) -> str:
-    """What a beat's split role means for its figures."""
-    return {"train": "a training beat (the model learned from it; not in the metrics)",
-            "validation": "a validation beat (used for early stopping; not in the metrics)",
-            "held-out": "a held-out beat (in the metrics)",
-            "not used": "not used (neither trained on nor in the metrics)"}.get(role, role)
-
-
 def verdict(error: float, threshold: float) -> str:
     """'flagged' when the error is above the threshold, else 'passed'."""
     return "flagged" if error > threshold else "passed"

@@ -54,26 +54,36 @@ def same_beats(entries: Sequence[Entry]) -> bool:
     return all(np.array_equal(e.ev.eval_idx, entries[0].ev.eval_idx) for e in entries[1:])
 
 
-def table(entries: Sequence[Entry], rule: str, target_fpr: float | None = None) -> pd.DataFrame:
-    """One row per detector: AUROC and AP with 95 % intervals, and at `rule`'s threshold balanced accuracy, normal
-    recall and each abnormal class's recall (with their intervals)."""
+def areas_table(entries: Sequence[Entry], n_boot: int = 300) -> pd.DataFrame:
+    """One row per detector: AUROC and AP, each with its 95 % interval in the same cell (whatever the threshold)."""
     rows = []
     for entry in entries:
         ev = entry.ev
         if not ev.labelled:
             continue
-        e, a = ev.errors[ev.eval_idx], ev.is_anomaly
-        areas = intervals.bootstrap_areas(e, a, n_boot=300)
+        areas = intervals.bootstrap_areas(ev.errors[ev.eval_idx], ev.is_anomaly, n_boot=n_boot)
+        rows.append({"detector": entry.name,
+                     "AUROC": f"{ev.roc_auc:.4f} {intervals.fmt_interval(areas['auroc'], percent=False)}",
+                     "AP": f"{ev.average_precision:.4f} "
+                           f"{intervals.fmt_interval(areas['average_precision'], percent=False)}"})
+    return pd.DataFrame(rows)
+
+
+def threshold_table(entries: Sequence[Entry], rule: str, target_fpr: float | None = None) -> pd.DataFrame:
+    """One row per detector at `rule`'s threshold: balanced accuracy, normal recall and each drawn abnormal group's
+    recall, rates with their 95 % intervals."""
+    rows = []
+    for entry in entries:
+        ev = entry.ev
+        if not ev.labelled:
+            continue
         t = threshold_for(entry, rule, target_fpr)
-        row = {"detector": entry.name, "AUROC": ev.roc_auc, "AUROC 95% CI": intervals.fmt_interval(areas["auroc"],
-                                                                                                 percent=False),
-               "AP": ev.average_precision,
-               "AP 95% CI": intervals.fmt_interval(areas["average_precision"], percent=False),
-               "threshold": t}
+        row = {"detector": entry.name, "threshold": t}
         if t is not None:
             m = ev.metrics_at(t)
             ci = intervals.rate_intervals(m)
-            row["balanced accuracy"] = m.balanced_accuracy
+            row["balanced accuracy"] = (f"{m.balanced_accuracy:.4f} "
+                                        f"{intervals.fmt_interval(ci['balanced_accuracy'], percent=False)}")
             row["normal recall"] = f"{explore.percent(m.normal_recall)} {intervals.fmt_interval(ci['normal_recall'])}"
             # the classes the explorer draws (the largest, the rest pooled): a column per label would be thousands
             for name, flagged, total, _ in ev.abnormal_groups(m):
@@ -81,6 +91,69 @@ def table(entries: Sequence[Entry], rule: str, target_fpr: float | None = None) 
                                          f"{intervals.fmt_interval(intervals.wilson(flagged, total))}")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The paired bootstrap of AUROC(a) - AUROC(b) on the beats both are judged on, in words."""
+
+    a: str
+    b: str
+    difference: float
+    interval: tuple[float, float]
+
+    @property
+    def significant(self) -> bool:
+        """True when the 95 % interval of the difference leaves out 0."""
+        return self.interval[0] > 0 or self.interval[1] < 0
+
+    def detail(self) -> str:
+        """The verdict without the names: 'better by +0.0200 AUROC (95% CI ...)' or 'no significant difference ...'."""
+        ci = f"[{self.interval[0]:+.4f}, {self.interval[1]:+.4f}]"
+        if not self.significant:
+            return f"no significant difference (AUROC difference {self.difference:+.4f}, 95% CI {ci} holds 0)"
+        word = "higher" if self.difference > 0 else "lower"
+        return f"AUROC {word} by {abs(self.difference):.4f} (95% CI of the difference {ci})"
+
+    def text(self) -> str:
+        """The verdict with both names, e.g. 'kNN-5 (L1) vs PCA-8: AUROC higher by 0.0200 (95% CI ...)'."""
+        return f"{self.a} vs {self.b}: {self.detail()}"
+
+
+def verdicts(entries: Sequence[Entry], n_boot: int = intervals.N_BOOT) -> list[Verdict]:
+    """The detector with the highest AUROC against each other one, each pair on the beats both are judged on."""
+    judged = [e for e in entries if e.ev.labelled]
+    if len(judged) < 2:
+        return []
+    best = max(judged, key=lambda e: e.ev.roc_auc)
+    out = []
+    for other in judged:
+        if other is best:
+            continue
+        common, ia, ib = np.intersect1d(best.ev.eval_idx, other.ev.eval_idx, return_indices=True)
+        y = best.ev.is_anomaly[ia]
+        if not len(common) or y.all() or not y.any() or not np.array_equal(y, other.ev.is_anomaly[ib]):
+            continue
+        diff, ci = intervals.paired_auroc_difference(best.ev.errors[common], other.ev.errors[common], y,
+                                                     n_boot=n_boot)
+        out.append(Verdict(best.name, other.name, diff, ci))
+    return out
+
+
+def summary(found: Sequence[Verdict]) -> str | None:
+    """One sentence on who wins, from the paired verdicts of the best detector against the others."""
+    if not found:
+        return None
+    best = found[0].a
+    beaten = [v.b for v in found if v.significant and v.difference > 0]
+    tied = [v.b for v in found if not v.significant]
+    if not beaten:
+        return (f"No clear winner: {best} has the highest AUROC, but the difference to every other detector is within "
+                "what resampling the beats produces (paired bootstrap, 95%).")
+    if not tied:
+        return f"{best} is the best detector here: its AUROC is significantly higher than every other's."
+    return (f"{best} has the highest AUROC: significantly above {', '.join(beaten)}, but not distinguishable from "
+            f"{', '.join(tied)}.")
 
 
 def overlay(entries: Sequence[Entry], kind: str, zoom: bool = False) -> go.Figure:
@@ -104,9 +177,7 @@ def overlay(entries: Sequence[Entry], kind: str, zoom: bool = False) -> go.Figur
                         line={"color": COLORS[n % len(COLORS)], "width": 2})
     titles = {"roc": ("ROC", "normal beats flagged (FPR)", "anomalies caught (TPR)"),
               "pr": ("Precision-recall", "recall (anomalies caught)", "precision")}[kind]
-    x_range, y_range = ([-0.005, 0.2], [0.8, 1.005]) if kind == "roc" else ([0.8, 1.005], [0.95, 1.002])
-    if not zoom:
-        x_range = y_range = [-0.02, 1.02]
+    x_range, y_range = figures.ZOOM[kind] if zoom else (figures.FULL_RANGE, figures.FULL_RANGE)
     fig.update_layout(title={"text": titles[0]}, xaxis={"title": {"text": titles[1]}, "range": x_range},
                       yaxis={"title": {"text": titles[2]}, "range": y_range}, height=380,
                       margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": -0.2})

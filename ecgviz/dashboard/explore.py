@@ -15,7 +15,6 @@ from ecgviz.evaluation import intervals, metrics
 from ecgviz.evaluation.split import evaluated_beats, own_split
 from ecgviz.io.codes import as_text, encode
 from ecgviz.io.data import label_key
-from ecgviz.pipeline import export
 
 ALL_BEATS = "All beats"
 
@@ -72,10 +71,14 @@ class ExplorerView:
 
     def outcomes(self, threshold: float) -> np.ndarray:
         """TP/FP/TN/FN (n,) of the evaluated beats at `threshold`, '' elsewhere (all '' without labels)."""
+        from ecgviz.pipeline import export  # pandas: imported once a table is asked for, not for the first chart
+
         return export.outcomes(len(self.errors), threshold, self.errors, self.eval_idx, self.is_anomaly)
 
     def beat_table(self, data, threshold: float, **kwargs):
         """The export's per-beat table, with split roles and outcomes: the explorer's counts follow from it."""
+        from ecgviz.pipeline import export
+
         return export.beat_table(data, self.errors, threshold, roles=self.roles, outcome=self.outcomes(threshold),
                                  class_names=dict(self.class_names), **kwargs)
 
@@ -251,10 +254,14 @@ def metrics_payload(ev: ExplorerView, threshold: float, extra: Mapping | None = 
                  **intervals.rate_intervals(m),
                  "method": f"Wilson score for rates; stratified percentile bootstrap ({intervals.N_BOOT} resamples, "
                            "seed 0) for AUROC and AP"}
+    held = ev.errors[ev.eval_idx] > threshold
     info = {
         "threshold": float(threshold),
+        # the held-out count first: the explorer's; the count over every beat says that it includes training beats
+        "n_flagged_held_out": int(np.count_nonzero(held)),
+        "n_held_out": len(ev.eval_idx),
         "n_beats": len(ev.errors),
-        "n_flagged": ev.n_flagged(threshold),
+        "n_flagged_all_beats": ev.n_flagged(threshold),
         "n_evaluated": len(ev.eval_idx),
         "n_left_out_as_training_beats": int(ev.n_excluded),
         "normal_labels": list(ev.normal_labels),
@@ -268,5 +275,7 @@ def metrics_payload(ev: ExplorerView, threshold: float, extra: Mapping | None = 
         **dict(extra or {}),
     }
     if m is not None:
+        from ecgviz.pipeline import export
+
         return export.metrics_json(m, info)
     return json.dumps({"metrics": None, **info}, indent=2, allow_nan=False).encode("utf-8")

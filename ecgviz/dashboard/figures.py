@@ -17,6 +17,10 @@ THRESHOLD_COLOR = "#111111"
 _MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 # curves are drawn with at most this many points: enough for a smooth line, small enough to resend on every slider step
 MAX_CURVE_POINTS = 400
+# (x range, y range) of the corner where good detectors differ: few false alarms, most anomalies caught
+ZOOM = {"roc": ([-0.005, 0.2], [0.8, 1.005]), "pr": ([0.8, 1.005], [0.95, 1.002])}
+FULL_RANGE = [-0.02, 1.02]
+TITLE_CHARS, TITLE_SIZE = 38, 16.0  # characters of a class preview's title that fit a third of a 1400 px page
 
 
 @dataclass(frozen=True)
@@ -53,19 +57,6 @@ def histogram_bins(
     return HistogramBins(edges=edges, counts=counts, colors=palette)
 
 
-def _threshold_shape(x: float) -> dict:
-    # a layout shape is far cheaper to build than fig.add_vline, which matters on every slider step
-    return {
-        "type": "line",
-        "x0": x,
-        "x1": x,
-        "y0": 0,
-        "y1": 1,
-        "yref": "paper",
-        "line": {"color": THRESHOLD_COLOR, "width": 2, "dash": "dash"},
-    }
-
-
 def _scatter(x, y, **props) -> dict:
     return {"type": "scatter", "x": x, "y": y, **props}
 
@@ -85,7 +76,8 @@ def thin(*arrays: np.ndarray, max_points: int = MAX_CURVE_POINTS) -> tuple[np.nd
     return tuple(np.asarray(a)[idx] for a in arrays)
 
 
-def _curve_figure(x, y, point, *, title, x_title, y_title, name, diagonal: bool) -> go.Figure:
+def _curve_figure(x, y, point, *, title, x_title, y_title, name, diagonal: bool,
+                  ranges: tuple[list, list] = (FULL_RANGE, FULL_RANGE)) -> go.Figure:
     x, y = thin(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
     traces = []
     if diagonal:
@@ -99,27 +91,32 @@ def _curve_figure(x, y, point, *, title, x_title, y_title, name, diagonal: bool)
                                hovertemplate="current threshold<br>(%{x:.3f}, %{y:.3f})<extra></extra>"))
     layout = {
         "title": {"text": title},
-        "xaxis": {"title": {"text": x_title}, "range": [-0.02, 1.02]},
-        "yaxis": {"title": {"text": y_title}, "range": [-0.02, 1.02]},
+        "xaxis": {"title": {"text": x_title}, "range": ranges[0]},
+        "yaxis": {"title": {"text": y_title}, "range": ranges[1]},
         "margin": _MARGIN,
         "height": 340,
     }
     return _figure(traces, layout)
 
 
-def roc_figure(fpr: np.ndarray, tpr: np.ndarray, auc: float | None, point: tuple[float, float] | None) -> go.Figure:
-    """ROC curve with the operating point (false positive rate, true positive rate) of the current threshold."""
+def roc_figure(fpr: np.ndarray, tpr: np.ndarray, auc: float | None, point: tuple[float, float] | None,
+               zoom: bool = False) -> go.Figure:
+    """ROC curve with the operating point (false positive rate, true positive rate) of the current threshold;
+    `zoom` shows the corner of few false alarms."""
     title = "ROC" if auc is None else f"ROC (AUC {auc:.3f})"
     return _curve_figure(fpr, tpr, point, title=title, x_title="normal beats flagged (FPR)",
-                         y_title="anomalies caught (TPR)", name="ROC", diagonal=True)
+                         y_title="anomalies caught (TPR)", name="ROC", diagonal=True,
+                         ranges=ZOOM["roc"] if zoom else (FULL_RANGE, FULL_RANGE))
 
 
 def pr_figure(precision: np.ndarray, recall: np.ndarray, ap: float | None,
-              point: tuple[float, float] | None) -> go.Figure:
-    """Precision-recall curve with the operating point (recall, precision) of the current threshold."""
+              point: tuple[float, float] | None, zoom: bool = False) -> go.Figure:
+    """Precision-recall curve with the operating point (recall, precision) of the current threshold; `zoom` shows
+    the corner of high recall."""
     title = "Precision-recall" if ap is None else f"Precision-recall (AP {ap:.3f})"
     return _curve_figure(recall, precision, point, title=title, x_title="recall (anomalies caught)",
-                         y_title="precision", name="PR", diagonal=False)
+                         y_title="precision", name="PR", diagonal=False,
+                         ranges=ZOOM["pr"] if zoom else (FULL_RANGE, FULL_RANGE))
 
 
 def confusion_figure(confusion: np.ndarray) -> go.Figure:
@@ -196,7 +193,9 @@ def class_preview(beats: np.ndarray, *, title: str = "", color: str = NORMAL_COL
                                fillcolor=_rgba(color, 0.25), name="±1 std"))
         traces.append(_scatter(t, mean, mode="lines", line={"color": color, "width": 3}, name="mean"))
     layout = {
-        "title": {"text": plotly_text(title)},
+        # a third of the page is narrow: a long class name gets a smaller font rather than running past the edge
+        "title": {"text": plotly_text(title),
+                  "font": {"size": max(9.0, TITLE_SIZE * min(1.0, TITLE_CHARS / max(len(title), 1)))}},
         "xaxis": {"title": {"text": "sample"}},
         "yaxis": {"title": {"text": "amplitude"}},
         "legend": {"orientation": "h", "y": -0.25},
@@ -222,7 +221,11 @@ def loss_curves(history: Sequence[Mapping[str, float]], best_epoch: int | None =
         "height": 320,
     }
     if best_epoch is not None:
-        layout["shapes"] = [{**_threshold_shape(best_epoch), "line": {"color": "#2ca02c", "dash": "dot", "width": 1}}]
+        # a trace, not a layout shape, so the legend names the line
+        finite = [v for t in traces for v in t["y"] if np.isfinite(v)]
+        low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
+        traces.append(_scatter([best_epoch, best_epoch], [low, high], name=f"best epoch ({best_epoch})", mode="lines",
+                               line={"color": "#2ca02c", "dash": "dot", "width": 1.5}, hoverinfo="name"))
     return _figure(traces, layout)
 
 

@@ -38,6 +38,7 @@ class JobState:
     eta_s: float | None  # None until one epoch has finished; an upper bound because early stopping may end sooner
     message: str  # the error message when status is "error"
     kept: bool = False  # the user stopped it and kept the best model so far
+    since_epoch_s: float = 0.0  # time since the last epoch ended (or the run started), for a countdown
 
     @property
     def finished(self) -> bool:
@@ -58,8 +59,10 @@ class TrainingJob(Generic[T]):
     """
 
     def __init__(self, run: RunFn, epochs: int, *, finish: Callable[[Any], T] | None = None,
-                 clock: Callable[[], float] = time.monotonic, label: str = "", history: tuple[dict, ...] = ()):
+                 clock: Callable[[], float] = time.monotonic, label: str = "", history: tuple[dict, ...] = (),
+                 stopping: Any = None):
         self.label = label  # what is being trained, for display
+        self.stopping = stopping  # the rules that end the run (progress.Stopping), for the progress estimate
         self._run = run
         self._finish = finish
         self._clock = clock
@@ -134,9 +137,11 @@ class TrainingJob(Generic[T]):
                 eta = max(per_epoch * (self._epochs - self._epoch) - since_last, 0.0)
             elif self._status in (FINISHING, DONE):
                 eta = 0.0
+            since = max(now - self._last_epoch_at, 0.0) if self._status == RUNNING else 0.0
             return JobState(status=self._status, epoch=self._epoch, epochs=self._epochs,
                             history=tuple(dict(h) for h in self._history), best_epoch=self._best_epoch,
-                            elapsed_s=elapsed, eta_s=eta, message=self._message, kept=self.keep_requested)
+                            elapsed_s=elapsed, eta_s=eta, message=self._message, kept=self.keep_requested,
+                            since_epoch_s=since)
 
     def _on_epoch(self, info: Any) -> bool:
         # info is an ecgviz.detectors.train.EpochInfo; read by attribute so tests can pass any look-alike

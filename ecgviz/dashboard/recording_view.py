@@ -117,7 +117,12 @@ def strip_figure(view: RecordingView, labels: np.ndarray | None, start_s: float 
     if len(s):
         fig.add_trace(go.Scattergl(x=s / view.fs, y=view.signal[s].astype(np.float32), mode="markers",
                                    name="not cut", marker={"color": DROPPED_COLOR, "symbol": "x", "size": 8}))
+    # one format for every tick (whole seconds from a 10 s window on), and room above the peaks for their letters
+    lo, hi = (float(y.min()), float(y.max())) if len(y) else (0.0, 1.0)
+    pad = (hi - lo) or 1.0
     fig.update_layout(height=340, margin={"l": 40, "r": 10, "t": 30, "b": 40}, xaxis_title="time (s)",
+                      xaxis_tickformat=f",.{1 if span_s < 10 else 0}f",
+                      yaxis_range=[lo - 0.05 * pad, hi + 0.2 * pad],
                       yaxis_title="filtered signal", legend={"orientation": "h", "y": -0.25, "x": 0},
                       title=plotly_text(f"{view.record}, lead {view.lead}: "
                                         f"{t[0] if len(t) else 0:.0f}-{b / view.fs:.0f} s"))

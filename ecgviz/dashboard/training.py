@@ -11,6 +11,7 @@ from ecgviz.checkpoint.files import MAX_SUFFIX, NameInUse, Reservation, reserve
 from ecgviz.checkpoint.store import SHIPPED_CHECKPOINT, Checkpoint, load_checkpoint, to_bytes
 from ecgviz.dashboard import config
 from ecgviz.dashboard.jobs import TrainingJob, time_budget_s
+from ecgviz.dashboard.progress import Stopping
 from ecgviz.dashboard.session import ActiveData, ActiveModel, safe_name, same_data, saved_model
 from ecgviz.detectors.config import DEFAULT_PERCENTILE, ModelConfig, TrainConfig
 from ecgviz.errors import UserError
@@ -99,7 +100,8 @@ def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, se
              f"batch {train_config.batch_size}, learning rate {train_config.lr:g}, {train_config.loss.upper()} loss, "
              f"seed {train_config.seed}, device {train_config.device}")
     reservation = reserve(path)  # last: a request refused above holds nothing
-    return _NamedJob(run, epochs=cap, finish=_save_under(reservation), label=label, reservation=reservation)
+    return _NamedJob(run, epochs=cap, finish=_save_under(reservation), label=label, reservation=reservation,
+                     stopping=Stopping.of(train_config, len(split.train)))
 
 
 def start_resume(model: ActiveModel, data: ActiveData, epochs: int | None = None, *,
@@ -112,7 +114,8 @@ def start_resume(model: ActiveModel, data: ActiveData, epochs: int | None = None
         raise UserError(f"model '{model.name}' has no stored optimizer state, so it cannot be continued")
     if not same_data(model, data):
         raise UserError(f"model '{model.name}' can only be continued on the data it was trained on")
-    extra = resume_plan(ckpt, epochs)["epochs"]
+    plan = resume_plan(ckpt, epochs)
+    extra = plan["epochs"]
     done = len(ckpt.history)
     base = re.sub(r"_\d+ep$", "", safe_name(model.name) or "model")
     directory = directory or config.checkpoint_dir()
@@ -125,8 +128,10 @@ def start_resume(model: ActiveModel, data: ActiveData, epochs: int | None = None
                          max_seconds=time_budget_s())
 
     label = f"{path.stem}: {model.name} continued for up to {extra} more epochs (from epoch {done})"
+    stopping = Stopping.of(TrainConfig(epochs=extra, patience=plan.get("patience"), max_seconds=time_budget_s()), 1,
+                           first=done)
     return _NamedJob(run, epochs=done + extra, finish=_save_under(reservation), label=label,
-                     history=tuple(ckpt.history), reservation=reservation)
+                     history=tuple(ckpt.history), reservation=reservation, stopping=stopping)
 
 
 def _reserve_free(directory: Path, stem: str) -> Reservation:

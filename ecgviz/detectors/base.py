@@ -65,6 +65,11 @@ class Detector(BaseEstimator):
         """The normal-looking beat (n, T) each score compares a beat with."""
         raise NotImplementedError
 
+    def reasons(self, X, threshold: float) -> np.ndarray | None:
+        """Why each beat scores above `threshold` ('' below it), for detectors whose score has named parts;
+        None for a single score."""
+        return None
+
     def check_fitted(self) -> None:
         """NotFittedError (a ValueError) unless fit has run or the detector was loaded fitted."""
         check_is_fitted(self)

@@ -9,23 +9,8 @@ import streamlit as st
 
 from ecgviz.dashboard import baseline_models, explore, session
 from ecgviz.errors import USER_ERRORS
-from pages.common.state import (
-    BASELINES,
-    NORMALS,
-    PRIMARY,
-    _evaluation,
-    _scores,
-    active_data,
-    active_model,
-)
-
-
-def evaluation_of(model: session.ActiveModel) -> explore.ExplorerView:
-    """The explorer's view of any model (e.g. a baseline beside the active one) on the active data."""
-    data = active_data()
-    errors = _scores(model.id, data.fingerprint, model, data)
-    normals = tuple(st.session_state.get(NORMALS) or ())
-    return _evaluation(model.id, data.fingerprint, normals, data.names_key, model, data, errors)
+from pages.common.keys import BASELINES, PRIMARY
+from pages.common.state import active_data, active_model, normal_labels
 
 
 @st.cache_data(max_entries=16, show_spinner="Computing 95% intervals…")
@@ -40,7 +25,7 @@ def _area_intervals(model_id: str, data_fp: str, normals: tuple[str, ...], _ev: 
 def area_intervals(ev: explore.ExplorerView) -> dict:
     """Bootstrap 95 % intervals of AUROC and AP for the active model (cached: ~1 s for 2,300 beats)."""
     model, data = active_model(), active_data()
-    return _area_intervals(model.id, data.fingerprint, tuple(st.session_state.get(NORMALS) or ()), ev)
+    return _area_intervals(model.id, data.fingerprint, normal_labels(), ev)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Fitting the baselines (kNN, PCA)…")
@@ -53,7 +38,7 @@ def _fit_baselines(data_fp: str, normals: tuple[str, ...], split_key: str, names
 def baselines(fit: bool = False) -> list[session.ActiveModel]:
     """Baselines fitted on the active data and normal labels (same split as the primary model); [] until fitted."""
     data = active_data()
-    normals = tuple(st.session_state.get(NORMALS) or ())
+    normals = normal_labels()
     primary = st.session_state.get(PRIMARY) or active_model()
     try:
         split = baseline_models.baseline_split(data, normals, primary) if normals and data.data.has_labels else None

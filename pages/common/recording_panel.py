@@ -12,7 +12,7 @@ from ecgviz.dashboard.text import plain
 from ecgviz.io.data import DataError
 from ecgviz.signal.beats import DEFAULT_LENGTH
 from ecgviz.signal.recording_files import RecordingSource
-from pages.common import analysis_panel, state
+from pages.common import analysis_panel, caches, state
 
 PLOT_CONFIG = {"displaylogo": False, "scrollZoom": True}
 SPANS = (10, 30, 60, 300)
@@ -44,7 +44,8 @@ def load_panel() -> None:
     """Widgets to load a recording; the server folder serves 24-hour files that exceed the upload limit."""
     with st.container(border=True):
         st.markdown("**Or load a recording** (WFDB, EDF or CSV): beats are cut around each R-peak")
-        folder, upload = st.tabs(["From the server's data folder", "Upload"])
+        # keyed, so a rerun (choosing files for a second recording) keeps the tab the user is on
+        folder, upload = st.tabs(["From the server's data folder", "Upload"], key="rec_source_tab")
         with folder:
             paths = recording_view.server_recordings()
             base = recording_view.recordings_dir()
@@ -110,7 +111,7 @@ def _flags(active: session.ActiveData):
         return None
     reasons = getattr(model.ckpt.detector, "reasons", None)
     symbols = active.data.origin.symbols() if active.data.origin is not None else None
-    scores = state.scores()
+    scores = caches.scores()
     return scores, float(t), (reasons(active.data.X, t) if reasons else None), symbols
 
 

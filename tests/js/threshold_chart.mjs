@@ -26,8 +26,11 @@ root.querySelector = (selector) => {
   if (!children.has(selector)) children.set(selector, new Element());
   return children.get(selector);
 };
+// the chart draws one threshold line per panel; the stand-in keeps one element per selector, so both are the same
+root.querySelectorAll = (selector) => [root.querySelector(selector)];
 const sent = [];
-mount({ data: input.data, parentElement: { querySelector: () => root }, setStateValue: (k, v) => sent.push([k, v]) });
+mount({ data: [input.data],  // the page sends the payload inside a list (threshold_chart/__init__.py)
+        parentElement: { querySelector: () => root }, setStateValue: (k, v) => sent.push([k, v]) });
 
 const slider = root.querySelector("input.ecgviz-tc-range");
 const shown = () => ({

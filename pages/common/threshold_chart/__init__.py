@@ -26,7 +26,9 @@ _COMPONENT = st.components.v2.component(
 
 def threshold_chart(data: dict, *, key: str, on_change: Callable[[], None]) -> None:
     """Mount the chart; when the user moves its slider, `on_change` runs (read the value with slider_value(key))."""
-    _COMPONENT(data=data, key=key, default={"threshold": {"value": data["threshold"], "move": 0}},
+    # sent inside a list: Streamlit looks for data frames among a dict's values, and that look imports pandas
+    # (0.5-0.8 s on the first page, before the chart could be drawn); a list's items it passes as they are
+    _COMPONENT(data=[data], key=key, default={"threshold": {"value": data["threshold"], "move": 0}},
                on_threshold_change=on_change)
 
 

@@ -136,9 +136,10 @@ function placeThreshold(root, state) {
   const L = state.layout;
   if (!L) return;
   const x = L.sx(state.value).toFixed(1);
-  const line = root.querySelector("line.ecgviz-tc-threshold");
-  line.setAttribute("x1", x);
-  line.setAttribute("x2", x);
+  for (const line of root.querySelectorAll("line.ecgviz-tc-threshold")) {
+    line.setAttribute("x1", x);
+    line.setAttribute("x2", x);
+  }
   const label = root.querySelector("text.ecgviz-tc-threshold-label");
   label.setAttribute("x", x);
   label.textContent = `threshold ${fmt(state.value)}`;
@@ -169,7 +170,9 @@ function draw(root, state) {
   const bottom = L.height - M.axis;
   svg.innerHTML =
     histogram(data, L) + curves(data, L) + xAxis(data, L) +
-    `<line class="ecgviz-tc-threshold" y1="${M.top - 8}" y2="${bottom}"/>` +
+    // one line per panel: the gap between them holds the recall panel's title, which a line would cross
+    `<line class="ecgviz-tc-threshold" y1="${M.top - 8}" y2="${data.curves ? L.histTop + HIST_H : bottom}"/>` +
+    (data.curves ? `<line class="ecgviz-tc-threshold" y1="${L.curveTop}" y2="${bottom}"/>` : "") +
     `<text class="ecgviz-tc-threshold-label" y="${M.top - 12}" text-anchor="middle"></text>` +
     `<g class="ecgviz-tc-markers"></g>`;
   root.querySelector(".ecgviz-tc-title").textContent = data.title;
@@ -182,7 +185,8 @@ function draw(root, state) {
   placeThreshold(root, state);
 }
 
-export default function ({ data, parentElement, setStateValue }) {
+export default function ({ data: sent, parentElement, setStateValue }) {
+  const data = sent[0]; // the payload comes inside a list (see __init__.py)
   const root = parentElement.querySelector(".ecgviz-tc");
   const state = root.__ecgviz || (root.__ecgviz = { revision: null, rangeKey: null, timer: null, observer: null, moves: 0 });
   state.data = data;
