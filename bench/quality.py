@@ -26,8 +26,9 @@ from ecgviz.detectors import baselines as detectors
 from ecgviz.detectors import threads
 from ecgviz.detectors.config import DEFAULT_PERCENTILE, TrainConfig
 from ecgviz.evaluation import intervals
+from ecgviz.evaluation.split import protocol_split
 from ecgviz.io.data import load_ecg5000
-from ecgviz.pipeline.protocol import evaluate, fit, fit_detector, protocol_split, score_beats
+from ecgviz.pipeline.protocol import evaluate, fit, fit_detector, score_beats
 
 BASELINES = {"kNN-5 (L2)": lambda: detectors.KNNDistance(5, "l2"), "kNN-5 (L1)": lambda: detectors.KNNDistance(5, "l1"),
              "PCA-8": lambda: detectors.PCAReconstruction(8)}

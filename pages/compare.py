@@ -25,7 +25,7 @@ if not detectors.baselines(fit=auto):
     st.stop()
 
 models = detectors.detector_choices()
-entries = [compare.Entry(m.name, caches.evaluation(m), m.ckpt.threshold) for m in models]
+entries = [compare.Entry(m.name, caches.evaluation(m), m.card.threshold) for m in models]
 if not compare.same_beats(entries):
     st.warning("These detectors are not judged on the same beats (the active model was trained on other data or "
                "another split); compare them with care.", icon=":material/warning:")

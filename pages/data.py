@@ -92,8 +92,8 @@ if copies.n_extra:
                "beats are split, so a beat is never trained on and judged at once.", icon=":material/content_copy:")
 
 model = state.active_model()
-if model is not None and model.ckpt.seq_len != data.length:
-    st.warning(f"The active model '{plain(model.name)}' expects beats of {model.ckpt.seq_len} samples; these have "
+if model is not None and model.card.seq_len != data.length:
+    st.warning(f"The active model '{plain(model.name)}' expects beats of {model.card.seq_len} samples; these have "
                f"{data.length}. Train or load a matching model on the **Model** page.", icon=":material/warning:")
 
 if data.has_labels:

@@ -35,11 +35,11 @@ pick, fit_col = st.columns([3, 1], vertical_alignment="bottom")
 if len(choices) > 1:
     st.session_state.detector_choice = model.id
     pick.selectbox("Detector", [m.id for m in choices], key="detector_choice", on_change=_switch_detector,
-                   format_func=lambda i: next(m.name if m.ckpt.description.split(" (")[0] in m.name else
-                                              f"{m.name} ({m.ckpt.description})" for m in choices if m.id == i),
+                   format_func=lambda i: next(m.name if m.card.description.split(" (")[0] in m.name else
+                                              f"{m.name} ({m.card.description})" for m in choices if m.id == i),
                    help="switch the detector every figure on this page is drawn for; its own threshold comes with it")
 elif data.data.has_labels and st.session_state.get(state.NORMALS):
-    pick.caption(f"Detector: {plain(model.name)} ({plain(model.ckpt.description)}). Fit the baselines to compare "
+    pick.caption(f"Detector: {plain(model.name)} ({plain(model.card.description)}). Fit the baselines to compare "
                  "and switch.")
     if fit_col.button("Fit baselines (kNN, PCA)", key="fit_baselines", icon=":material/bolt:",
                       help="kNN distance (k = 5, L1 and L2) and PCA reconstruction, on the same training normals; "
@@ -47,7 +47,7 @@ elif data.data.has_labels and st.session_state.get(state.NORMALS):
         detectors.baselines(fit=True)
         st.rerun()
 
-trained_normals = tuple(model.ckpt.split.normal_labels)
+trained_normals = tuple(model.card.split.normal_labels)
 current_normals = tuple(st.session_state.get(state.NORMALS) or ())
 if (data.data.has_labels and trained_normals and current_normals != trained_normals
         and set(trained_normals) <= set(data.labels)):
@@ -63,8 +63,8 @@ if (data.data.has_labels and trained_normals and current_normals != trained_norm
 errors = caches.scores()
 ev = caches.evaluation()
 if state.threshold() is None:
-    state.set_threshold(model.ckpt.threshold)
-rng = explore.slider_range(ev.errors, [model.ckpt.threshold, state.threshold()])
+    state.set_threshold(model.card.threshold)
+rng = explore.slider_range(ev.errors, [model.card.threshold, state.threshold()])
 reference = glossary.percentile_reference(session.same_data(model, data), data.data.has_labels)
 analysis_panel.caution(errors)  # a model fitted on other data: its numbers, and a fit or threshold on this data
 
@@ -109,7 +109,7 @@ def _controls(t: float) -> bool:
     """The threshold box, the suggestions and the log switch; whether the histogram's axis is logarithmic."""
     number, *buttons, log = st.columns([1.5] + [1] * (len(SUGGESTIONS) + 1) + [0.9], vertical_alignment="bottom")
     number.number_input("Threshold", step=rng.step, format="%.4f", key="thr_number", on_change=_from_number,
-                        help=f"a beat whose {glossary.score_name(model.ckpt.kind)} is above the threshold is "
+                        help=f"a beat whose {glossary.score_name(model.card.kind)} is above the threshold is "
                              "flagged as abnormal")
     for column, (key, (label, why)) in zip(buttons, SUGGESTIONS.items(), strict=False):
         value = ev.suggestions.get(key)
@@ -120,10 +120,10 @@ def _controls(t: float) -> bool:
         else:
             column.button(f"{text} {value:.4g}", on_click=_use, args=(value,), key=f"suggest_{key}",
                           help=f"{why}: set the threshold to {value:.6g}", width="stretch")
-    buttons[-1].button(f"Model {model.ckpt.threshold:.4g}", on_click=_use, args=(model.ckpt.threshold,),
+    buttons[-1].button(f"Model {model.card.threshold:.4g}", on_click=_use, args=(model.card.threshold,),
                        key="suggest_model", width="stretch",
                        help="the threshold stored with the model "
-                            f"({plain(model.ckpt.threshold_rule) or 'no rule recorded'})")
+                            f"({plain(model.card.threshold_rule) or 'no rule recorded'})")
     st.caption(f"Max F1 and Youden are the best thresholds on these beats' labels; p{ev.percentile:g} is the "
                f"{ev.percentile:g}th percentile of the errors of {reference}; Model is the one stored with the model.")
     return log.toggle("Log", key="hist_log", help="logarithmic count axis for the histogram")
@@ -183,7 +183,7 @@ def explorer() -> None:
     global rng
     started = time.perf_counter()
     # a typed threshold may lie outside the errors: the range grows to hold it (a fragment run keeps the old one)
-    rng = explore.slider_range(ev.errors, [model.ckpt.threshold, state.threshold()])
+    rng = explore.slider_range(ev.errors, [model.card.threshold, state.threshold()])
     t = rng.clamp(state.threshold())
     # the number box survives page changes only through the shared threshold; re-seed it
     st.session_state.thr_number = float(st.session_state.get("thr_number", t))

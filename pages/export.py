@@ -47,9 +47,9 @@ if len(table) > PREVIEW_ROWS:
     st.caption(f"Showing the first {PREVIEW_ROWS} of {len(table):,} rows; the download has them all.")
 
 st.subheader("Metrics as JSON")
-extra = {"model": model.name, "detector": model.ckpt.description, "detector_kind": model.ckpt.kind,
-         "split_mode": model.ckpt.split.mode, "split": model.ckpt.split.describe(),
-         "threshold_rule_of_model": model.ckpt.threshold_rule, "data": active.name,
+extra = {"model": model.name, "detector": model.card.description, "detector_kind": model.card.kind,
+         "split_mode": model.card.split.mode, "split": model.card.split.describe(),
+         "threshold_rule_of_model": model.card.threshold_rule, "data": active.name,
          "data_fingerprint": active.fingerprint}
 st.download_button("Download metrics and threshold (JSON)",
                    explore.metrics_payload(ev, t, extra, detectors.area_intervals(ev) if ev.labelled else None),
@@ -57,15 +57,15 @@ st.download_button("Download metrics and threshold (JSON)",
                    mime="application/json", icon=":material/download:", key="export_json", on_click="ignore")
 
 st.subheader("Checkpoint")
-if model.ckpt.kind == recording_analysis.KIND:  # scores of one recording's beats, not a model to save
+if model.card.kind == recording_analysis.KIND:  # scores of one recording's beats, not a model to save
     st.caption("An analysis of one recording is not a checkpoint: its files as the command line writes them "
                "(beats.csv, flagged.atr, summary.json) download on the **Data** page.")
     st.stop()
 with_threshold = st.checkbox(f"Store the chosen threshold ({t:.4g}) in the downloaded checkpoint",
                              key="export_ckpt_threshold")
 # the class names given on the Data page travel with the model (for the labels it knows)
-names = {**dict(model.ckpt.class_names), **dict(active.names)}
-renamed = names != dict(model.ckpt.class_names)
+names = {**dict(model.card.class_names), **dict(active.names)}
+renamed = names != dict(model.card.class_names)
 if with_threshold or renamed:
     ckpt = replace(model.ckpt, class_names=names)
     payload = to_bytes(ckpt.with_threshold(t) if with_threshold else ckpt)

@@ -62,7 +62,7 @@ def activate(load) -> None:
     except CheckpointError as exc:
         st.error(plain(exc), icon=":material/error:")
         return
-    state.notify(f"Model '{model.name}' is active; the threshold is now its own ({model.ckpt.threshold:.4g}).")
+    state.notify(f"Model '{model.name}' is active; the threshold is now its own ({model.card.threshold:.4g}).")
     st.rerun()
 
 

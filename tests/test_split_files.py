@@ -8,10 +8,10 @@ import pytest
 
 from ecgviz.dashboard import explore
 from ecgviz.evaluation import duplicates
-from ecgviz.evaluation.split import Split, SplitError, make_file_split, make_split
+from ecgviz.evaluation.split import Split, SplitError, make_file_split, make_split, protocol_split
 from ecgviz.io.data import load_files
 from ecgviz.pipeline import export
-from ecgviz.pipeline.protocol import fit, protocol_split
+from ecgviz.pipeline.protocol import fit
 from tests.conftest import TINY_TRAIN
 from tests.helpers import synthetic_beats, write_arff
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ecgviz.checkpoint import checks as checks
+from ecgviz.checkpoint.card import card_of
 from ecgviz.checkpoint.files import CHECKPOINT_DIR, SHIPPED_CHECKPOINT, write_atomically
 from ecgviz.detectors import baselines
 from ecgviz.detectors.autoencoder import LSTMAutoencoder
@@ -68,12 +69,7 @@ class Checkpoint:
 
     def check_fits(self, length: int) -> None:
         """Refuse beats of another length than the model was trained on."""
-        if length != self.seq_len:
-            source = f" (it was trained on {', '.join(self.data_sources)})" if self.data_sources else ""
-            raise CheckpointError(
-                f"model '{self.name or 'checkpoint'}' was trained on beats of {self.seq_len} samples, "
-                f"but the data has {length} samples per beat{source}"
-            )
+        card_of(self).check_fits(length)
 
 
 def library_versions() -> dict:

@@ -103,7 +103,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 def _baseline(args: argparse.Namespace, out: Path, held: Reservation | None) -> int:
     from ecgviz.detectors.baselines import BASELINES
-    from ecgviz.pipeline.protocol import fit_detector, protocol_split
+    from ecgviz.evaluation.split import protocol_split
+    from ecgviz.pipeline.protocol import fit_detector
 
     data = load_data(args.data, args)
     params = {"k": args.k, "metric": args.metric} if args.kind == "knn" else {"n_components": args.components}

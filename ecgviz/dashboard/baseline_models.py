@@ -16,10 +16,10 @@ BASELINE_SPECS = (("knn", {"k": 5, "metric": "l1"}), ("knn", {"k": 5, "metric": 
 def baseline_split(data: ActiveData, normal_labels: Sequence[str], model: ActiveModel | None):
     """The split baselines fit on: the active model's when it was trained on these beats with these normal labels
     (so every detector is judged on the same held-out beats), else the seeded default split."""
-    from ecgviz.pipeline.protocol import protocol_split
+    from ecgviz.evaluation.split import protocol_split
 
-    if model is not None and same_data(model, data) and tuple(model.ckpt.split.normal_labels) == tuple(normal_labels):
-        return model.ckpt.split
+    if model is not None and same_data(model, data) and tuple(model.card.split.normal_labels) == tuple(normal_labels):
+        return model.card.split
     return protocol_split(data.data, list(normal_labels))
 
 

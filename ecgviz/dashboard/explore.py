@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -36,10 +37,6 @@ class ExplorerView:
     bins: figures.HistogramBins
     sorted_errors: metrics.SortedErrors | None
     sweep: metrics.Sweep | None
-    roc: tuple[np.ndarray, np.ndarray] | None  # (fpr, tpr)
-    pr: tuple[np.ndarray, np.ndarray] | None  # (precision, recall)
-    roc_auc: float | None
-    average_precision: float | None
     suggestions: Mapping[str, float]
     n_excluded: int  # beats left out because the model trained or early-stopped on them
     percentile: float  # of reference_errors, for the "percentile" suggestion
@@ -51,6 +48,38 @@ class ExplorerView:
     def labelled(self) -> bool:
         """True when metrics can be computed (labels present, both classes evaluated)."""
         return self.sorted_errors is not None
+
+    @functools.cached_property
+    def _curves(self) -> tuple:
+        # scikit-learn draws them, and is a second of start-up: worked out when a page first shows them, after
+        # the threshold chart, which needs none of it
+        if not self.labelled:
+            return None, None, None, None
+        e = self.errors[self.eval_idx]
+        fpr, tpr, _ = metrics.roc_curve(e, self.is_anomaly)
+        precision, recall, _ = metrics.pr_curve(e, self.is_anomaly)
+        return ((fpr, tpr), (precision, recall), metrics.roc_auc(e, self.is_anomaly),
+                metrics.average_precision(e, self.is_anomaly))
+
+    @property
+    def roc(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(fpr, tpr) of the evaluated beats; None without labels of both kinds."""
+        return self._curves[0]
+
+    @property
+    def pr(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(precision, recall) of the evaluated beats; None without labels of both kinds."""
+        return self._curves[1]
+
+    @property
+    def roc_auc(self) -> float | None:
+        """Area under the ROC curve; None without labels of both kinds."""
+        return self._curves[2]
+
+    @property
+    def average_precision(self) -> float | None:
+        """Average precision; None without labels of both kinds."""
+        return self._curves[3]
 
     def name(self, label: str) -> str:
         """Display name of a label (it follows the chosen normals: see classes.class_view)."""
@@ -155,8 +184,6 @@ def explorer_view(errors: np.ndarray, labels: np.ndarray | None, class_names: Ma
     both = bool(is_anomaly.any()) and bool((~is_anomaly).any())
     sorted_errors = metrics.SortedErrors(e, is_anomaly, lab) if both else None
     reference = errors[ref]
-    roc = pr = None
-    auc_value = ap = None
     sweep = None
     group_recall: dict[str, np.ndarray] = {}
     if both:
@@ -171,16 +198,12 @@ def explorer_view(errors: np.ndarray, labels: np.ndarray | None, class_names: Ma
             else:  # the pooled classes: one curve for all their beats
                 pooled = np.sort(e[masks[name]])
                 group_recall[name] = metrics.n_above(pooled, sweep.thresholds) / pooled.size
-        fpr, tpr, _ = metrics.roc_curve(e, is_anomaly)
-        precision, recall, _ = metrics.pr_curve(e, is_anomaly)
-        roc, pr = (fpr, tpr), (precision, recall)
-        auc_value, ap = metrics.roc_auc(e, is_anomaly), metrics.average_precision(e, is_anomaly)
     suggestions = metrics.suggest_thresholds(e, is_anomaly, reference, percentile) if e.size else {}
     return ExplorerView(
         errors=errors, eval_idx=idx, is_anomaly=is_anomaly, eval_labels=lab, reference_errors=reference,
         normal_labels=normal_labels, abnormal_labels=abnormal, class_names=dict(class_names), colors=view.colors,
-        view=view, bins=bins, sorted_errors=sorted_errors, sweep=sweep, roc=roc, pr=pr, roc_auc=auc_value,
-        average_precision=ap, suggestions=suggestions, n_excluded=len(errors) - len(idx), percentile=percentile,
+        view=view, bins=bins, sorted_errors=sorted_errors, sweep=sweep, suggestions=suggestions,
+        n_excluded=len(errors) - len(idx), percentile=percentile,
         roles=roles, group_recall=group_recall, eval_group=beat_group,
     )
 
@@ -192,8 +215,8 @@ def _unlabelled(errors, idx, e, reference, n_bins, n_excluded, percentile, roles
     return ExplorerView(
         errors=errors, eval_idx=idx, is_anomaly=None, eval_labels=None, reference_errors=reference,
         normal_labels=(), abnormal_labels=(), class_names={}, colors=colors, view=None, bins=bins,
-        sorted_errors=None, sweep=None, roc=None, pr=None, roc_auc=None, average_precision=None,
-        suggestions=suggestions, n_excluded=n_excluded, percentile=percentile, roles=roles, group_recall={},
+        sorted_errors=None, sweep=None, suggestions=suggestions, n_excluded=n_excluded, percentile=percentile,
+        roles=roles, group_recall={},
         eval_group=None,
     )
 

@@ -108,4 +108,4 @@ def caution_for(model, data, scores: np.ndarray, threshold: float, normal_labels
     if data.data.has_labels and normal_labels:
         abnormal = float(1.0 - data.data.label_mask(list(normal_labels)).mean())
     return check(scores, threshold, model=model_label(model.name, model.path),
-                 from_elsewhere=model.ckpt.data_fingerprint != data.fingerprint, abnormal_share=abnormal)
+                 from_elsewhere=model.card.data_fingerprint != data.fingerprint, abnormal_share=abnormal)

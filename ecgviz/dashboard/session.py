@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ecgviz.checkpoint.store import Checkpoint, load_checkpoint, to_bytes
-from ecgviz.dashboard import classes, config, explore
+from ecgviz.checkpoint.card import CheckpointCard, card_of
+from ecgviz.dashboard import classes, config, disk_cache, explore
 from ecgviz.dashboard.recording_view import RecordingView
-from ecgviz.io.data import BeatData, DataError, fingerprint, load_ecg5000, load_files, load_uploads
+from ecgviz.io.data import BeatData, DataError, bundled_paths, fingerprint, load_ecg5000, load_files, load_uploads
 from ecgviz.signal.beats import Beats
+
+if TYPE_CHECKING:  # torch comes with the checkpoint module: imported when a detector is first needed
+    from ecgviz.checkpoint.store import Checkpoint
 
 BUILTIN_NAME = "ECG5000 (built-in)"
 
@@ -59,16 +65,55 @@ class ActiveData:
         return hashlib.sha256(repr(self.names).encode()).hexdigest()[:8]
 
 
-@dataclass(frozen=True, eq=False)
 class ActiveModel:
-    """A loaded checkpoint; `id` (a content hash) keys cached scores, so equal files share them."""
+    """A checkpoint in use; `id` (a content hash) keys cached scores, so equal files share them.
 
-    ckpt: Checkpoint
-    id: str
-    name: str
-    source: str  # "shipped", "saved", "uploaded" or "trained"
-    path: Path | None = None
-    raw: bytes | None = None  # kept for uploads, which exist nowhere else
+    `card` holds what the pages show of it; `ckpt`, the checkpoint with its detector, is read on first use when
+    the model was made from a card kept on disk (deferred()), so a page that needs no detector needs no torch.
+    """
+
+    def __init__(self, ckpt: Checkpoint | None = None, id: str = "", name: str = "", source: str = "",
+                 path: Path | None = None, raw: bytes | None = None, *, card: CheckpointCard | None = None,
+                 sha256: str = "") -> None:
+        if ckpt is None and card is None:
+            raise TypeError("an ActiveModel needs a checkpoint or a card")
+        self.id, self.name, self.source, self.path = id, name, source, path
+        self.raw = raw  # kept for uploads, which exist nowhere else
+        self.sha256 = sha256  # of the checkpoint file's bytes: names its card and scores on disk ("" for none)
+        self._ckpt = ckpt
+        self._card = card
+        self._pending: bytes | None = None  # the file's bytes, read once, until the checkpoint is built from them
+        self._lock = threading.Lock()
+
+    @classmethod
+    def deferred(cls, card: CheckpointCard, raw: bytes, sha256: str, name: str, source: str,
+                 path: Path | None) -> ActiveModel:
+        """A model of the checkpoint file `raw`, whose detector is read from those bytes on first use."""
+        model = cls(card=card, id=sha256[:16], name=name, source=source, path=path, sha256=sha256)
+        model._pending = bytes(raw)
+        return model
+
+    @property
+    def card(self) -> CheckpointCard:
+        """What the checkpoint says about itself, without its detector."""
+        if self._card is None:
+            self._card = card_of(self._ckpt)
+        return self._card
+
+    @property
+    def ckpt(self) -> Checkpoint:
+        """The checkpoint with its fitted detector (read now, when it was deferred)."""
+        if self._ckpt is None:
+            with self._lock:  # models are shared between sessions: one of them reads the file
+                if self._ckpt is None:
+                    self._ckpt = _load(self._pending, self.path.name if self.path else self.name)
+                    self._pending = None
+        return self._ckpt
+
+    @property
+    def loaded(self) -> bool:
+        """True once the detector is in memory."""
+        return self._ckpt is not None
 
     def checkpoint_bytes(self) -> bytes:
         """This model as a checkpoint file, whatever has been saved under its file name since it was loaded."""
@@ -83,6 +128,8 @@ class ActiveModel:
             # same name, a copy by hand) holds another model, so this one is written out afresh instead
             if _content_id(raw) == self.id:
                 return raw
+        from ecgviz.checkpoint.store import to_bytes
+
         return to_bytes(self.ckpt)
 
     def download_name(self) -> str:
@@ -97,7 +144,21 @@ def make_data(data: BeatData, name: str) -> ActiveData:
 
 def builtin_data() -> ActiveData:
     """The bundled ECG5000 set."""
-    return make_data(load_ecg5000(), BUILTIN_NAME)
+    return make_data(_builtin_beats(), BUILTIN_NAME)
+
+
+@functools.lru_cache(maxsize=1)
+def _builtin_beats() -> BeatData:
+    # parsing the ARFF text takes a third of a second; the copy parsed at an earlier start loads in milliseconds
+    try:
+        key = disk_cache.files_hash(bundled_paths())
+    except OSError:
+        return load_ecg5000()  # which says what cannot be read
+    data = disk_cache.load_beats(key)
+    if data is None:
+        data = load_ecg5000()
+        disk_cache.save_beats(key, data)
+    return data
 
 
 def data_from_uploads(files: Sequence[tuple[str, bytes]]) -> ActiveData:
@@ -124,26 +185,48 @@ def _content_id(raw: bytes) -> str:
 
 
 def model_from_path(path: str | os.PathLike, source: str = "saved") -> ActiveModel:
-    """Load a checkpoint file; raises CheckpointError with the reason."""
+    """A checkpoint file as a model; raises CheckpointError with the reason.
+
+    A file whose card is kept on disk (it was read whole before) is not read again until its detector is needed.
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError:
-        return saved_model(path, load_checkpoint(path), b"", source)  # load_checkpoint says why it cannot be read
+        return saved_model(path, _load(path, path.name), b"", source)  # load_checkpoint says why it cannot be read
     # the bytes read once are both loaded and hashed: a file replaced meanwhile cannot give one model another's id
-    return saved_model(path, load_checkpoint(raw, name=path.name), raw, source)
+    sha = hashlib.sha256(raw).hexdigest()
+    card = disk_cache.load_card(sha)
+    if card is not None:
+        return ActiveModel.deferred(card, raw, sha, card.name or path.stem, source, path)
+    return saved_model(path, _load(raw, path.name), raw, source)
 
 
 def saved_model(path: Path, ckpt: Checkpoint, raw: bytes, source: str) -> ActiveModel:
-    """A checkpoint read from `path` as the bytes `raw`, keyed by their hash."""
-    return ActiveModel(ckpt=ckpt, id=_content_id(raw), name=ckpt.name or path.stem, source=source, path=path)
+    """A checkpoint read from `path` as the bytes `raw`, keyed by their hash; its card is kept for the next start."""
+    sha = hashlib.sha256(raw).hexdigest()
+    model = ActiveModel(ckpt=ckpt, id=sha[:16], name=ckpt.name or path.stem, source=source, path=path,
+                        sha256=sha if raw else "")
+    if raw:
+        disk_cache.save_card(sha, model.card)
+    return model
 
 
 def model_from_bytes(raw: bytes, file_name: str) -> ActiveModel:
     """Load an uploaded checkpoint; raises CheckpointError with the reason."""
-    ckpt = load_checkpoint(bytes(raw), name=file_name)
-    return ActiveModel(ckpt=ckpt, id=_content_id(bytes(raw)), name=ckpt.name or Path(file_name).stem,
-                       source="uploaded", raw=bytes(raw))
+    raw = bytes(raw)
+    ckpt = _load(raw, file_name)
+    sha = hashlib.sha256(raw).hexdigest()
+    return ActiveModel(ckpt=ckpt, id=sha[:16], name=ckpt.name or Path(file_name).stem, source="uploaded", raw=raw,
+                       sha256=sha)
+
+
+def _load(source: bytes | Path | None, name: str) -> Checkpoint:
+    """The checkpoint in `source`, on the threads a dashboard server's own work gets (this may import torch)."""
+    from ecgviz.checkpoint.store import load_checkpoint
+
+    config.limit_torch_threads()
+    return load_checkpoint(source, name=name)
 
 
 def default_normal_labels(data: ActiveData, model: ActiveModel | None = None) -> list[str]:
@@ -151,8 +234,8 @@ def default_normal_labels(data: ActiveData, model: ActiveModel | None = None) ->
     counts = data.data.label_counts()
     if not counts:
         return []
-    if model is not None and model.ckpt.split.normal_labels and set(model.ckpt.split.normal_labels) <= set(counts):
-        return list(model.ckpt.split.normal_labels)
+    if model is not None and model.card.split.normal_labels and set(model.card.split.normal_labels) <= set(counts):
+        return list(model.card.split.normal_labels)
     if "1" in counts and data.class_name("1") == "Normal":
         return ["1"]
     return [max(counts, key=counts.get)]
@@ -160,14 +243,21 @@ def default_normal_labels(data: ActiveData, model: ActiveModel | None = None) ->
 
 def same_data(model: ActiveModel, data: ActiveData) -> bool:
     """True when the model's split indices refer to this very data set."""
-    return model.ckpt.data_fingerprint == data.fingerprint and model.ckpt.split.n_beats == data.data.n_beats
+    return model.card.data_fingerprint == data.fingerprint and model.card.split.n_beats == data.data.n_beats
 
 
 def scores(model: ActiveModel, data: ActiveData) -> np.ndarray:
     """The model's score (n,) of every beat; CheckpointError for beats of another length."""
+    if model.sha256:  # scored before, by this server or an earlier run of it
+        kept = disk_cache.load_scores(model.sha256, data.fingerprint, data.data.n_beats)
+        if kept is not None:
+            return kept
     from ecgviz.pipeline.protocol import score_beats  # deferred: torch is only needed once a model is used
 
-    return score_beats(model.ckpt, data.data.X)
+    out = score_beats(model.ckpt, data.data.X)
+    if model.sha256:
+        disk_cache.save_scores(model.sha256, data.fingerprint, out)
+    return out
 
 
 def reconstruction(model: ActiveModel, data: ActiveData, index: int) -> np.ndarray:
@@ -183,12 +273,12 @@ def explorer_view(model: ActiveModel, data: ActiveData, normal_labels: Sequence[
     from ecgviz.detectors.config import DEFAULT_PERCENTILE
 
     return explore.explorer_view(errors, data.data.labels, data.class_names, normal_labels,
-                            split=model.ckpt.split, same_data=same_data(model, data), percentile=DEFAULT_PERCENTILE)
+                            split=model.card.split, same_data=same_data(model, data), percentile=DEFAULT_PERCENTILE)
 
 
 def model_summary(model: ActiveModel) -> dict:
     """One row for the list of models: what it is, how it was split and its stored held-out metrics."""
-    ckpt, m = model.ckpt, model.ckpt.metrics or {}
+    ckpt, m = model.card, model.card.metrics or {}
     ci = (m.get("intervals_95") or {}).get("auroc")
     return {
         "name": model.name,

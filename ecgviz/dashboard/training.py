@@ -58,8 +58,9 @@ def start_training(data: ActiveData, normal_labels: Sequence[str], name: str, se
                    directory: Path | None = None, fit_fn: Callable | None = None) -> TrainingJob[ActiveModel]:
     """Check the request, then train in a background thread; the job's result is the saved, loaded model."""
     from ecgviz.detectors import limits
+    from ecgviz.evaluation.split import protocol_split
     from ecgviz.pipeline import tracking
-    from ecgviz.pipeline.protocol import fit, protocol_split
+    from ecgviz.pipeline.protocol import fit
 
     path = checkpoint_path_for(name, directory)
     if not data.data.has_labels:

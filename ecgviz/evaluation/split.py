@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ecgviz.errors import SplitError, UserError
+from ecgviz.evaluation import duplicates
 from ecgviz.io.codes import encode
+
+if TYPE_CHECKING:
+    from ecgviz.io.data import BeatData
 
 DEFAULT_FRACTIONS = (0.85, 0.075, 0.075)
 # "seed": the pooled normals shuffled and cut by fractions; "files": train on one file's normals, judge another file
@@ -244,3 +249,18 @@ def make_file_split(
         mode="files",
         files=(str(train_file), str(test_file)),
     )
+
+
+def protocol_split(data: BeatData, normal_labels: Sequence[str], *, mode: str = "seed",
+                   fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0,
+                   files: Sequence[str] | None = None) -> Split:
+    """The split for `mode` ("seed", or "files" with (training file, evaluation file)); copies never straddle it."""
+    groups = duplicates.groups(data.X)
+    if mode == "seed":
+        return make_split(data.labels, normal_labels, fractions, seed=seed, n_beats=data.n_beats, groups=groups)
+    if mode == "files":
+        if not files or len(files) != 2:
+            raise UserError("split mode 'files' needs a training file and an evaluation file")
+        return make_file_split(data.labels, data.sources, normal_labels, files[0], files[1], seed=seed,
+                               groups=groups)
+    raise UserError(f"unknown split mode {mode!r}: use seed or files")

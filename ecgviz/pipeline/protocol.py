@@ -23,13 +23,13 @@ from ecgviz.detectors.config import (
 )
 from ecgviz.detectors.train import EpochInfo, Resume
 from ecgviz.errors import UserError
-from ecgviz.evaluation import duplicates, intervals, metrics, quality
-from ecgviz.evaluation.split import DEFAULT_FRACTIONS, Split, evaluated_beats, make_file_split, make_split, own_split
+from ecgviz.evaluation import intervals, metrics, quality
+from ecgviz.evaluation.split import DEFAULT_FRACTIONS, Split, evaluated_beats, own_split, protocol_split
 from ecgviz.io.data import BeatData, fingerprint
 
 # TrainingCancelled is the autoencoder's; it is named here too because callers of fit() catch it
 __all__ = ["Evaluation", "TrainingCancelled", "assess", "evaluate", "evaluation_indices", "fit", "fit_detector",
-           "protocol_split", "reconstruct_beats", "resume_fit", "resume_plan", "score_beats"]
+           "reconstruct_beats", "resume_fit", "resume_plan", "score_beats"]
 
 
 @dataclass(frozen=True)
@@ -122,21 +122,6 @@ def evaluate(
         average_precision=metrics.average_precision(errors, is_anomaly),
         held_out=held_out,
     )
-
-
-def protocol_split(data: BeatData, normal_labels: Sequence[str], *, mode: str = "seed",
-                   fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0,
-                   files: Sequence[str] | None = None) -> Split:
-    """The split for `mode` ("seed", or "files" with (training file, evaluation file)); copies never straddle it."""
-    groups = duplicates.groups(data.X)
-    if mode == "seed":
-        return make_split(data.labels, normal_labels, fractions, seed=seed, n_beats=data.n_beats, groups=groups)
-    if mode == "files":
-        if not files or len(files) != 2:
-            raise UserError("split mode 'files' needs a training file and an evaluation file")
-        return make_file_split(data.labels, data.sources, normal_labels, files[0], files[1], seed=seed,
-                               groups=groups)
-    raise UserError(f"unknown split mode {mode!r}: use seed or files")
 
 
 def fit_detector(

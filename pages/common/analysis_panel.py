@@ -14,8 +14,8 @@ from pages.common import state
 def analysed(active: session.ActiveData) -> session.ActiveModel | None:
     """The active model when it is the analysis of exactly these beats."""
     model = state.active_model()
-    if model is not None and model.ckpt.kind == recording_analysis.KIND \
-            and model.ckpt.data_fingerprint == active.fingerprint:
+    if model is not None and model.card.kind == recording_analysis.KIND \
+            and model.card.data_fingerprint == active.fingerprint:
         return model
     return None
 
@@ -28,13 +28,14 @@ def can_analyze(active: session.ActiveData) -> bool:
 def run(active: session.ActiveData) -> None:
     """Analyse the recording's current lead, showing progress; on success make it active and rerun the page."""
     from ecgviz.analysis.analyze import analyze  # the analysis stack loads only when asked for
+    from ecgviz.dashboard import analysis_model  # and the detector it becomes, with scikit-learn
 
     view = active.recording
     bar = st.progress(0.0, text="Reading the recording…")
     try:
         rec = view.source.read(view.lead)
         result = analyze(rec, progress=lambda done, what: bar.progress(min(1.0, done), text=plain(f"{what}…")))
-        data, model = recording_analysis.adopt(result, view.source, active.name)
+        data, model = analysis_model.adopt(result, view.source, active.name)
     except USER_ERRORS as exc:
         bar.empty()
         st.error(plain(exc), icon=":material/error:")

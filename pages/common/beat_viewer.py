@@ -25,10 +25,10 @@ def show(ev: explore.ExplorerView, model: session.ActiveModel, data: session.Act
          t: float) -> None:
     """The viewer, for the active model's errors at threshold `t`."""
     st.subheader("One beat, original and reconstructed", anchor="one-beat")
-    if model.ckpt.kind == "knn":
-        st.caption(f"For {plain(model.ckpt.description)} the second line is the mean of the beat's "
+    if model.card.kind == "knn":
+        st.caption(f"For {plain(model.card.description)} the second line is the mean of the beat's "
                    f"{model.ckpt.detector.k} nearest training normals, the normal shape its distance is measured to.")
-    elif model.ckpt.kind == "pca":
+    elif model.card.kind == "pca":
         st.caption("For PCA the second line is the beat projected onto the normals' principal components.")
     controls, chart = st.columns([1, 3])
     with controls:
@@ -37,7 +37,7 @@ def show(ev: explore.ExplorerView, model: session.ActiveModel, data: session.Act
             return
         error = float(errors[i])
         verdict = beat_picker.verdict(error, t)
-        st.metric(glossary.score_name(model.ckpt.kind).capitalize(), f"{error:.3f}", f"{error - t:+.3f} vs threshold",
+        st.metric(glossary.score_name(model.card.kind).capitalize(), f"{error:.3f}", f"{error - t:+.3f} vs threshold",
                   delta_color="inverse", help=plain(glossary.score_definition(model.ckpt)))
         if verdict == "flagged":
             st.markdown(":red[**Flagged as abnormal**]")

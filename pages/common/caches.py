@@ -14,8 +14,6 @@ import streamlit as st
 from ecgviz.dashboard import config, explore, session
 from pages.common.state import active_data, active_model, normal_labels
 
-config.limit_torch_threads()  # once per server process (a module is imported once): sessions share the cores
-
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def _load_file_model(path: str, mtime_ns: int) -> session.ActiveModel:
@@ -105,4 +103,4 @@ def model_quality(model: session.ActiveModel, ev: explore.ExplorerView | None = 
     if ev is not None:
         data = active_data()
         return _quality(model.id, data.fingerprint, normal_labels(), model, data, ev)
-    return quality.from_metrics(model.ckpt.metrics)
+    return quality.from_metrics(model.card.metrics)

@@ -38,7 +38,7 @@ def offered() -> list[Path]:
 
 def data_provenance(model: session.ActiveModel) -> None:
     """When the model was trained on other data: name that data and offer to load it where it is at hand."""
-    ckpt, data = model.ckpt, state.active_data()
+    ckpt, data = model.card, state.active_data()
     if ckpt.data_fingerprint == data.fingerprint:
         return
     offers = workspace.data_offers(sync.workspace_of_session(), ckpt.data_fingerprint)
@@ -52,6 +52,6 @@ def data_provenance(model: session.ActiveModel) -> None:
         if st.button(f"Load {plain(label)}", key=f"provenance_load_{i}", icon=":material/dataset:"):
             new, raw = load()
             state.set_data(new, files=raw)
-            state.set_threshold(float(model.ckpt.threshold))
+            state.set_threshold(float(model.card.threshold))
             state.notify(f"Loaded {new.name}, the data '{model.name}' was trained on.")
             st.rerun()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ecgviz.checkpoint.store import CheckpointError
 from ecgviz.dashboard import session
 from ecgviz.dashboard.text import plain
+from ecgviz.errors import CheckpointError
 from pages.common import multipage, state
 
 
@@ -33,7 +33,7 @@ def usable_model() -> session.ActiveModel | None:
         st.page_link("pages/model.py", label="Go to the Model page", icon=":material/model_training:")
         return None
     try:
-        model.ckpt.check_fits(state.active_data().data.length)
+        model.card.check_fits(state.active_data().data.length)
     except CheckpointError as exc:
         st.error(plain(exc), icon=":material/error:")
         st.page_link("pages/model.py", label="Load or train a matching model", icon=":material/model_training:")

@@ -22,7 +22,7 @@ FOCUS = "rec_focus"  # (data fingerprint, beat index) of the beat the reviewer i
 
 def _length() -> int:
     model = state.active_model()
-    return int(model.ckpt.seq_len) if model is not None else DEFAULT_LENGTH
+    return int(model.card.seq_len) if model is not None else DEFAULT_LENGTH
 
 
 def _adopt(source: RecordingSource, lead: str | None) -> None:
@@ -107,7 +107,7 @@ def recording_actions(active: session.ActiveData) -> None:
 def _flags(active: session.ActiveData):
     """(scores, threshold, reasons, symbols) of the active model on these beats; None when it cannot score them."""
     model, t = state.active_model(), state.threshold()
-    if model is None or t is None or model.ckpt.seq_len != active.data.length:
+    if model is None or t is None or model.card.seq_len != active.data.length:
         return None
     reasons = getattr(model.ckpt.detector, "reasons", None)
     symbols = active.data.origin.symbols() if active.data.origin is not None else None

@@ -20,7 +20,7 @@ def sidebar() -> None:
         if model is None:
             st.caption("none loaded")
         else:
-            ckpt = model.ckpt
+            ckpt = model.card
             st.caption(f"{plain(model.name)}  \n{model.source} · {plain(ckpt.description)} · {ckpt.seq_len} samples · "
                        f"{plain(ckpt.split.mode)} split")
         st.markdown("**Threshold**")

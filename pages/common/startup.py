@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ecgviz.checkpoint.store import CheckpointError
 from ecgviz.dashboard import session
 from ecgviz.dashboard.text import plain
+from ecgviz.errors import CheckpointError
 from pages.common import caches, keys, state, sync
 from pages.common.guard import errors_shown
 
@@ -28,14 +28,14 @@ def init() -> None:
             model = caches.default_model()
         if model is not None:
             try:
-                model.ckpt.check_fits(st.session_state[keys.DATA].data.length)
+                model.card.check_fits(st.session_state[keys.DATA].data.length)
             except CheckpointError as exc:
                 st.error(plain(exc))
                 model = None
         st.session_state[keys.MODEL] = model
         if model is not None:
             st.session_state[keys.PRIMARY] = model
-            st.session_state[keys.THRESHOLD] = float(model.ckpt.threshold)
+            st.session_state[keys.THRESHOLD] = float(model.card.threshold)
     if keys.NORMALS not in st.session_state:
         st.session_state[keys.NORMALS] = session.default_normal_labels(state.active_data(), state.active_model())
     if not ws.revision:  # a new workspace starts from this session's defaults

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ecgviz.checkpoint.store import CheckpointError
 from ecgviz.dashboard import session
 from ecgviz.dashboard.text import plain
+from ecgviz.errors import CheckpointError
 from pages.common import keys, memory, sync
 from pages.common.keys import JOB, NORMALS  # noqa: F401 (the keys pages read most, at hand as state.NORMALS)
 
@@ -78,14 +78,14 @@ def set_class_names(data: session.ActiveData) -> None:
 
 def set_model(model: session.ActiveModel) -> None:
     """Make `model` active after checking it fits the data (CheckpointError otherwise); adopt its threshold."""
-    model.ckpt.check_fits(active_data().data.length)
+    model.card.check_fits(active_data().data.length)
     st.session_state[keys.MODEL] = model
     if model.source != "baseline":
         st.session_state[keys.PRIMARY] = model
     ws = sync.workspace_of_session()
     if ws is not None:
         ws.set_model(model)
-    set_threshold(float(model.ckpt.threshold))
+    set_threshold(float(model.card.threshold))
 
 
 def set_threshold(value: float) -> None:
