@@ -123,19 +123,6 @@ def record_208(folder: Path) -> dict:
             "reference": (ref, wide)}
 
 
-
-def build_day(folder: str, hours: float) -> Path:
-    """Record 100's MLII lead tiled to `hours` as a single-lead WFDB record (format 16, no annotations)."""
-    import wfdb
-
-    rec = wfdb.rdrecord(str(MITDB / "100"), channels=[0], physical=False)
-    n = int(hours * 3600 * rec.fs)
-    digital = np.resize(rec.d_signal[:, 0], n).astype(np.int16)[:, None]
-    wfdb.wrsamp("day", fs=rec.fs, units=["mV"], sig_name=["MLII"], d_signal=digital, fmt=["16"],
-                adc_gain=rec.adc_gain, baseline=rec.baseline, write_dir=folder)
-    return Path(folder) / "day.hea"
-
-
 def case_day(folder: str) -> dict:
     """In this (fresh) process: read the file with wfdb, then the whole analysis from the file; peak memory."""
     import wfdb
@@ -156,6 +143,8 @@ def case_day(folder: str) -> dict:
 
 def day(hours: float) -> dict:
     """case_day in a child process, so its peak memory is its own."""
+    from bench.recordings import build_day
+
     with tempfile.TemporaryDirectory(prefix="ecgviz-bench-") as folder:
         build_day(folder, hours)
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}

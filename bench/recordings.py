@@ -89,8 +89,9 @@ def _current_rss_mb() -> float:
     return memory_mib(os.getpid())["rss"]
 
 
-def build_day(folder: str, hours: float) -> None:
-    """Write record 100's MLII lead tiled to `hours` as a single-lead WFDB record day.hea/day.dat."""
+def build_day(folder: str, hours: float) -> Path:
+    """Record 100's MLII lead tiled to `hours` as a single-lead WFDB record day.hea/day.dat (format 16, no
+    annotations) in `folder`; the path of day.hea."""
     import numpy as np
     import wfdb
 
@@ -99,6 +100,7 @@ def build_day(folder: str, hours: float) -> None:
     digital = np.resize(rec.d_signal[:, 0], n).astype(np.int16)[:, None]
     wfdb.wrsamp("day", fs=rec.fs, units=["mV"], sig_name=["MLII"], d_signal=digital, fmt=["16"],
                 adc_gain=rec.adc_gain, baseline=rec.baseline, write_dir=folder)
+    return Path(folder) / "day.hea"
 
 
 def _child(case: str, *args: str) -> dict:

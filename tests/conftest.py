@@ -1,6 +1,7 @@
 """Shared test setup: the tiny data and model, the app started on them, Chromium."""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,6 +118,19 @@ def chromium() -> str:
             pytest.fail(reason)
         pytest.skip(reason)
     return path
+
+
+@pytest.fixture(scope="module")
+def shipped_server(chromium, tmp_path_factory):
+    """The app as shipped, served for the module: the shipped model (whatever the caller's environment names) and
+    an empty folder of the module's own for saved models."""
+    from ecgviz.dashboard import config
+    from tests.browser_support import StreamlitServer
+
+    env = {config.CHECKPOINT_ENV: None, config.CHECKPOINT_DIR_ENV: str(tmp_path_factory.mktemp("checkpoints")),
+           "OMP_NUM_THREADS": "1"}  # two cores shared with Chromium
+    with StreamlitServer(Path(__file__).resolve().parent.parent / "app.py", env=env) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,15 @@ def _cut_100(at):
     assert_clean(at)
 
 
+def _upload(tiny_app, files: dict[str, bytes]):
+    """The Data page after the files of one record were uploaded and read."""
+    at = start(tiny_app, "pages/data.py")
+    at.file_uploader(key="rec_upload").set_value([(k, v, "application/octet-stream") for k, v in files.items()])
+    at.run()
+    at.button(key="rec_upload_go").click().run()
+    return at
+
+
 def _flag_table(at) -> pd.DataFrame:
     return next(d.value for d in at.dataframe if list(d.value.columns) == list(recording_view.FLAGGED_COLUMNS))
 
@@ -89,10 +98,7 @@ def test_analyze_this_recording_shows_the_summary_and_makes_it_active(tiny_app, 
 
 def test_a_mat_record_uploads_and_another_lead_is_cut_without_a_new_upload(tiny_app, tmp_path):
     files = write_mat_record(tmp_path)
-    at = start(tiny_app, "pages/data.py")
-    at.file_uploader(key="rec_upload").set_value([(k, v, "application/octet-stream") for k, v in files.items()])
-    at.run()
-    at.button(key="rec_upload_go").click().run()
+    at = _upload(tiny_app, files)
     assert_clean(at)
     active = at.session_state["active_data"]
     assert active.recording.lead == "MLII" and active.data.n_beats == 73
@@ -109,10 +115,7 @@ def test_a_mat_record_uploads_and_another_lead_is_cut_without_a_new_upload(tiny_
 
 def test_a_ptb_record_with_a_xyz_file_uploads_and_is_analysed(tiny_app, tmp_path):
     files = write_xyz_record(tmp_path)
-    at = start(tiny_app, "pages/data.py")
-    at.file_uploader(key="rec_upload").set_value([(k, v, "application/octet-stream") for k, v in files.items()])
-    at.run()
-    at.button(key="rec_upload_go").click().run()
+    at = _upload(tiny_app, files)
     at.button(key="rec_analyze").click().run()
     assert_clean(at)
     want = analyze(read_uploads(list(files.items()))).summary

@@ -99,6 +99,20 @@ def goto(page, title: str) -> None:
     wait_idle(page, settle_ms=0)
 
 
+def cut_recording(page, url: str, recording: str, timeout: float) -> None:
+    """Open the app at `url`, pick `recording` (a file of the server's data folder) on the Data page and cut its
+    beats; `timeout` (ms) bounds each wait."""
+    page.set_default_timeout(timeout)
+    page.goto(url)
+    wait_idle(page, timeout=timeout)
+    goto(page, "Data")
+    page.locator("[data-testid=stSelectbox]").filter(has_text="Recording").click()
+    page.get_by_role("option", name=recording).click()
+    wait_idle(page, timeout=timeout)
+    page.get_by_role("button", name="Cut beats").first.click()
+    wait_idle(page, timeout=timeout)
+
+
 def metric(page, label: str | re.Pattern):
     """The value element of the metric with exactly this label (or a label matching this pattern)."""
     pattern = label if isinstance(label, re.Pattern) else re.compile(f"^{re.escape(label)}$")

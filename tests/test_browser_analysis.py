@@ -8,26 +8,17 @@ import re
 import pytest
 from playwright.sync_api import Expect, sync_playwright
 
-from ecgviz.dashboard import config
-from tests.browser_support import StreamlitServer, launch_browser, wait_idle
-from tests.test_browser import ARTIFACTS, ROOT, goto, metric, screenshot
+from tests.browser_support import launch_browser, wait_idle
+from tests.test_browser import ARTIFACTS, cut_recording, goto, metric, screenshot
 
 pytestmark = pytest.mark.browser
 expect = Expect()
 expect.set_options(timeout=120_000)  # the shipped model scores record 100 on a CPU shared with the browser
-
-
-@pytest.fixture(scope="module")
-def server(chromium, tmp_path_factory):
-    """The app as shipped: the ECG5000 model, the bundled data folder with record 100."""
-    env = {config.CHECKPOINT_ENV: None, config.CHECKPOINT_DIR_ENV: str(tmp_path_factory.mktemp("models")),
-           "OMP_NUM_THREADS": "1"}
-    with StreamlitServer(ROOT / "app.py", env=env) as srv:
-        yield srv
+TIMEOUT_MS = 240_000
 
 
 def _idle(page) -> None:
-    wait_idle(page, timeout=240_000)
+    wait_idle(page, timeout=TIMEOUT_MS)
 
 
 def _shot(page, selector: str, name: str) -> None:
@@ -42,20 +33,12 @@ def _shot(page, selector: str, name: str) -> None:
         page.set_viewport_size(size)
 
 
-def test_analyze_a_recording_and_review_its_flags(server):
+def test_analyze_a_recording_and_review_its_flags(shipped_server):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = launch_browser(p)
         page = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True).new_page()
-        page.set_default_timeout(240_000)
-        page.goto(server.url)
-        _idle(page)
-        goto(page, "Data")
-        page.locator("[data-testid=stSelectbox]").filter(has_text="Recording").click()
-        page.get_by_role("option", name="mitdb/100.hea").click()
-        _idle(page)
-        page.get_by_role("button", name="Cut beats").first.click()
-        _idle(page)
+        cut_recording(page, shipped_server.url, "mitdb/100.hea", TIMEOUT_MS)
         expect(metric(page, "Beats")).to_have_text("2,271")
 
         # the shipped ECG5000 model flags every beat of record 100: the explorer says so and offers the analysis

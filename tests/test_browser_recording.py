@@ -11,8 +11,8 @@ from ecgviz.detectors.config import ModelConfig, TrainConfig
 from ecgviz.io.recording import read_recording
 from ecgviz.pipeline.protocol import fit
 from ecgviz.signal.beats import cut_beats
-from tests.browser_support import StreamlitServer, launch_browser, wait_idle
-from tests.test_browser import ARTIFACTS, ROOT, goto, screenshot
+from tests.browser_support import StreamlitServer, launch_browser
+from tests.test_browser import ARTIFACTS, ROOT, cut_recording, goto, screenshot
 
 pytestmark = pytest.mark.browser
 MITDB = ROOT / "data" / "mitdb"
@@ -38,15 +38,7 @@ def test_recording_strip_and_beat_in_context(server):
     with sync_playwright() as p:
         browser = launch_browser(p)
         page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        page.set_default_timeout(60_000)
-        page.goto(server.url)
-        wait_idle(page)
-        goto(page, "Data")
-        page.locator("[data-testid=stSelectbox]").filter(has_text="Recording").click()
-        page.get_by_role("option", name="mitdb/100.hea").click()
-        wait_idle(page)
-        page.get_by_role("button", name="Cut beats").first.click()
-        wait_idle(page)
+        cut_recording(page, server.url, "mitdb/100.hea", 60_000)
         expect(page.locator("h3").filter(has_text="The recording")).to_be_visible()
         expect(page.get_by_text("Not cut: 2 of 2,273 beats")).to_be_visible()
         expect(page.locator("[data-testid=stMetricValue]").first).to_have_text("2,271")

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-from ecgviz.dashboard import config
-from tests.browser_support import StreamlitServer, wait_idle
+from tests.browser_support import wait_idle
 from tests.helpers import synthetic_beats, write_arff
 from tests.test_browser import TIMEOUT_MS, assert_no_error, expect, goto, metric, threshold_input
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parent.parent
 N_BEATS = 80
-
-
-@pytest.fixture(scope="module")
-def server(chromium, tmp_path_factory):
-    env = {config.CHECKPOINT_ENV: None, config.CHECKPOINT_DIR_ENV: str(tmp_path_factory.mktemp("checkpoints")),
-           "OMP_NUM_THREADS": "1"}
-    with StreamlitServer(ROOT / "app.py", env=env) as srv:
-        yield srv
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +43,8 @@ def upload(pg, path) -> None:
     expect(metric(pg, "Beats")).to_have_text(str(N_BEATS))
 
 
-def test_uploaded_data_and_threshold_survive_a_reload_and_a_second_tab(browser, server, beats_file):
-    pg = new_page(browser, server.url)
+def test_uploaded_data_and_threshold_survive_a_reload_and_a_second_tab(browser, shipped_server, beats_file):
+    pg = new_page(browser, shipped_server.url)
     wid = workspace_id(pg)
     upload(pg, beats_file)
     goto(pg, "Threshold explorer")
@@ -75,11 +64,11 @@ def test_uploaded_data_and_threshold_survive_a_reload_and_a_second_tab(browser, 
     assert_no_error(pg)
 
     # another browser (its own cookies and session) with the same link finds the same work
-    other = new_page(browser, f"{server.url}?ws={wid}")
+    other = new_page(browser, f"{shipped_server.url}?ws={wid}")
     expect(other.locator("[data-testid=stSidebarUserContent]")).to_contain_text("reload_beats.arff")
     expect(threshold_input(other)).to_have_value("55.5000")
     # ... and one without the link (or with a made-up id) starts its own, on the built-in data
-    for url in (server.url, f"{server.url}?ws=made-up-id-000000000000"):
+    for url in (shipped_server.url, f"{shipped_server.url}?ws=made-up-id-000000000000"):
         stranger = new_page(browser, url)
         expect(stranger.locator("[data-testid=stSidebarUserContent]")).to_contain_text("ECG5000")
         assert workspace_id(stranger) not in (wid, "made-up-id-000000000000")
@@ -88,8 +77,8 @@ def test_uploaded_data_and_threshold_survive_a_reload_and_a_second_tab(browser, 
     pg.context.close()
 
 
-def test_a_reload_mid_training_reattaches_to_the_progress_view(browser, server, beats_file):
-    pg = new_page(browser, server.url)
+def test_a_reload_mid_training_reattaches_to_the_progress_view(browser, shipped_server, beats_file):
+    pg = new_page(browser, shipped_server.url)
     upload(pg, beats_file)
     goto(pg, "Model")
     pg.get_by_role("tab", name=re.compile("Train a model")).click()

@@ -24,6 +24,7 @@ _ONE_NUMBER = re.compile(_BLANK + _NUMBER + _BLANK)
 _NUMBER_TYPES = {float, int}  # what the parser gives for JSON numbers (bool is a type of its own)
 _NUMBER_BYTES = b"0123456789+-.eE,NaInfity \t\r\n"  # all a beat of numbers can hold
 _WS = b" \t\r\n"
+_VALUE_START = b'{["tfn-0123456789'  # the first byte of any JSON value
 # Bytes a sample may take, separators and indentation included: a float64 repr is at most 24 characters, and a
 # pretty-printed beat (one sample per line, indented) ~35; a beat longer than this per sample is refused unread.
 MAX_BYTES_PER_SAMPLE = 64
@@ -56,7 +57,6 @@ class BeatsReader:
         self._after_comma = False
         self._beats = np.empty((0, self.seq_len), dtype=np.float32)
         self._n = 0  # beats read
-        self._beats_given = False
         self._row_start = self._row_scan = self._row_commas = 0
         self.threshold: float | None = None
 
@@ -74,7 +74,7 @@ class BeatsReader:
             pass
         if self._state != self._trailing:
             self._syntax("EOF while parsing")
-        if not self._beats_given:
+        if "beats" not in self._seen:  # at the end of the object every key seen had its value read
             raise Refused(422, "beats: Field required")
         if self._n == 0:
             raise Refused(422, "beats: no beats given")
@@ -119,18 +119,24 @@ class BeatsReader:
         return _NEED
 
     # -- states: each reads what it can and moves on, or answers _NEED ---------------------------------------
-    def _object_start(self, final: bool):
+    def _expect_open(self, final: bool, char: bytes, refusal: str, next_state):
+        """Read the `char` that opens an object or list, then go on to `next_state`. Any other JSON value is the
+        wrong shape of request (422 with `refusal`); anything else is not JSON (400)."""
         c = self._next(final)
         if c is _NEED:
             return _NEED
-        if c != ord("{"):
-            if c in b'["tfn-0123456789':
-                raise Refused(422, "body: Input should be an object with 'beats' (and optionally 'threshold')")
+        if c != ord(char):
+            if c in _VALUE_START:
+                raise Refused(422, refusal)
             self._syntax("expected value")
         self._pos += 1
         self._after_comma = False
-        self._state = self._key_or_end
+        self._state = next_state
         return None
+
+    def _object_start(self, final: bool):
+        return self._expect_open(final, b"{", "body: Input should be an object with 'beats' (and optionally "
+                                              "'threshold')", self._key_or_end)
 
     def _key_or_end(self, final: bool):
         c = self._next(final)
@@ -178,20 +184,25 @@ class BeatsReader:
         self._state = self._beats_start if self._key == "beats" else self._threshold
         return None
 
-    def _after_value(self, final: bool):
+    def _after_item(self, final: bool, close: bytes, next_item, after_close):
+        """After an item of an object or list: a comma leads to `next_item`, the `close` that ends it to
+        `after_close`."""
         c = self._next(final)
         if c is _NEED:
             return _NEED
         if c == ord(","):
             self._pos += 1
             self._after_comma = True
-            self._state = self._key_or_end
-        elif c == ord("}"):
+            self._state = next_item
+        elif c == ord(close):
             self._pos += 1
-            self._state = self._trailing
+            self._state = after_close
         else:
-            self._syntax("expected ',' or '}'")
+            self._syntax(f"expected ',' or '{close.decode()}'")
         return None
+
+    def _after_value(self, final: bool):
+        return self._after_item(final, b"}", self._key_or_end, self._trailing)
 
     def _trailing(self, final: bool):
         n = len(self._buf)
@@ -229,18 +240,8 @@ class BeatsReader:
 
     # -- the beats -------------------------------------------------------------------------------------------
     def _beats_start(self, final: bool):
-        c = self._next(final)
-        if c is _NEED:
-            return _NEED
-        if c != ord("["):
-            if c in b'"{tfn-0123456789':
-                raise Refused(422, "beats: Input should be a valid list (of beats, each a list of numbers)")
-            self._syntax("expected value")
-        self._pos += 1
-        self._beats_given = True
-        self._after_comma = False
-        self._state = self._beat_or_end
-        return None
+        return self._expect_open(final, b"[", "beats: Input should be a valid list (of beats, each a list of numbers)",
+                                 self._beat_or_end)
 
     def _beat_or_end(self, final: bool):
         c = self._next(final)
@@ -252,17 +253,12 @@ class BeatsReader:
                 raise Refused(422, "beats: no beats given")
             self._state = self._after_value
             return None
-        if c != ord("["):
-            if c in b'"{tfn-0123456789':
-                raise Refused(422, f"beats[{self._n}]: Input should be a valid list (of numbers)")
-            self._syntax("expected value")
-        if self._n >= self.max_beats:
+        self._expect_open(final, b"[", f"beats[{self._n}]: Input should be a valid list (of numbers)", self._row)
+        if self._n >= self.max_beats:  # after the check above: a beat that is no list is refused as such
             raise Refused(413, f"beats: more than {self.max_beats:,} beats in one request; at most "
                                f"{self.max_beats:,}")
-        self._pos += 1
         self._row_start = self._row_scan = self._pos
         self._row_commas = 0
-        self._state = self._row
         return None
 
     def _row(self, final: bool):
@@ -289,19 +285,7 @@ class BeatsReader:
         return None
 
     def _after_row(self, final: bool):
-        c = self._next(final)
-        if c is _NEED:
-            return _NEED
-        if c == ord(","):
-            self._pos += 1
-            self._after_comma = True
-            self._state = self._beat_or_end
-        elif c == ord("]"):
-            self._pos += 1
-            self._state = self._after_value
-        else:
-            self._syntax("expected ',' or ']'")
-        return None
+        return self._after_item(final, b"]", self._beat_or_end, self._after_value)
 
     def _store(self, i: int, start: int, end: int) -> None:
         """Check beat i's text (_buf[start:end]) and add its samples to the array."""
