@@ -34,11 +34,12 @@ ENV VIRTUAL_ENV=/opt/venv \
     OMP_NUM_THREADS=1 \
     PYTHONPATH=/app \
     ECGVIZ_WORKSPACE_DIR=/var/lib/ecgviz/workspaces \
-    ECGVIZ_CHECKPOINT_DIR=/var/lib/ecgviz/checkpoints
+    ECGVIZ_CHECKPOINT_DIR=/var/lib/ecgviz/checkpoints \
+    ECGVIZ_CACHE_DIR=/var/lib/ecgviz/cache
 # the user, and the folders of the volume it owns (workspaces private to it: uploads are other people's data)
 RUN groupadd --gid 10001 ecgviz \
     && useradd --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin ecgviz \
-    && install -d -o 10001 -g 10001 -m 700 /var/lib/ecgviz /var/lib/ecgviz/workspaces \
+    && install -d -o 10001 -g 10001 -m 700 /var/lib/ecgviz /var/lib/ecgviz/workspaces /var/lib/ecgviz/cache \
     && install -d -o 10001 -g 10001 -m 755 /var/lib/ecgviz/checkpoints
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
@@ -47,6 +48,8 @@ COPY .streamlit ./.streamlit
 COPY pages ./pages
 COPY ecgviz ./ecgviz
 COPY data ./data
+# compiled once here: the image writes no bytecode (PYTHONDONTWRITEBYTECODE), and every start would compile it again
+RUN python -m compileall -q app.py pages ecgviz
 # models trained in the dashboard are saved here, so the user owns it
 COPY --chown=10001:10001 checkpoints ./checkpoints
 VOLUME ["/var/lib/ecgviz"]

@@ -228,13 +228,18 @@ def run_browser(plan: Plan, rows: list, details: dict, skip_reason: str | None, 
                     d.get("cards_p50_ms"), "ms", p95=d.get("cards_p95_ms"),
                     note=skip_reason or "the figure moves in the browser; the server gets the value once the "
                                         "slider rests 120 ms"))
-    note = skip_reason or f"`streamlit run` to first chart drawn (empty app: the number); median of {plan.cold_starts}"
+    note = skip_reason or (f"`streamlit run` to first chart drawn (empty app: the number); median of "
+                           f"{plan.cold_starts} restarts, the disk cache filled by the first start")
     rows.append(Row("browser.cold_start_s.dashboard", "Cold start, dashboard", d.get("cold_start_s"), "s", note=note))
     rows.append(Row("browser.cold_start_s.empty", "Cold start, empty app", e.get("cold_start_s"), "s", note=note))
-    extra = None if d.get("cold_start_s") is None else d["cold_start_s"] - e["cold_start_s"]
-    rows.append(Row("browser.cold_start_extra_s", "Cold start, dashboard minus empty app", extra, "s",
-                    target="<= 2 s", met=_met(plan.quick, None if extra is None else extra <= 2.0),
+    ratio = None if d.get("cold_start_s") is None else d["cold_start_s"] / e["cold_start_s"]
+    rows.append(Row("browser.cold_start_ratio", "Cold start, dashboard / empty app", ratio, "x",
+                    target="<= 1.2x", met=_met(plan.quick, None if ratio is None else ratio <= 1.2),
                     note=skip_reason or ""))
+    first = None if d.get("first_start_s") is None else d["first_start_s"] / e["first_start_s"]
+    rows.append(Row("browser.first_start_ratio", "First start (empty disk cache), dashboard / empty app", first, "x",
+                    note=skip_reason or "a fresh install: the model read, the bundled files parsed, 5,000 beats "
+                                        "scored"))
 
 
 def run_analysis(plan: Plan, rows: list, details: dict) -> None:

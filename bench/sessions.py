@@ -235,13 +235,15 @@ async def drive(url: str, files: list[SessionData], moves: int, pid: int | None,
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=find_chromium(), args=list(CHROMIUM_ARGS))
         try:
-            # one session first, so torch, the start-up model and the built-in data are loaded before "before"
+            # one session first, so torch, the start-up model and the built-in data are loaded before "before": the
+            # explorer, which reads the model's detector (a restarted server draws the first chart without it)
             log("warm-up session")
             context = await browser.new_context(viewport=VIEWPORT)
             page = await context.new_page()
-            await page.goto(url + "data", timeout=TIMEOUT_MS)
-            await expect(metric(page, "Beats")).to_have_text("5,000", timeout=TIMEOUT_MS)
+            await page.goto(url, timeout=TIMEOUT_MS)
+            await expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=TIMEOUT_MS)
             await idle(page)
+            await expect(page.get_by_text("held-out beats are flagged")).to_be_visible(timeout=TIMEOUT_MS)
             await context.close()
             memory["before"] = memory_mib(pid).get("rss")
             log(f"{len(files)} sessions, {moves} moves each" + ("; session 0 trains" if train else ""))

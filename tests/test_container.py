@@ -95,6 +95,7 @@ def test_dockerfile_shape():
     env = dict(item.partition("=")[::2] for k, a in final if k == "ENV" for item in shlex.split(a))
     volume = json.loads(dict(final)["VOLUME"])[0]
     assert env["ECGVIZ_WORKSPACE_DIR"].startswith(volume + "/") and env["ECGVIZ_CHECKPOINT_DIR"].startswith(volume)
+    assert env["ECGVIZ_CACHE_DIR"].startswith(volume + "/")  # a restarted container draws its first chart from it
     assert json.loads(dict(final)["HEALTHCHECK"].split("CMD", 1)[1]) == ["python", "-m", "ecgviz.service.healthcheck"]
 
 

@@ -165,8 +165,8 @@ def test_a_file_written_under_a_held_name_is_never_overwritten(labelled, setting
 
 def test_two_continued_trainings_of_one_model_get_two_names(labelled, tiny_ckpt, tmp_path):
     model = session.model_from_path(save_checkpoint(tiny_ckpt, tmp_path / "tiny.pt"))
-    model = dataclasses.replace(model, ckpt=dataclasses.replace(model.ckpt, train_state={"optimizer": {
-        "state": {}, "param_groups": [{}]}}))
+    model = session.ActiveModel(ckpt=dataclasses.replace(model.ckpt, train_state={"optimizer": {
+        "state": {}, "param_groups": [{}]}}), id=model.id, name=model.name, source=model.source, path=model.path)
     out = at_once(2, lambda i: training.start_resume(model, labelled, 3, directory=tmp_path,
                                                     resume_fn=lambda *a, **k: tiny_ckpt))
     assert sorted(o.reservation.path.name for o in out) == [f"tiny_{len(tiny_ckpt.history) + 3}ep.pt",
