@@ -154,7 +154,7 @@ def test_the_built_in_beats_parsed_once_load_identical(own_cache):
 
 
 def test_the_first_chart_needs_no_torch_scikit_learn_scipy_or_pandas(own_cache):
-    """What the explorer draws first, in a fresh process with the cache filled: none of the heavy libraries."""
+    """What the explorer draws first, in a fresh process: none of the heavy libraries."""
     script = textwrap.dedent("""
         import sys
         from ecgviz.dashboard import config, explore, livechart, session
@@ -176,5 +176,29 @@ def test_the_first_chart_needs_no_torch_scikit_learn_scipy_or_pandas(own_cache):
         return out.stdout.split()
 
     first, second = run(), run()
-    assert first[0] == "True" and "torch" in first[1]  # an empty cache: the model is read and the beats scored
-    assert second == ["False", "-", first[2]]  # the same count of abnormal beats caught, from the cache alone
+    # a fresh install (the shipped start-up file) and a restart (the cache the first run filled): the same
+    # count of abnormal beats caught, no detector read and none of the heavy libraries imported
+    assert first == second == ["False", "-", first[2]] and int(first[2]) > 2000
+    assert len(list((own_cache / "beats").glob("*.npz"))) == 1  # the parsed beats, kept by the first run
+
+
+def test_the_shipped_start_up_file_is_the_shipped_models_own(own_cache):
+    """The card and scores shipped beside the model are what reading and scoring it give (rewrite them with
+    `python -m ecgviz.dashboard.disk_cache` after replacing the model or the bundled data)."""
+    from ecgviz.checkpoint.files import SHIPPED_CHECKPOINT
+
+    with np.load(disk_cache.SHIPPED_START, allow_pickle=False) as z:
+        shipped = {key: z[key] for key in z.files}
+    ckpt = load_checkpoint(SHIPPED_CHECKPOINT)
+    data = session.builtin_data()
+    assert str(shipped["checkpoint"]) == _sha(SHIPPED_CHECKPOINT) and str(shipped["data"]) == data.fingerprint
+    assert card_from_json(shipped["card"].tobytes()) is not None
+    assert json.loads(shipped["card"].tobytes()) == json.loads(card_to_json(card_of(ckpt)))
+    # computed on another machine, the scores may differ in the last bits, never in what they flag
+    computed = score_beats(ckpt, data.data.X)
+    np.testing.assert_allclose(shipped["scores"], computed, rtol=1e-5)
+    assert np.count_nonzero(shipped["scores"] > ckpt.threshold) == np.count_nonzero(computed > ckpt.threshold)
+    # an empty cache: the shipped model comes up from its card, its scores from the file
+    model = session.model_from_path(SHIPPED_CHECKPOINT, source="shipped")
+    assert not model.loaded and np.array_equal(session.scores(model, data), shipped["scores"])
+    assert not model.loaded

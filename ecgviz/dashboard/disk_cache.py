@@ -11,6 +11,7 @@ there. Anything unwritable turns the cache off, never the dashboard.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -22,6 +23,7 @@ import numpy as np
 
 from ecgviz import __version__
 from ecgviz.checkpoint.card import CheckpointCard, card_from_json, card_to_json
+from ecgviz.checkpoint.files import SHIPPED_CHECKPOINT
 from ecgviz.dashboard.workspace_files import make_root, write_private
 from ecgviz.errors import CheckpointError, UserError
 from ecgviz.io.data import BeatData
@@ -30,6 +32,10 @@ CACHE_DIR_ENV = "ECGVIZ_CACHE_DIR"
 MAX_SCORE_BYTES = 64 << 20  # the scores folder's size: beyond it the oldest files go (a million beats are 8 MB)
 MAX_CARDS = 256
 MAX_BEAT_FILES = 4  # parsed copies of the shipped data sets, each a few MB
+# The shipped model's card and its scores on the bundled data, shipped beside it: a fresh install's first start
+# needs no torch either. Written by `python -m ecgviz.dashboard.disk_cache`; tests/test_disk_cache.py checks it
+# against the model.
+SHIPPED_START = SHIPPED_CHECKPOINT.with_name(SHIPPED_CHECKPOINT.stem + ".start.npz")
 _HASH = re.compile(r"[0-9a-f]{64}")
 
 
@@ -59,10 +65,11 @@ def load_card(ckpt_sha: str) -> CheckpointCard | None:
     """The card kept for the checkpoint whose bytes hash to `ckpt_sha`, or None."""
     _checked(ckpt_sha)
     folder = _folder("cards")
-    if folder is None:
-        return None
     try:
-        return card_from_json((folder / f"{ckpt_sha}.json").read_bytes())
+        if folder is not None and (folder / f"{ckpt_sha}.json").is_file():
+            return card_from_json((folder / f"{ckpt_sha}.json").read_bytes())
+        start = _shipped_start()
+        return card_from_json(start["card"]) if start and start["checkpoint"] == ckpt_sha else None
     except (OSError, CheckpointError):
         return None
 
@@ -82,10 +89,14 @@ def load_scores(ckpt_sha: str, data_fp: str, n_beats: int) -> np.ndarray | None:
     """The scores (n_beats,) kept for this checkpoint and data, read-only, or None."""
     _checked(ckpt_sha, data_fp)
     folder = _folder("scores")
-    if folder is None:
-        return None
+    start = _shipped_start()
     try:
-        scores = np.load(folder / f"{ckpt_sha}-{data_fp}.npy", allow_pickle=False)
+        if folder is not None and (folder / f"{ckpt_sha}-{data_fp}.npy").is_file():
+            scores = np.load(folder / f"{ckpt_sha}-{data_fp}.npy", allow_pickle=False)
+        elif start and (start["checkpoint"], start["data"]) == (ckpt_sha, data_fp):
+            scores = start["scores"].copy()
+        else:
+            return None
     except (OSError, ValueError):
         return None
     if scores.dtype.kind != "f" or scores.shape != (n_beats,):
@@ -153,6 +164,34 @@ def files_hash(paths) -> str:
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=1)
+def _shipped_start() -> dict | None:
+    """The shipped start-up file's entries, or None when it is missing or unreadable."""
+    try:
+        with np.load(SHIPPED_START, allow_pickle=False) as z:
+            return {"checkpoint": str(z["checkpoint"]), "data": str(z["data"]), "card": z["card"].tobytes(),
+                    "scores": z["scores"]}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def write_shipped_start(path: Path = SHIPPED_START) -> Path:
+    """Write the shipped model's card and its scores on the bundled data (run after replacing either)."""
+    from ecgviz.dashboard import session
+
+    model = session.model_from_path(SHIPPED_CHECKPOINT, source="shipped")
+    data = session.builtin_data()
+    from ecgviz.pipeline.protocol import score_beats
+
+    scores = score_beats(model.ckpt, data.data.X)
+    buf = io.BytesIO()
+    np.savez(buf, allow_pickle=False, checkpoint=np.array(model.sha256), data=np.array(data.fingerprint),
+             card=np.frombuffer(card_to_json(model.card), dtype=np.uint8), scores=scores)
+    path.write_bytes(buf.getvalue())
+    _shipped_start.cache_clear()
+    return path
+
+
 def _npy_bytes(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
@@ -174,3 +213,7 @@ def _trim(folder: Path, pattern: str, *, max_files: int | None = None, max_bytes
         with contextlib.suppress(OSError):
             p.unlink()
         total -= size
+
+
+if __name__ == "__main__":
+    print(write_shipped_start())
