@@ -102,6 +102,7 @@ def test_dockerfile_shape():
 def test_dockerignore_keeps_only_the_shipped_model():
     pats = dockerignore()
     assert not ignored("checkpoints/ecg5000_lstm_ae.pt", pats) and not ignored("checkpoints/README.md", pats)
+    assert not ignored("checkpoints/ecg5000_lstm_ae.start.npz", pats)  # its card and scores: a first page without torch
     assert ignored("checkpoints/my_model.pt", pats) and ignored(".venv/bin/python", pats)
     assert ignored("ecgviz/__pycache__/cli.cpython-311.pyc", pats) and ignored("tests/test_cli.py", pats)
     assert not ignored("ecgviz/cli/main.py", pats) and not ignored("data/ECG5000_TEST.arff", pats)
@@ -271,7 +272,8 @@ def test_image_builds_and_runs_in_a_fresh_environment(tmp_path):
     assert (site / "torch" / "lib").is_dir() and not (site / "torch" / "include").exists()
     assert (site / "pandas").is_dir() and not (site / "pandas" / "tests").exists()
     app = image.workdir
-    assert sorted(p.name for p in (app / "checkpoints").iterdir()) == ["README.md", "ecg5000_lstm_ae.pt"]
+    assert sorted(p.name for p in (app / "checkpoints").iterdir()) == ["README.md", "ecg5000_lstm_ae.pt",
+                                                                       "ecg5000_lstm_ae.start.npz"]
     assert (app / "data" / "ECG5000_TEST.arff").exists() and not (app / "tests").exists()
 
     # the command line, on the model and data inside the image

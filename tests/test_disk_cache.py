@@ -184,7 +184,7 @@ def test_the_first_chart_needs_no_torch_scikit_learn_scipy_or_pandas(own_cache):
 
 def test_the_shipped_start_up_file_is_the_shipped_models_own(own_cache):
     """The card and scores shipped beside the model are what reading and scoring it give (rewrite them with
-    `python -m ecgviz.dashboard.disk_cache` after replacing the model or the bundled data)."""
+    `python -m ecgviz.dashboard.shipped_start` after replacing the model or the bundled data)."""
     from ecgviz.checkpoint.files import SHIPPED_CHECKPOINT
 
     with np.load(disk_cache.SHIPPED_START, allow_pickle=False) as z:

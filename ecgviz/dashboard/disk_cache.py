@@ -33,8 +33,8 @@ MAX_SCORE_BYTES = 64 << 20  # the scores folder's size: beyond it the oldest fil
 MAX_CARDS = 256
 MAX_BEAT_FILES = 4  # parsed copies of the shipped data sets, each a few MB
 # The shipped model's card and its scores on the bundled data, shipped beside it: a fresh install's first start
-# needs no torch either. Written by `python -m ecgviz.dashboard.disk_cache`; tests/test_disk_cache.py checks it
-# against the model.
+# needs no torch either. Written by `python -m ecgviz.dashboard.shipped_start`; tests/test_disk_cache.py checks
+# it against the model.
 SHIPPED_START = SHIPPED_CHECKPOINT.with_name(SHIPPED_CHECKPOINT.stem + ".start.npz")
 _HASH = re.compile(r"[0-9a-f]{64}")
 
@@ -175,23 +175,6 @@ def _shipped_start() -> dict | None:
         return None
 
 
-def write_shipped_start(path: Path = SHIPPED_START) -> Path:
-    """Write the shipped model's card and its scores on the bundled data (run after replacing either)."""
-    from ecgviz.dashboard import session
-
-    model = session.model_from_path(SHIPPED_CHECKPOINT, source="shipped")
-    data = session.builtin_data()
-    from ecgviz.pipeline.protocol import score_beats
-
-    scores = score_beats(model.ckpt, data.data.X)
-    buf = io.BytesIO()
-    np.savez(buf, allow_pickle=False, checkpoint=np.array(model.sha256), data=np.array(data.fingerprint),
-             card=np.frombuffer(card_to_json(model.card), dtype=np.uint8), scores=scores)
-    path.write_bytes(buf.getvalue())
-    _shipped_start.cache_clear()
-    return path
-
-
 def _npy_bytes(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
@@ -214,6 +197,3 @@ def _trim(folder: Path, pattern: str, *, max_files: int | None = None, max_bytes
             p.unlink()
         total -= size
 
-
-if __name__ == "__main__":
-    print(write_shipped_start())
