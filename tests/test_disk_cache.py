@@ -1,5 +1,5 @@
 """The disk cache a restarted dashboard draws its first chart from: checkpoint cards, scores and the parsed built-in
-beats, named by content hashes, checked when read, and never a reason for the dashboard to fail."""
+beats, named by hashes of what they derive from, checked when read, and never a reason for the dashboard to fail."""
 
 from __future__ import annotations
 
@@ -202,3 +202,14 @@ def test_the_shipped_start_up_file_is_the_shipped_models_own(own_cache):
     model = session.model_from_path(SHIPPED_CHECKPOINT, source="shipped")
     assert not model.loaded and np.array_equal(session.scores(model, data), shipped["scores"])
     assert not model.loaded
+
+
+def test_parsed_beats_are_keyed_by_each_files_name_size_and_time(tmp_path):
+    a, b = tmp_path / "a.arff", tmp_path / "b.arff"
+    a.write_text("one")
+    b.write_text("two")
+    key = disk_cache.files_key([a, b])
+    assert disk_cache.files_key([a, b]) == key and disk_cache.files_key([b, a]) != key
+    a.write_text("uno")  # same size, rewritten: another modification time
+    os.utime(a, ns=(1, 1))
+    assert disk_cache.files_key([a, b]) != key

@@ -1,9 +1,10 @@
-"""What a restarted dashboard server would otherwise compute again, kept on disk and named by content hashes:
-checkpoint cards, scores, and the parsed built-in beats.
+"""What a restarted dashboard server would otherwise compute again, kept on disk under hashed names: checkpoint
+cards, scores, and the parsed built-in beats.
 
 A restarted server draws its first chart from these files without importing torch, parsing ARFF text or scoring
 a beat: a card is named by the sha256 of its checkpoint file's bytes, scores by that and the data's fingerprint,
-parsed beats by the hash of their files, so a changed file or data set never finds another's entry. The folder
+parsed beats by the hash of their files' names, sizes and modification times, so a changed file or data set
+never finds another's entry. The folder
 is this user's alone (0700), and a file that does not read back as expected is ignored, as if it were not
 there. Anything unwritable turns the cache off, never the dashboard.
 """
@@ -118,7 +119,7 @@ def save_scores(ckpt_sha: str, data_fp: str, scores: np.ndarray) -> None:
 
 
 def load_beats(files_sha: str) -> BeatData | None:
-    """The beats parsed before from files whose bytes hash to `files_sha` (see files_hash), or None."""
+    """The beats parsed before from the files `files_sha` names (see files_key), or None."""
     _checked(files_sha)
     folder = _folder("beats")
     if folder is None:
@@ -154,13 +155,16 @@ def save_beats(files_sha: str, data: BeatData) -> None:
         _trim(folder, "*.npz", max_files=MAX_BEAT_FILES)
 
 
-def files_hash(paths) -> str:
-    """sha256 over the files' names and bytes, in order: the key of their parsed beats."""
-    digest = hashlib.sha256(b"ecgviz-files-v1\0")
+def files_key(paths) -> str:
+    """A key for the beats parsed from these files: sha256 over each one's name, size and modification time.
+
+    Not over their bytes: hashing the 8 MB of the bundled files took longer than reading their parsed copy. A file
+    rewritten in place gets a new modification time, and so a new key.
+    """
+    digest = hashlib.sha256(b"ecgviz-files-v2\0")
     for path in paths:
-        raw = Path(path).read_bytes()
-        digest.update(f"{Path(path).name}\0{len(raw)}\0".encode())
-        digest.update(raw)
+        info = os.stat(path)
+        digest.update(f"{Path(path).name}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
     return digest.hexdigest()
 
 

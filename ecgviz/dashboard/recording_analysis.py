@@ -11,15 +11,18 @@ from __future__ import annotations
 import io
 import zipfile
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ecgviz.analysis.analyze import Analysis
 from ecgviz.dashboard import session
 from ecgviz.evaluation.intervals import fmt_interval
 from ecgviz.io.codes import encode, tidy
 from ecgviz.io.data import BeatData
 from ecgviz.io.recording import AAMI_CLASSES, aami_class
+
+if TYPE_CHECKING:  # the analysis stack loads when a recording is analysed, not with every page that names KIND
+    from ecgviz.analysis.analyze import Analysis
 
 __all__ = ["KIND", "UNMATCHED", "normal_labels", "report_zip", "summary_view", "with_reference"]
 

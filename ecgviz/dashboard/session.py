@@ -151,7 +151,7 @@ def builtin_data() -> ActiveData:
 def _builtin_beats() -> BeatData:
     # parsing the ARFF text takes a third of a second; the copy parsed at an earlier start loads in milliseconds
     try:
-        key = disk_cache.files_hash(bundled_paths())
+        key = disk_cache.files_key(bundled_paths())
     except OSError:
         return load_ecg5000()  # which says what cannot be read
     data = disk_cache.load_beats(key)
