@@ -158,8 +158,14 @@ def _summary(app: _App) -> dict:
 def measure(moves: int = 30, cold_starts: int = 3, warmup_moves: int = 2, threads: int | None = None) -> dict:
     """A first start, then `cold_starts` restarts, and round trips of the dashboard and the empty app, measured in
     turns; `threads`: torch's."""
+    import compileall
+
     from playwright.sync_api import sync_playwright
 
+    # the bytecode a first import writes (and `pip install` writes at once): a machine that sets
+    # PYTHONDONTWRITEBYTECODE, like the one this project is built on, would otherwise compile ecgviz on every start
+    for folder in ("ecgviz", "pages"):
+        compileall.compile_dir(ROOT / folder, quiet=1)
     with tempfile.TemporaryDirectory(prefix="ecgviz-bench-") as tmp:
         # the shipped model whatever the caller's environment says, and nowhere to save over real checkpoints
         env = {"ECGVIZ_CHECKPOINT": None, "ECGVIZ_CHECKPOINT_DIR": tmp,
