@@ -191,6 +191,7 @@ def explorer() -> None:
     # the slider and its figure update in the browser at once; the value reaches this fragment when it rests
     threshold_chart(livechart.chart_data(caches.chart_base(ev, rng), t, revision=state.threshold_revision(),
                                          log_y=log_y), key="thr_chart", on_change=_from_chart)
+    page.send_what_is_drawn()
     st.caption(plain(glossary.score_definition(model.ckpt)))
     counts = flagged.counts(ev, t)
     st.markdown(f"**{plain(counts.headline())}**")  # the count every page states first

@@ -58,3 +58,17 @@ def warn_if_degenerate(q) -> None:
     """A visible warning, with what to try, when a model looks collapsed or at chance level."""
     if q is not None and q.degenerate:
         st.warning(q.message(), icon=":material/warning:")
+
+
+def send_what_is_drawn() -> None:
+    """Let the server send what the page has drawn so far, when what follows imports the heavy libraries.
+
+    Loading their compiled parts (torch, SciPy) holds the interpreter for up to half a second, and with it the
+    server's event loop that sends the page: measured, the first chart then reached the browser 0.4-0.5 s late in
+    one start out of three. A few milliseconds asleep let the loop send it first; later runs skip the pause.
+    """
+    import sys
+    import time
+
+    if "scipy" not in sys.modules or "torch" not in sys.modules:
+        time.sleep(0.02)
