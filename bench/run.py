@@ -238,8 +238,8 @@ def run_browser(plan: Plan, rows: list, details: dict, skip_reason: str | None, 
                     note=skip_reason or ""))
     first = None if d.get("first_start_s") is None else d["first_start_s"] / e["first_start_s"]
     rows.append(Row("browser.first_start_ratio", "First start (empty disk cache), dashboard / empty app", first, "x",
-                    note=skip_reason or "a fresh install: the model read, the bundled files parsed, 5,000 beats "
-                                        "scored"))
+                    note=skip_reason or "a fresh install: the bundled files parsed, the model's card and "
+                                        "scores read from its shipped start-up file"))
 
 
 def run_analysis(plan: Plan, rows: list, details: dict) -> None:
