@@ -16,18 +16,23 @@ from tests.helpers import synthetic_beats, write_arff
 torch.set_num_threads(1)
 
 
+def _env_folder(tmp_path_factory, variable: str, name: str):
+    """Point `variable` at a fresh temporary folder for the session, then put back what it was."""
+    old = os.environ.get(variable)
+    os.environ[variable] = str(tmp_path_factory.mktemp(name))
+    yield os.environ[variable]
+    if old is None:
+        os.environ.pop(variable, None)
+    else:
+        os.environ[variable] = old
+
+
 @pytest.fixture(scope="session", autouse=True)
 def workspace_dir(tmp_path_factory):
     """Dashboard workspaces (of AppTest runs and of servers the browser tests start) go to a temporary folder."""
     from ecgviz.dashboard.workspace import ROOT_ENV
 
-    old = os.environ.get(ROOT_ENV)
-    os.environ[ROOT_ENV] = str(tmp_path_factory.mktemp("workspaces"))
-    yield os.environ[ROOT_ENV]
-    if old is None:
-        os.environ.pop(ROOT_ENV, None)
-    else:
-        os.environ[ROOT_ENV] = old
+    yield from _env_folder(tmp_path_factory, ROOT_ENV, "workspaces")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -35,13 +40,7 @@ def cache_dir(tmp_path_factory):
     """The dashboard's disk cache (cards, scores, parsed beats) goes to a temporary folder, shared by the tests."""
     from ecgviz.dashboard.disk_cache import CACHE_DIR_ENV
 
-    old = os.environ.get(CACHE_DIR_ENV)
-    os.environ[CACHE_DIR_ENV] = str(tmp_path_factory.mktemp("cache"))
-    yield os.environ[CACHE_DIR_ENV]
-    if old is None:
-        os.environ.pop(CACHE_DIR_ENV, None)
-    else:
-        os.environ[CACHE_DIR_ENV] = old
+    yield from _env_folder(tmp_path_factory, CACHE_DIR_ENV, "cache")
 
 
 TINY_TRAIN = TrainConfig(epochs=8, batch_size=4, lr=2e-2, patience=100, seed=0, device="cpu")
