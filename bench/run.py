@@ -278,6 +278,29 @@ def run_analysis(plan: Plan, rows: list, details: dict) -> None:
         "<= 1536 MiB", day["peak_rss_mib"] <= 1536)
 
 
+def speed_rows(quick: bool, log) -> tuple[list, dict]:
+    """This tree's ratios as rows of `python -m bench` (its section "speed"), and the measurements."""
+    import tempfile
+
+    from bench.report import Row
+    from bench.speed import RATIOS, ROOT, ecg_rows, measure, ratios, training
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = ecg_rows(Path(tmp), copies=1 if quick else 9)
+        got = measure(ROOT, files, repeats=1 if quick else 3, log=log)
+    got.update(training({"after": ROOT}, epochs=1 if quick else 5, repeats=1 if quick else 3, log=log)["after"])
+    values, rows = ratios(got), []
+    for key, label, num, _, target in RATIOS:
+        value = values[key]
+        met = None if quick or target is None or value is None else value <= target
+        reads_ecg = key.startswith("parsing") and "refused" not in key
+        note = (f"{got['parsing']['csv.rows']:,} ECG5000 rows" if reads_ecg else
+                f"threads used: {got['train']['threads']}" if num.startswith("train/") else "")
+        rows.append(Row(key, label, value, "MiB" if key.endswith("_mib") else "x",
+                        target="" if target is None else f"<= {target:g}x", met=met, note=note))
+    return rows, got
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every row; print the table; write the JSON."""
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
@@ -332,10 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     if "analysis" in sections:
         run_analysis(plan, rows, details)
     if "speed" in sections:
-        from bench.speed import bench_rows
-
-        speed_rows, details["speed"] = bench_rows(plan.quick, _log)
-        rows += speed_rows
+        new_rows, details["speed"] = speed_rows(plan.quick, _log)
+        rows += new_rows
     done = {r.id for r in rows}
     rows += [Row(i, i, None, "", note=f"left out (--rows {args.rows})") for i in ROW_IDS if i not in done]
     meta["load_average_end"] = machine()["load_average"]

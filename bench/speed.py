@@ -205,26 +205,6 @@ def measure(tree: Path, files: dict, repeats: int, log=print) -> dict:
             "refused": eval_json(_run(tree, ["-c", _REFUSED])[1])}
 
 
-def bench_rows(quick: bool, log) -> tuple[list, dict]:
-    """This tree's ratios as rows of `python -m bench` (its section "speed"), and the measurements."""
-    from bench.report import Row
-
-    with tempfile.TemporaryDirectory() as tmp:
-        files = ecg_rows(Path(tmp), copies=1 if quick else 9)
-        got = measure(ROOT, files, repeats=1 if quick else 3, log=log)
-    got.update(training({"after": ROOT}, epochs=1 if quick else 5, repeats=1 if quick else 3, log=log)["after"])
-    values, rows = ratios(got), []
-    for key, label, num, _, target in RATIOS:
-        value = values[key]
-        met = None if quick or target is None or value is None else value <= target
-        reads_ecg = key.startswith("parsing") and "refused" not in key
-        note = (f"{got['parsing']['csv.rows']:,} ECG5000 rows" if reads_ecg else
-                f"threads used: {got['train']['threads']}" if num.startswith("train/") else "")
-        rows.append(Row(key, label, value, "MiB" if key.endswith("_mib") else "x",
-                        target="" if target is None else f"<= {target:g}x", met=met, note=note))
-    return rows, got
-
-
 def table(got: dict[str, dict], epochs: int) -> str:
     """Markdown: each ratio before -> after, with its target; then the trees' training times against each other."""
     values = {k: ratios(m) for k, m in got.items()}
