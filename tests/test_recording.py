@@ -122,7 +122,7 @@ def test_csv_with_time_column_and_short_or_flat_recordings(rec100):
     assert rec.fs == pytest.approx(360, rel=1e-3) and rec.lead == "ecg"
     assert cut_beats(rec).data.n_beats >= 20
     # 0.83 s: fewer than two R-peaks found, or too few beats inside the edges to cut two (both seen)
-    with pytest.raises(DataError, match="two beats|at least two are needed"):
+    with pytest.raises(DataError, match=r"two beats|at least two are needed"):
         cut_beats(Recording(rec100.signal[:300], 360.0, "short", "MLII", ("MLII",)))
     with pytest.raises(DataError, match="R-peak"):
         cut_beats(Recording(np.zeros(36_000, np.float32), 360.0, "flat", "MLII", ("MLII",)))
