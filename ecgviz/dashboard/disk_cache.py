@@ -4,9 +4,8 @@ cards, scores, and the parsed built-in beats.
 A restarted server draws its first chart from these files without importing torch, parsing ARFF text or scoring
 a beat: a card is named by the sha256 of its checkpoint file's bytes, scores by that and the data's fingerprint,
 parsed beats by the hash of their files' names, sizes and modification times, so a changed file or data set
-never finds another's entry. The folder
-is this user's alone (0700), and a file that does not read back as expected is ignored, as if it were not
-there. Anything unwritable turns the cache off, never the dashboard.
+never finds another's entry. The folder is this user's alone (0700), and a file that does not read back as
+expected is ignored, as if it were not there. Anything unwritable turns the cache off, never the dashboard.
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ class ActiveModel:
     def deferred(cls, card: CheckpointCard, raw: bytes, sha256: str, name: str, source: str,
                  path: Path | None) -> ActiveModel:
         """A model of the checkpoint file `raw`, whose detector is read from those bytes on first use."""
-        model = cls(card=card, id=sha256[:16], name=name, source=source, path=path, sha256=sha256)
+        model = cls(card=card, id=_model_id(sha256), name=name, source=source, path=path, sha256=sha256)
         model._pending = bytes(raw)
         return model
 
@@ -126,7 +126,7 @@ class ActiveModel:
                 raw = b""
             # read once and checked against the hash it was loaded with: a file replaced since (a save under the
             # same name, a copy by hand) holds another model, so this one is written out afresh instead
-            if _content_id(raw) == self.id:
+            if _model_id(_sha256(raw)) == self.id:
                 return raw
         from ecgviz.checkpoint.store import to_bytes
 
@@ -180,8 +180,13 @@ def data_from_folder(name: str) -> ActiveData:
     return make_data(load_files([config.data_folder() / name]), name)
 
 
-def _content_id(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()[:16]
+def _sha256(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _model_id(sha256: str) -> str:
+    """A model's id: the start of its file's hash, which keys the scores cached in memory."""
+    return sha256[:16]
 
 
 def model_from_path(path: str | os.PathLike, source: str = "saved") -> ActiveModel:
@@ -195,7 +200,7 @@ def model_from_path(path: str | os.PathLike, source: str = "saved") -> ActiveMod
     except OSError:
         return saved_model(path, _load(path, path.name), b"", source)  # load_checkpoint says why it cannot be read
     # the bytes read once are both loaded and hashed: a file replaced meanwhile cannot give one model another's id
-    sha = hashlib.sha256(raw).hexdigest()
+    sha = _sha256(raw)
     card = disk_cache.load_card(sha)
     if card is not None:
         return ActiveModel.deferred(card, raw, sha, card.name or path.stem, source, path)
@@ -204,8 +209,8 @@ def model_from_path(path: str | os.PathLike, source: str = "saved") -> ActiveMod
 
 def saved_model(path: Path, ckpt: Checkpoint, raw: bytes, source: str) -> ActiveModel:
     """A checkpoint read from `path` as the bytes `raw`, keyed by their hash; its card is kept for the next start."""
-    sha = hashlib.sha256(raw).hexdigest()
-    model = ActiveModel(ckpt=ckpt, id=sha[:16], name=ckpt.name or path.stem, source=source, path=path,
+    sha = _sha256(raw)
+    model = ActiveModel(ckpt=ckpt, id=_model_id(sha), name=ckpt.name or path.stem, source=source, path=path,
                         sha256=sha if raw else "")
     if raw:
         disk_cache.save_card(sha, model.card)
@@ -216,8 +221,8 @@ def model_from_bytes(raw: bytes, file_name: str) -> ActiveModel:
     """Load an uploaded checkpoint; raises CheckpointError with the reason."""
     raw = bytes(raw)
     ckpt = _load(raw, file_name)
-    sha = hashlib.sha256(raw).hexdigest()
-    return ActiveModel(ckpt=ckpt, id=sha[:16], name=ckpt.name or Path(file_name).stem, source="uploaded", raw=raw,
+    sha = _sha256(raw)
+    return ActiveModel(ckpt=ckpt, id=_model_id(sha), name=ckpt.name or Path(file_name).stem, source="uploaded", raw=raw,
                        sha256=sha)
 
 
