@@ -171,7 +171,9 @@ def measure(moves: int = 30, cold_starts: int = 3, warmup_moves: int = 2, thread
         env = {"ECGVIZ_CHECKPOINT": None, "ECGVIZ_CHECKPOINT_DIR": tmp,
                "OMP_NUM_THREADS": None if threads is None else str(threads),
                "ECGVIZ_TORCH_THREADS": None if threads is None else str(threads),
-               "ECGVIZ_CACHE_DIR": str(Path(tmp) / "cache")}
+               "ECGVIZ_CACHE_DIR": str(Path(tmp) / "cache"),
+               # its own workspaces: the machine's shared folder holds whatever other runs and tests left there
+               "ECGVIZ_WORKSPACE_DIR": str(Path(tmp) / "workspaces")}
         apps = [_App("dashboard", ROOT / "app.py", DASHBOARD_DRAWN, DASHBOARD_SIGNATURE, DASHBOARD_CARDS,
                      DASHBOARD_SLIDER, env),
                 _App("empty", EMPTY_APP, EMPTY_DRAWN, EMPTY_SIGNATURE, EMPTY_SIGNATURE, EMPTY_SLIDER, env)]

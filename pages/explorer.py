@@ -105,8 +105,8 @@ def _metric(column, label: str, flagged: int, total: int, share: float | None, h
                   delta_arrow="off", help=f"{help_text}; the interval is Wilson's for a proportion", border=True)
 
 
-def _controls(t: float) -> bool:
-    """The threshold box, the suggestions and the log switch; whether the histogram's axis is logarithmic."""
+def _controls(t: float) -> None:
+    """The threshold box, the suggestions and the log switch (the chart reads the switch's state)."""
     number, *buttons, log = st.columns([1.5] + [1] * (len(SUGGESTIONS) + 1) + [0.9], vertical_alignment="bottom")
     number.number_input("Threshold", step=rng.step, format="%.4f", key="thr_number", on_change=_from_number,
                         help=f"a beat whose {glossary.score_name(model.card.kind)} is above the threshold is "
@@ -126,7 +126,7 @@ def _controls(t: float) -> bool:
                             f"({plain(model.card.threshold_rule) or 'no rule recorded'})")
     st.caption(f"Max F1 and Youden are the best thresholds on these beats' labels; p{ev.percentile:g} is the "
                f"{ev.percentile:g}th percentile of the errors of {reference}; Model is the one stored with the model.")
-    return log.toggle("Log", key="hist_log", help="logarithmic count axis for the histogram")
+    log.toggle("Log", key="hist_log", help="logarithmic count axis for the histogram")
 
 
 def _cards(m, t: float, counts: flagged.FlagCounts) -> None:
@@ -187,11 +187,16 @@ def explorer() -> None:
     t = rng.clamp(state.threshold())
     # the number box survives page changes only through the shared threshold; re-seed it
     st.session_state.thr_number = float(st.session_state.get("thr_number", t))
-    log_y = _controls(t)
+    # the box, the suggestions and the log switch sit above the chart but are sent after it: on a fresh server the
+    # browser draws the chart (and its slider works) without first loading the code of three more kinds of widget
+    controls = st.container()
     # the slider and its figure update in the browser at once; the value reaches this fragment when it rests
     threshold_chart(livechart.chart_data(caches.chart_base(ev, rng), t, revision=state.threshold_revision(),
-                                         log_y=log_y), key="thr_chart", on_change=_from_chart)
+                                         log_y=bool(st.session_state.get("hist_log", False))),
+                    key="thr_chart", on_change=_from_chart)
     page.send_what_is_drawn()
+    with controls:
+        _controls(t)
     st.caption(plain(glossary.score_definition(model.ckpt)))
     counts = flagged.counts(ev, t)
     st.markdown(f"**{plain(counts.headline())}**")  # the count every page states first

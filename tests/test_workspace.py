@@ -65,7 +65,9 @@ def test_idle_workspaces_expire_and_busy_ones_stay(tmp_path):
 
     busy.job = Running()
     clock.now += 3601
-    fresh = store.new()  # a new visitor sweeps
+    fresh = store.new()  # a visit sweeps nothing: the janitor does, off the page's run
+    assert (tmp_path / "ws" / old.id).exists()
+    assert store.sweep_if_due() == [old.id] and store.sweep_if_due() == []  # at most every SWEEP_EVERY_S
     assert store.get(old.id) is None and not (tmp_path / "ws" / old.id).exists()
     assert store.get(busy.id) is busy and store.get(fresh.id) is fresh
 

@@ -61,9 +61,11 @@ def reap_expired_sessions() -> int:
 
 
 def sweep(store: workspace.WorkspaceStore) -> dict[str, list[str]]:
-    """Unload workspaces no open page uses (stopping their training), end expired sessions, give memory back."""
+    """Unload workspaces no open page uses (stopping their training), end expired sessions, give memory back;
+    remove expired workspaces from disk when that is due."""
     rt = _runtime()
     is_live = rt.is_active_session if rt is not None else None
+    store.sweep_if_due()
     done = store.release_unattended(is_live)
     reaped = reap_expired_sessions()
     if done["unloaded"] or done["stopped"] or reaped or _RELEASE.is_set():

@@ -10,6 +10,8 @@ from ecgviz.dashboard.text import plain
 from ecgviz.errors import CheckpointError
 from pages.common import multipage, state
 
+YIELD_S = 0.25  # a browser's time to load the chart's and the first widgets' code and draw them
+
 
 def start(title: str, *, needs_model: bool = False) -> session.ActiveModel | None:
     """First call of every page. With `needs_model`, returns the active model if it can score the active data;
@@ -61,14 +63,15 @@ def warn_if_degenerate(q) -> None:
 
 
 def send_what_is_drawn() -> None:
-    """Let the server send what the page has drawn so far, when what follows imports the heavy libraries.
+    """On a fresh server's first page, give the browser time to draw what was sent before the heavy imports start.
 
-    Loading their compiled parts (torch, SciPy) holds the interpreter for up to half a second, and with it the
-    server's event loop that sends the page: measured, the first chart then reached the browser 0.4-0.5 s late in
-    one start out of three. A few milliseconds asleep let the loop send it first; later runs skip the pause.
+    Loading torch's and SciPy's compiled parts holds the interpreter, and with it the server's event loop, for up to
+    half a second at a time, and the browser still fetches the code of the widgets it has just been sent from that
+    loop. Measured on a two-core machine, the first chart then came 0.1-0.3 s later; the rest of the page comes
+    YIELD_S later instead, once per server process (later runs find the libraries loaded and skip the pause).
     """
     import sys
     import time
 
     if "scipy" not in sys.modules or "torch" not in sys.modules:
-        time.sleep(0.02)
+        time.sleep(YIELD_S)
