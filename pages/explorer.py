@@ -12,6 +12,7 @@ from pages.common.guard import shows_errors
 from pages.common.threshold_chart import slider_value, threshold_chart
 
 PLOT_CONFIG = {"displaylogo": False}
+CONTROLS_ROOM = '<div style="height: 8rem"></div>'  # the threshold box's row and its caption, at 1400 px
 # button text and what it means: (short label, tooltip); {ref} is whose errors the percentile is taken over
 SUGGESTIONS = {"max_f1": ("Max F1", "the threshold with the highest F1 on these beats (uses their labels)"),
                "youden": ("Youden", "the threshold maximising Youden's J = normal recall + anomaly recall - 1 "
@@ -189,13 +190,16 @@ def explorer() -> None:
     st.session_state.thr_number = float(st.session_state.get("thr_number", t))
     # the box, the suggestions and the log switch sit above the chart but are sent after it: on a fresh server the
     # browser draws the chart (and its slider works) without first loading the code of three more kinds of widget
-    controls = st.container()
+    controls, room = st.container(), None
+    if page.pauses_after_chart():  # a blank of their height keeps the chart from moving down when they come
+        room = controls.empty()
+        room.html(CONTROLS_ROOM)
     # the slider and its figure update in the browser at once; the value reaches this fragment when it rests
     threshold_chart(livechart.chart_data(caches.chart_base(ev, rng), t, revision=state.threshold_revision(),
                                          log_y=bool(st.session_state.get("hist_log", False))),
                     key="thr_chart", on_change=_from_chart)
     page.send_what_is_drawn()
-    with controls:
+    with room.container() if room is not None else controls:
         _controls(t)
     st.caption(plain(glossary.score_definition(model.ckpt)))
     counts = flagged.counts(ev, t)

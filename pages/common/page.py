@@ -70,8 +70,14 @@ def send_what_is_drawn() -> None:
     loop. Measured on a two-core machine, the first chart then came 0.1-0.3 s later; the rest of the page comes
     YIELD_S later instead, once per server process (later runs find the libraries loaded and skip the pause).
     """
-    import sys
     import time
 
-    if "scipy" not in sys.modules or "torch" not in sys.modules:
+    if pauses_after_chart():
         time.sleep(YIELD_S)
+
+
+def pauses_after_chart() -> bool:
+    """Whether send_what_is_drawn() will pause: torch or SciPy is yet to be imported in this server process."""
+    import sys
+
+    return "scipy" not in sys.modules or "torch" not in sys.modules
