@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -213,3 +214,19 @@ def test_parsed_beats_are_keyed_by_each_files_name_size_and_time(tmp_path):
     a.write_text("uno")  # same size, rewritten: another modification time
     os.utime(a, ns=(1, 1))
     assert disk_cache.files_key([a, b]) != key
+
+
+def test_the_pause_after_the_first_chart_is_made_once_per_process(monkeypatch):
+    """A score-only page may never import SciPy: its slider steps must not each wait YIELD_S (nor redraw the blank
+    that holds the controls' place)."""
+    from pages.common import page
+
+    slept = []
+    monkeypatch.setattr(page.time, "sleep", slept.append)
+    monkeypatch.setattr(page, "_PAUSED", threading.Event())
+    monkeypatch.delitem(sys.modules, "scipy", raising=False)
+    assert page.pauses_after_chart()
+    page.send_what_is_drawn()
+    assert slept == [page.YIELD_S] and not page.pauses_after_chart()
+    page.send_what_is_drawn()
+    assert slept == [page.YIELD_S]

@@ -3,6 +3,10 @@ pages that draw a model's results) the active model, or a word on why there is n
 
 from __future__ import annotations
 
+import sys
+import threading
+import time
+
 import streamlit as st
 
 from ecgviz.dashboard import session
@@ -11,6 +15,7 @@ from ecgviz.errors import CheckpointError
 from pages.common import multipage, state
 
 YIELD_S = 0.25  # a browser's time to load the chart's and the first widgets' code and draw them
+_PAUSED = threading.Event()  # set by the one pause a server process makes
 
 
 def start(title: str, *, needs_model: bool = False) -> session.ActiveModel | None:
@@ -68,16 +73,14 @@ def send_what_is_drawn() -> None:
     Loading torch's and SciPy's compiled parts holds the interpreter, and with it the server's event loop, for up to
     half a second at a time, and the browser still fetches the code of the widgets it has just been sent from that
     loop. Measured on a two-core machine, the first chart then came 0.1-0.3 s later; the rest of the page comes
-    YIELD_S later instead, once per server process (later runs find the libraries loaded and skip the pause).
+    YIELD_S later instead, once per server process.
     """
-    import time
-
     if pauses_after_chart():
+        _PAUSED.set()
         time.sleep(YIELD_S)
 
 
 def pauses_after_chart() -> bool:
-    """Whether send_what_is_drawn() will pause: torch or SciPy is yet to be imported in this server process."""
-    import sys
-
-    return "scipy" not in sys.modules or "torch" not in sys.modules
+    """Whether send_what_is_drawn() will pause: this process has not paused yet and torch or SciPy is still to be
+    imported (a score-only page may never import SciPy: its later runs, slider steps included, do not pause)."""
+    return not _PAUSED.is_set() and ("scipy" not in sys.modules or "torch" not in sys.modules)
