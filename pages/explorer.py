@@ -13,6 +13,7 @@ from pages.common.threshold_chart import slider_value, threshold_chart
 
 PLOT_CONFIG = {"displaylogo": False}
 CONTROLS_ROOM = '<div style="height: 8rem"></div>'  # the threshold box's row and its caption, at 1400 px
+LOG_KEY = "hist_log"  # the log switch, drawn after the chart that reads it
 # button text and what it means: (short label, tooltip); {ref} is whose errors the percentile is taken over
 SUGGESTIONS = {"max_f1": ("Max F1", "the threshold with the highest F1 on these beats (uses their labels)"),
                "youden": ("Youden", "the threshold maximising Youden's J = normal recall + anomaly recall - 1 "
@@ -127,7 +128,7 @@ def _controls(t: float) -> None:
                             f"({plain(model.card.threshold_rule) or 'no rule recorded'})")
     st.caption(f"Max F1 and Youden are the best thresholds on these beats' labels; p{ev.percentile:g} is the "
                f"{ev.percentile:g}th percentile of the errors of {reference}; Model is the one stored with the model.")
-    log.toggle("Log", key="hist_log", help="logarithmic count axis for the histogram")
+    log.toggle("Log", key=LOG_KEY, help="logarithmic count axis for the histogram")
 
 
 def _cards(m, t: float, counts: flagged.FlagCounts) -> None:
@@ -196,7 +197,7 @@ def explorer() -> None:
         room.html(CONTROLS_ROOM)
     # the slider and its figure update in the browser at once; the value reaches this fragment when it rests
     threshold_chart(livechart.chart_data(caches.chart_base(ev, rng), t, revision=state.threshold_revision(),
-                                         log_y=bool(st.session_state.get("hist_log", False))),
+                                         log_y=bool(st.session_state.get(LOG_KEY, False))),
                     key="thr_chart", on_change=_from_chart)
     page.send_what_is_drawn()
     with room.container() if room is not None else controls:

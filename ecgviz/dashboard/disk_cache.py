@@ -178,6 +178,11 @@ def _shipped_start() -> dict | None:
         return None
 
 
+def forget_shipped_start() -> None:
+    """Read the shipped start-up file afresh next time (after it was rewritten)."""
+    _shipped_start.cache_clear()
+
+
 def _npy_bytes(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(a), allow_pickle=False)

@@ -24,7 +24,7 @@ def write_shipped_start(path: Path = SHIPPED_START) -> Path:
     np.savez(buf, allow_pickle=False, checkpoint=np.array(model.sha256), data=np.array(data.fingerprint),
              card=np.frombuffer(card_to_json(model.card), dtype=np.uint8), scores=scores)
     path.write_bytes(buf.getvalue())
-    disk_cache._shipped_start.cache_clear()
+    disk_cache.forget_shipped_start()
     return path
 
 
